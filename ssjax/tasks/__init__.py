@@ -1,0 +1,23 @@
+"""Tasks for ssjax: spike-raster data (SSBM ``.ras`` files, frozen Poisson inputs)."""
+
+from ssjax.tasks.raster import (
+    RasterError,
+    SpikeEvents,
+    events_to_raster,
+    frozen_poisson,
+    load_raster,
+    raster_to_events,
+    read_ras,
+    write_ras,
+)
+
+__all__ = [
+    "RasterError",
+    "SpikeEvents",
+    "events_to_raster",
+    "frozen_poisson",
+    "load_raster",
+    "raster_to_events",
+    "read_ras",
+    "write_ras",
+]

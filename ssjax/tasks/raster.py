@@ -1,0 +1,311 @@
+"""Spike rasters: the SSBM ``.ras`` text format, sparse events, dense time-major rasters.
+
+A ``.ras`` file holds one spike a line, ``time_in_seconds neuron_id`` (whitespace separated, integer
+ids); lines starting with ``#`` are comments and blank lines are ignored. The SSBM reference files
+have a time resolution of 0.1 ms. Dense rasters are time-major ``[T, N]`` spike counts on a grid of
+step ``dt`` seconds; a spike at time t lands in bin ``np.rint(t / dt)`` (round half to even), so
+times written on the grid read back into the same bin despite float error in ``t / dt``.
+
+Reference: SSBM benchmark suite, github.com/fzenke/ssbm (Zenke 2017, MIT); Zenke & Ganguli 2018,
+"SuperSpike", Neural Comput. 30(6):1514-1541.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = [
+    "RasterError",
+    "SpikeEvents",
+    "events_to_raster",
+    "frozen_poisson",
+    "load_raster",
+    "raster_to_events",
+    "read_ras",
+    "write_ras",
+]
+
+
+class RasterError(ValueError):
+    """Invalid raster data; the message names the file and, where relevant, the 1-based line."""
+
+
+@dataclasses.dataclass(frozen=True, eq=False)  # eq=False: element-wise array equality is ambiguous
+class SpikeEvents:
+    """Sparse spike list: spike k is neuron ``ids[k]`` at ``times[k]`` seconds.
+
+    Attributes:
+      times: float64 seconds, shape [K].
+      ids: int64 neuron indices, shape [K].
+    """
+
+    times: np.ndarray
+    ids: np.ndarray
+
+    def __post_init__(self):
+        times = np.asarray(self.times, dtype=np.float64).reshape(-1)
+        ids = np.asarray(self.ids)
+        if ids.size and not np.array_equal(ids, np.round(ids)):
+            raise ValueError("SpikeEvents ids must be integers")
+        ids = ids.astype(np.int64).reshape(-1)
+        if times.shape != ids.shape:
+            raise ValueError(f"times and ids differ in length: {times.size} vs {ids.size}")
+        object.__setattr__(self, "times", times)
+        object.__setattr__(self, "ids", ids)
+
+    def __len__(self) -> int:
+        return int(self.times.size)
+
+
+def _parse_lines(path, text: str):
+    times, ids, linenos = [], [], []
+    for lineno, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        where = f"{path}, line {lineno}"
+        fields = line.split()
+        if len(fields) != 2:
+            raise RasterError(
+                f"{where}: expected 2 fields 'time_s neuron_id', got {len(fields)}: {raw!r}"
+            )
+        try:
+            t = float(fields[0])
+        except ValueError:
+            raise RasterError(f"{where}: time {fields[0]!r} is not a number") from None
+        if not math.isfinite(t):
+            raise RasterError(f"{where}: time {fields[0]!r} is not finite")
+        if t < 0:
+            raise RasterError(f"{where}: negative time {t!r} s")
+        try:
+            i = int(fields[1])
+        except ValueError:
+            # Some tools write ids as floats ("3.0"); accept those only when integer-valued.
+            try:
+                f = float(fields[1])
+            except ValueError:
+                f = math.nan
+            if not (math.isfinite(f) and f.is_integer()):
+                raise RasterError(f"{where}: neuron id {fields[1]!r} is not an integer") from None
+            i = int(f)
+        times.append(t)
+        ids.append(i)
+        linenos.append(lineno)
+    return (
+        np.asarray(times, dtype=np.float64),
+        np.asarray(ids, dtype=np.int64),
+        np.asarray(linenos, dtype=np.int64),
+    )
+
+
+def read_ras(path, *, id_offset=0, on_out_of_range="error", n=None) -> SpikeEvents:
+    """Read a ``.ras`` file into SpikeEvents (file order kept).
+
+    Args:
+      path: file path.
+      id_offset: subtracted from every id; 1 reads 1-based files (e.g. the SSBM Oxford target).
+      on_out_of_range: "error" or "drop" (drop with a warning) for ids, after the offset, outside
+        [0, n) (or negative when n is None).
+      n: number of neurons, or None to check only that ids are >= 0.
+
+    Returns:
+      SpikeEvents with times in seconds, shape [K].
+
+    Raises:
+      RasterError: missing/unreadable file, malformed line, non-finite or negative time,
+        non-integer id, or (with "error") an out-of-range id; the message names the file and line.
+    """
+    if on_out_of_range not in ("error", "drop"):
+        raise ValueError(f"on_out_of_range must be 'error' or 'drop', got {on_out_of_range!r}")
+    if n is not None and (int(n) != n or n < 0):
+        raise ValueError(f"n must be a non-negative integer, got {n!r}")
+    path = os.fspath(path)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except OSError as exc:
+        raise RasterError(f"cannot read raster file {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise RasterError(f"{path}: not a UTF-8 text file ({exc.reason})") from exc
+    times, raw_ids, linenos = _parse_lines(path, text)
+    ids = raw_ids - int(id_offset)
+    bad = ids < 0 if n is None else (ids < 0) | (ids >= n)
+    if bad.any():
+        valid = f"[0, {n})" if n is not None else ">= 0"
+        if on_out_of_range == "drop":
+            warnings.warn(
+                f"{path}: dropped {int(bad.sum())} of {ids.size} spikes whose ids "
+                f"(after id_offset={id_offset}) lie outside {valid}",
+                stacklevel=2,
+            )
+            return SpikeEvents(times[~bad], ids[~bad])
+        k = int(np.argmax(bad))
+        shown = f"{ids[k]}" if id_offset == 0 else f"{ids[k]} (file id {raw_ids[k]} - {id_offset})"
+        msg = f"{path}, line {linenos[k]}: neuron id {shown} out of range {valid}"
+        if n is not None:
+            msg += f" for n={n}"
+            if ids.min() >= 1 and ids.max() == n:
+                msg += (
+                    f"; ids span {ids.min()}..{ids.max()}, which looks 1-based: "
+                    f"pass id_offset={id_offset + 1}"
+                )
+        msg += f" ({int(bad.sum())} such spikes; on_out_of_range='drop' discards them)"
+        raise RasterError(msg)
+    return SpikeEvents(times, ids)
+
+
+def _time_strings(times: np.ndarray) -> list[str]:
+    # Shortest digits that parse back to the identical float64, so reading is exact.
+    return [np.format_float_positional(t, unique=True, trim="0") for t in times]
+
+
+def write_ras(path, events_or_raster, *, dt=None, t0=0.0, header=None) -> None:
+    """Write spikes as a ``.ras`` file, lines sorted by time then id.
+
+    Args:
+      path: output file path.
+      events_or_raster: SpikeEvents, or a dense [T, N] raster of non-negative integer counts (a
+        count c writes c identical lines).
+      dt: bin width in seconds; required for a dense raster, not allowed with SpikeEvents.
+      t0: time in seconds of bin 0 of a dense raster.
+      header: optional text written first as ``#`` comment lines.
+
+    Event times are written with the shortest digits that round-trip float64 exactly; dense-raster
+    times are rounded to a few decimals beyond dt's when that keeps every bin, so
+    ``load_raster(path, N, dt)`` returns the raster exactly (for t0 = 0).
+    """
+    if isinstance(events_or_raster, SpikeEvents):
+        if dt is not None:
+            raise ValueError("dt applies only to a dense raster; SpikeEvents carry their times")
+        ev = events_or_raster
+        order = np.lexsort((ev.ids, ev.times))
+        times, ids = ev.times[order], ev.ids[order]
+    else:
+        if dt is None:
+            raise ValueError("dt (seconds) is required to write a dense [T, N] raster")
+        ev = raster_to_events(events_or_raster, dt, t0)
+        times, ids = ev.times, ev.ids  # already sorted by bin then id
+        decimals = max(0, math.ceil(-math.log10(dt))) + 3
+        rounded = np.round(times, decimals)
+        # Rounding makes the file readable (0.0003, not 0.00030000000000000003); keep it only
+        # if no spike changes bin.
+        if np.array_equal(np.rint(rounded / dt), np.rint(times / dt)):
+            times = rounded
+    if times.size and not (np.all(np.isfinite(times)) and times.min() >= 0):
+        raise ValueError("spike times must be finite and >= 0 to be written")
+    if ids.size and ids.min() < 0:
+        raise ValueError(f"neuron ids must be >= 0 to be written, got {ids.min()}")
+    lines = []
+    if header:
+        lines += [f"# {h}".rstrip() for h in str(header).splitlines()]
+    lines += [f"{t} {i}" for t, i in zip(_time_strings(times), ids.tolist(), strict=True)]
+    with open(os.fspath(path), "w", encoding="utf-8") as fh:
+        fh.write("\n".join(lines) + ("\n" if lines else ""))
+
+
+def events_to_raster(events, n, dt, duration=None, *, dtype=np.float32) -> np.ndarray:
+    """Bin SpikeEvents into a dense time-major raster of spike counts, shape [T, N].
+
+    Bin index is ``np.rint(t / dt)``. T = ``round(duration / dt)`` when duration (seconds) is
+    given, else last occupied bin + 1 (0 for no spikes). Spikes of one neuron that share a bin add
+    up, so entries are counts (cast to dtype).
+
+    Raises:
+      RasterError: an id outside [0, n), or (with duration) a spike whose bin is >= T.
+    """
+    if not dt > 0:
+        raise ValueError(f"dt must be > 0 seconds, got {dt!r}")
+    if int(n) != n or n < 0:
+        raise ValueError(f"n must be a non-negative integer, got {n!r}")
+    n = int(n)
+    bins = np.rint(events.times / dt).astype(np.int64)
+    ids = events.ids
+    if ids.size and (ids.min() < 0 or ids.max() >= n):
+        bad = ids[(ids < 0) | (ids >= n)]
+        raise RasterError(f"neuron id {bad[0]} out of range [0, {n}) ({bad.size} such spikes)")
+    if bins.size and bins.min() < 0:
+        raise RasterError(f"negative spike time {events.times.min()!r} s")
+    if duration is None:
+        T = int(bins.max()) + 1 if bins.size else 0
+    else:
+        if not duration > 0:
+            raise ValueError(f"duration must be > 0 seconds, got {duration!r}")
+        T = int(np.rint(duration / dt))
+        if bins.size and bins.max() >= T:
+            k = int(np.argmax(bins))
+            raise RasterError(
+                f"spike of neuron {ids[k]} at t={events.times[k]!r} s falls in bin {bins[k]}, "
+                f"beyond duration {duration!r} s ({T} bins of dt={dt!r} s)"
+            )
+    counts = np.bincount(bins * n + ids, minlength=T * n) if n else np.zeros(0, np.int64)
+    return counts.reshape(T, n).astype(dtype)
+
+
+def raster_to_events(raster, dt, t0=0.0) -> SpikeEvents:
+    """Inverse of events_to_raster: [T, N] counts -> SpikeEvents sorted by time then id.
+
+    Bin b maps to time ``t0 + b * dt`` seconds; a count c > 1 gives c repeated events.
+    """
+    if not dt > 0:
+        raise ValueError(f"dt must be > 0 seconds, got {dt!r}")
+    r = np.asarray(raster)
+    if r.ndim != 2:
+        raise ValueError(f"raster must be 2-D [T, N], got shape {r.shape}")
+    if r.size and (not np.array_equal(r, np.round(r)) or r.min() < 0):
+        raise ValueError("raster entries must be non-negative integer spike counts")
+    b, i = np.nonzero(r)
+    c = r[b, i].astype(np.int64)
+    b, i = np.repeat(b, c), np.repeat(i, c)
+    return SpikeEvents(t0 + b.astype(np.float64) * dt, i)
+
+
+def load_raster(path, n, dt, duration=None, *, dtype=np.float32, **read_kwargs) -> np.ndarray:
+    """Read a ``.ras`` file into a dense [T, N] count raster (read_ras, then events_to_raster).
+
+    ``read_kwargs`` go to read_ras (id_offset, on_out_of_range); n is passed to both.
+    """
+    events = read_ras(path, n=n, **read_kwargs)
+    try:
+        return events_to_raster(events, n, dt, duration, dtype=dtype)
+    except RasterError as exc:
+        raise RasterError(f"{os.fspath(path)}: {exc}") from None
+
+
+def frozen_poisson(key, n, rate_hz, duration, dt, *, dtype=jnp.float32) -> jax.Array:
+    """Frozen Poisson input: [T, N] of 0/1, each bin Bernoulli(rate_hz * dt), T = rint(duration/dt).
+
+    Args:
+      key: jax.random key; the only source of randomness (same key, same raster).
+      n: number of neurons N.
+      rate_hz: rate in Hz, scalar or shape [N].
+      duration: seconds (> 0).
+      dt: bin width in seconds (> 0).
+
+    The SSBM inputs are such rasters at ~5 Hz, drawn once and replayed (Zenke & Ganguli 2018).
+    """
+    if int(n) != n or n < 0:
+        raise ValueError(f"n must be a non-negative integer, got {n!r}")
+    if not dt > 0:
+        raise ValueError(f"dt must be > 0 seconds, got {dt!r}")
+    if not duration > 0:
+        raise ValueError(f"duration must be > 0 seconds, got {duration!r}")
+    rate = np.asarray(rate_hz, dtype=np.float64)
+    if rate.ndim not in (0, 1) or (rate.ndim == 1 and rate.shape != (n,)):
+        raise ValueError(f"rate_hz must be a scalar or shape [{n}], got shape {rate.shape}")
+    if not np.all(np.isfinite(rate) & (rate >= 0)):
+        raise ValueError(f"rate_hz must be finite and >= 0 Hz, got {rate_hz!r}")
+    p = rate * dt
+    if np.any(p > 1):
+        raise ValueError(f"rate_hz * dt must be <= 1 (a bin holds one spike), got {p.max()!r}")
+    T = int(np.rint(duration / dt))
+    if T < 1:
+        raise ValueError(f"duration {duration!r} s is shorter than half a bin (dt={dt!r} s)")
+    spikes = jax.random.bernoulli(key, jnp.asarray(p, jnp.float32), (T, int(n)))
+    return spikes.astype(dtype)
