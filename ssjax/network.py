@@ -167,6 +167,30 @@ def simulate(
     return NetState(tuple(layers), tuple(delays)), Record(tuple(spikes), tuple(us))
 
 
+def network_step(
+    net: Network, weights: Weights, state: NetState, s: Array
+) -> tuple[NetState, tuple, tuple, tuple]:
+    """Advance every layer by one step given input spikes ``s`` ``[*B, N_0]``.
+
+    Returns ``(state, spikes, u, arriving)``, each a tuple over layers: the layer's spikes and
+    membrane potentials ``[*B, N_l]``, and the (delayed) presynaptic spikes its synapses received
+    this step ``[*B, N_{l-1}]``.
+    """
+    layers, delays, spikes, us, arriving = [], [], [], [], []
+    for w, st, buf in zip(weights, state.layers, state.delay, strict=True):
+        if buf.shape[0]:
+            s_in, buf = buf[0], jnp.concatenate([buf[1:], s[None].astype(buf.dtype)])
+        else:
+            s_in = s
+        st, s, u = lif_step(net.neuron, st, input_currents(s_in, w))
+        layers.append(st)
+        delays.append(buf)
+        spikes.append(s)
+        us.append(u)
+        arriving.append(s_in)
+    return NetState(tuple(layers), tuple(delays)), tuple(spikes), tuple(us), tuple(arriving)
+
+
 def simulate_stepwise(
     net: Network, weights: Weights, inputs: Array, state: NetState | None = None
 ) -> tuple[NetState, Record]:
@@ -179,20 +203,20 @@ def simulate_stepwise(
         state = init_state(net, inputs.shape[1:-1], weights[0].dtype)
 
     def step(carry, s):
-        layers, delays, spikes, us = [], [], [], []
-        for w, st, buf in zip(weights, carry.layers, carry.delay, strict=True):
-            if buf.shape[0]:
-                s_in, buf = buf[0], jnp.concatenate([buf[1:], s[None].astype(buf.dtype)])
-            else:
-                s_in = s
-            st, s, u = lif_step(net.neuron, st, input_currents(s_in, w))
-            layers.append(st)
-            delays.append(buf)
-            spikes.append(s)
-            us.append(u)
-        return NetState(tuple(layers), tuple(delays)), Record(tuple(spikes), tuple(us))
+        carry, spikes, us, _ = network_step(net, weights, carry, s)
+        return carry, Record(spikes, us)
 
     return jax.lax.scan(step, state, inputs)
+
+
+def arriving_spikes(net: Network, state: NetState, inputs: Array, record: Record) -> tuple:
+    """Presynaptic spikes as the synapses of each layer received them (after the delay).
+
+    ``state`` is the network state *before* the block that produced ``record``; returns a tuple
+    of ``[T, *B, N_{l-1}]`` per layer (the same values :func:`network_step` reports).
+    """
+    pre = (inputs,) + tuple(record.spikes[:-1])
+    return tuple(delay_line(buf, s)[0] for buf, s in zip(state.delay, pre, strict=True))
 
 
 def _check_inputs(net: Network, weights: Weights, inputs: Array) -> None:

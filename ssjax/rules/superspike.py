@@ -1,0 +1,413 @@
+"""The SuperSpike three-factor rule: per-step reference form and exact blocked forms.
+
+For a synapse from presynaptic ``j`` to neuron ``i`` of any layer (SUPERSPIKE.md 2, 2.1):
+
+    x_ij[t]   = sigma'(U_i[t - d]) z_j[t - d]                 Hebbian term, optional delay d
+    lambda_ij = alpha * x_ij                                    eligibility trace
+    m_ij      = sum_{t in block} e_i[t] lambda_ij[t]
+              - rho w_ij sum_t z^het_i[t]^a (e_i[t]^2)          heterosynaptic regulariser
+    g_ij      = m_ij / K                                        once per block of K steps
+
+``z_j = epsilon * S_j`` is the presynaptic PSP trace, integrated exactly like the neuron
+(:func:`ssjax.neuron.psp_trace_step`), so that it *is* ``dU_i/dw_ij`` when the reset is ignored;
+``alpha`` is the unit-integral double exponential (``tau_rise`` 5 ms, ``tau_decay`` 10 ms) of
+:mod:`ssjax.filters`, also used for the error ``e = alpha * (S^ - S)`` of the output layer;
+hidden errors come from :mod:`ssjax.rules.feedback`. Traces and filters are never reset. The
+reference code filters with Euler traces of gain ``tau_rise``; ours samples ``alpha`` exactly, a
+constant factor that per-parameter learning rates (RMaxProp) cancel.
+
+Routes, all exact (they agree to float rounding, tested):
+
+- :func:`block_stepwise`: the reference code's integration, one step at a time, carrying the
+  per-synapse filter states ``(D, R)`` (``lambda = (D - R)/(tau_d - tau_r)``) and ``m``.
+- :func:`block_dense` (default): weights are fixed within a block, so by the adjoint of the
+  filter ``sum_t e[t] (alpha * x)[t] = sum_t x[t] (alpha^R * e)[t]``, and
+  ``m = z^T @ (sigma' (alpha^R * e))`` is one matrix product over the block; what earlier blocks
+  carry in enters through ``(D0, R0)`` as ``(D0 c_d - R0 c_r)/(tau_d - tau_r)`` with
+  ``c[i] = sum_t e_i[t] a^(t+1)``, and the new ``(D, R)`` are two more products.
+- :func:`block_event` : the PSP trace is itself a filtered spike train, so
+  ``z^T @ h = s^T @ (epsilon^T h)``: filter the per-neuron signal ``h`` backwards in time with the
+  transposed PSP filter and sum its values at the presynaptic spikes. Cost
+  ``O(K N_post + spikes x N_post)`` instead of ``O(K N_pre N_post)``. Spikes are gathered into a
+  fixed-capacity list; a block with more spikes than ``max_spikes`` falls back to the dense sum.
+
+Output layer = gradient: for the output layer, with ``reset_grad=False``, the same surrogate,
+no Hebbian delay, no regulariser, and a block that starts with zero traces (PSP, eligibility)
+and a network state that is treated as given, ``-g = grad_W L / t_b`` exactly, where ``L`` is
+the block's van Rossum loss of :func:`ssjax.rules.bptt.bptt_loss` and ``t_b = K dt``.
+
+Sign: :func:`superspike_grads` returns ``-g`` (optax descent convention), to be fed to the
+transformations of :mod:`ssjax.optim`.
+
+Reference: Zenke & Ganguli (2018), eqs. (9)-(12) and Methods; reference code
+fzenke/pub2018superspike (``SuperSpikeConnection``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from ssjax.filters import (
+    DoubleExpState,
+    decay_factor,
+    double_exp_filter,
+    double_exp_init,
+    double_exp_step,
+    exp_filter,
+)
+from ssjax.losses import filtered_error
+from ssjax.network import (
+    NetState,
+    Network,
+    Record,
+    arriving_spikes,
+    delay_line,
+    init_state,
+    network_step,
+    simulate,
+)
+from ssjax.neuron import psp_trace_step
+from ssjax.rules.feedback import check_feedback, layer_errors
+
+Array = jax.Array
+_HIGHEST = jax.lax.Precision.HIGHEST
+
+METHODS = ("dense", "event", "stepwise")
+
+
+@dataclasses.dataclass(frozen=True)
+class SuperSpikeConfig:
+    """Static settings of the SuperSpike rule (hashable).
+
+    feedback: ``symmetric``, ``random``, ``uniform`` or ``none``.
+    tau_rise, tau_decay: eligibility and error filter (s); 5 ms and 10 ms in the paper.
+    hebbian_delay: delay of the Hebbian term (s, multiple of dt); the reference code's 0.8 ms.
+    sigma_prime: ``surrogate`` (the neuron's surrogate derivative) or ``one`` (sigma' = 1).
+    het_rho, het_a, het_tau: heterosynaptic regulariser ``rho w z^a`` on ``het_layers``
+      (``hidden`` or ``all``); ``z`` jumps by 1 per spike and decays with ``het_tau`` (s).
+    het_error_dependent: the reference code's error-dependent variant, which multiplies the
+      regulariser by ``e_i^2`` (see :func:`_regulariser`).
+    method: ``dense`` (default), ``event`` or ``stepwise``.
+    max_spikes: presynaptic spikes per block and layer the ``event`` route holds (>= 1).
+    """
+
+    feedback: str = "symmetric"
+    tau_rise: float = 5e-3
+    tau_decay: float = 10e-3
+    hebbian_delay: float = 0.0
+    sigma_prime: str = "surrogate"
+    het_rho: float = 0.0
+    het_a: float = 4.0
+    het_tau: float = 0.1
+    het_error_dependent: bool = False
+    het_layers: str = "hidden"
+    method: str = "dense"
+    max_spikes: int = 4096
+
+    def __post_init__(self):
+        check_feedback(self.feedback)
+        if not 0 < self.tau_rise < self.tau_decay:
+            raise ValueError(
+                "SuperSpikeConfig.tau_rise and tau_decay need 0 < tau_rise < tau_decay, "
+                f"got {self.tau_rise}, {self.tau_decay}"
+            )
+        if not self.hebbian_delay >= 0:
+            raise ValueError(
+                f"SuperSpikeConfig.hebbian_delay must be >= 0 s, got {self.hebbian_delay}"
+            )
+        if self.sigma_prime not in ("surrogate", "one"):
+            raise ValueError(
+                "SuperSpikeConfig.sigma_prime must be 'surrogate' or 'one', "
+                f"got {self.sigma_prime!r}"
+            )
+        if not (self.het_rho >= 0 and math.isfinite(self.het_rho)):
+            raise ValueError(f"SuperSpikeConfig.het_rho must be >= 0, got {self.het_rho}")
+        if not self.het_a >= 0:
+            raise ValueError(f"SuperSpikeConfig.het_a must be >= 0, got {self.het_a}")
+        if not self.het_tau > 0:
+            raise ValueError(f"SuperSpikeConfig.het_tau must be > 0 s, got {self.het_tau}")
+        if self.het_layers not in ("hidden", "all"):
+            raise ValueError(
+                f"SuperSpikeConfig.het_layers must be 'hidden' or 'all', got {self.het_layers!r}"
+            )
+        if self.method not in METHODS:
+            raise ValueError(
+                f"SuperSpikeConfig.method must be one of {METHODS}, got {self.method!r}"
+            )
+        if not (isinstance(self.max_spikes, int) and self.max_spikes >= 1):
+            raise ValueError(
+                f"SuperSpikeConfig.max_spikes must be an int >= 1, got {self.max_spikes}"
+            )
+
+    def delay_steps(self, dt: float) -> int:
+        """Hebbian delay in steps; ValueError if it is not a multiple of ``dt``."""
+        d = self.hebbian_delay / dt
+        if abs(d - round(d)) > 1e-6:
+            raise ValueError(
+                f"SuperSpikeConfig.hebbian_delay must be a multiple of dt = {dt} s, "
+                f"got {self.hebbian_delay}"
+            )
+        return int(round(d))
+
+
+class LayerTraces(NamedTuple):
+    """Rule state of one layer, carried across blocks (never reset).
+
+    psp: ``(z_syn, z_mem)`` ``[N_pre]`` presynaptic PSP trace (of the Hebbian-delayed spikes).
+    elig: ``DoubleExpState`` ``[N_pre, N_post]``, the per-synapse eligibility filter.
+    sig_buf, spk_buf: ``[d, N_post]`` and ``[d, N_pre]`` Hebbian-delay lines.
+    het: ``[N_post]`` postsynaptic activity trace of the regulariser.
+    """
+
+    psp: tuple
+    elig: DoubleExpState
+    sig_buf: Array
+    spk_buf: Array
+    het: Array
+
+
+class RuleState(NamedTuple):
+    """Everything an online learner carries across blocks besides weights and optimiser:
+    the network state, the output-error filter ``[N_out]`` and per-layer traces."""
+
+    net: NetState
+    err: DoubleExpState
+    layers: tuple
+
+
+def init_rule_state(net: Network, cfg: SuperSpikeConfig, dtype=jnp.float32) -> RuleState:
+    """Resting network, zero filters and traces, for one sample (no batch axis)."""
+    d = cfg.delay_steps(net.neuron.dt)
+    layers = []
+    for n_pre, n_post in zip(net.sizes[:-1], net.sizes[1:], strict=True):
+        layers.append(
+            LayerTraces(
+                psp=(jnp.zeros(n_pre, dtype), jnp.zeros(n_pre, dtype)),
+                elig=double_exp_init((n_pre, n_post), dtype),
+                sig_buf=jnp.zeros((d, n_post), dtype),
+                spk_buf=jnp.zeros((d, n_pre), dtype),
+                het=jnp.zeros(n_post, dtype),
+            )
+        )
+    return RuleState(
+        init_state(net, (), dtype), double_exp_init((net.sizes[-1],), dtype), tuple(layers)
+    )
+
+
+class BlockAux(NamedTuple):
+    """Side results of one block: the record of the simulation and the errors per layer."""
+
+    record: object
+    errors: tuple
+
+
+def _sigma_prime(net: Network, cfg: SuperSpikeConfig, u: Array) -> Array:
+    if cfg.sigma_prime == "one":
+        return jnp.ones_like(u)
+    return net.neuron.surrogate.grad(u - net.neuron.theta)
+
+
+def _regularised(cfg: SuperSpikeConfig, layer: int, n_layers: int) -> bool:
+    hidden = layer < n_layers - 1
+    return cfg.het_rho > 0 and (hidden or cfg.het_layers == "all")
+
+
+def _regulariser(cfg: SuperSpikeConfig, w: Array, z: Array, e: Array) -> Array:
+    """``rho w_ij sum_t z_i[t]^a (e_i[t]^2)``: the term subtracted from ``m`` (``[N_pre, N_post]``).
+
+    ``z``, ``e``: ``[K, N_post]``. The error-dependent variant multiplies by ``e_i^2`` (reference
+    code: ``(lambda - rho w z^a e) e``).
+    """
+    za = z**cfg.het_a
+    if cfg.het_error_dependent:
+        za = za * e * e
+    return cfg.het_rho * w * jnp.sum(za, axis=0)[None, :]
+
+
+def _finish(m: Array, k: int, train: bool) -> Array:
+    """Optax-sign gradient ``-m / K``; zeros for a frozen layer."""
+    return -m / k if train else jnp.zeros_like(m)
+
+
+def block_stepwise(net, cfg, weights, feedback, inputs, targets, state: RuleState):
+    """Reference form: every synapse's filters advanced every step (SUPERSPIKE.md 2.1).
+
+    Args:
+      net, cfg: static network and rule settings.
+      weights: per-layer ``[N_pre, N_post]`` (V), fixed within the block.
+      feedback: matrices of :func:`ssjax.rules.feedback.init_feedback`.
+      inputs: ``[K, N_in]``; targets: ``[K, N_out]`` (one sample, time-major).
+      state: ``RuleState`` carried in.
+
+    Returns:
+      ``(grads, state, BlockAux)``; ``grads`` in the optax sign, shaped like ``weights``.
+    """
+    dt, n_layers = net.neuron.dt, net.n_layers
+    a_h = decay_factor(cfg.het_tau, dt)
+
+    def step(carry, xs):
+        rs, ms = carry
+        s_in, target = xs
+        net_state, spikes, us, arriving = network_step(net, weights, rs.net, s_in)
+        err, e_out = double_exp_step(rs.err, target - spikes[-1], cfg.tau_rise, cfg.tau_decay, dt)
+        errs = layer_errors(e_out, weights, feedback, cfg.feedback)
+        layers, new_ms = [], []
+        for l, (tr, m) in enumerate(zip(rs.layers, ms, strict=True)):
+            sig = _sigma_prime(net, cfg, us[l])
+            sig_d, sig_buf = delay_line(tr.sig_buf, sig[None])
+            spk_d, spk_buf = delay_line(tr.spk_buf, arriving[l][None])
+            psp, z = psp_trace_step(net.neuron, tr.psp, spk_d[0])
+            elig, lam = double_exp_step(
+                tr.elig, z[:, None] * sig_d[0][None, :], cfg.tau_rise, cfg.tau_decay, dt
+            )
+            m = m + lam * errs[l][None, :]
+            het = a_h * tr.het + spikes[l]
+            if _regularised(cfg, l, n_layers):
+                m = m - _regulariser(cfg, weights[l], het[None], errs[l][None])
+            layers.append(LayerTraces(psp, elig, sig_buf, spk_buf, het))
+            new_ms.append(m)
+        out = (spikes, us, errs)
+        return (RuleState(net_state, err, tuple(layers)), tuple(new_ms)), out
+
+    m0 = tuple(jnp.zeros_like(w) for w in weights)
+    (state, ms), (spikes, us, errs) = jax.lax.scan(step, (state, m0), (inputs, targets))
+    k = inputs.shape[0]
+    grads = tuple(_finish(m, k, _trains(cfg, l, n_layers)) for l, m in enumerate(ms))
+    return grads, state, BlockAux(Record(spikes, us), errs)
+
+
+def _trains(cfg: SuperSpikeConfig, layer: int, n_layers: int) -> bool:
+    return cfg.feedback != "none" or layer == n_layers - 1
+
+
+def _psp_filter(params, s: Array, psp0: tuple) -> tuple[Array, tuple]:
+    """PSP trace ``z`` ``[K, C]`` of spikes ``s`` ``[K, C]`` from ``psp0``, and the final state."""
+
+    def step(tr, st):
+        return psp_trace_step(params, tr, st)
+
+    psp, z = jax.lax.scan(step, psp0, s)
+    return z, psp
+
+
+def _block_common(net, cfg, weights, feedback, inputs, targets, state: RuleState):
+    """Simulate the block and compute everything the dense and event routes share."""
+    dt = net.neuron.dt
+    net_state, rec = simulate(net, weights, inputs, state.net)
+    e_out, err = filtered_error(
+        targets,
+        rec.spikes[-1],
+        dt,
+        tau_rise=cfg.tau_rise,
+        tau_decay=cfg.tau_decay,
+        state=state.err,
+    )
+    errs = layer_errors(e_out, weights, feedback, cfg.feedback)
+    arriving = arriving_spikes(net, state.net, inputs, rec)
+    return net_state, err, rec, errs, arriving
+
+
+def _layer_update(net, cfg, l, w, tr: LayerTraces, u, s_pre, s_post, e, *, event: bool):
+    """``(m, new LayerTraces)`` of one layer over a block, dense or event-driven."""
+    dt, k = net.neuron.dt, u.shape[0]
+    a_r, a_d = decay_factor(cfg.tau_rise, dt), decay_factor(cfg.tau_decay, dt)
+    span = 1.0 / (cfg.tau_decay - cfg.tau_rise)
+    sig_d, sig_buf = delay_line(tr.sig_buf, _sigma_prime(net, cfg, u))
+    spk_d, spk_buf = delay_line(tr.spk_buf, s_pre)
+    e_rev, _ = double_exp_filter(e, cfg.tau_rise, cfg.tau_decay, dt, reverse=True)
+    # lag[t] = K-1-t: weights of step t in the eligibility state at the block's end
+    lag = jnp.arange(k - 1, -1, -1, dtype=u.dtype)[:, None]
+    pow_d, pow_r = jnp.exp(lag * math.log(a_d)), jnp.exp(lag * math.log(a_r))
+    # post-side signals: h for m, and the end-of-block eligibility weights
+    post = jnp.concatenate([e_rev * sig_d, sig_d * pow_d, sig_d * pow_r], axis=1)
+    if event:
+        pre_post, psp = _event_products(net, cfg, spk_d, tr.psp, post)
+    else:
+        z, psp = _psp_filter(net.neuron, spk_d, tr.psp)
+        pre_post = jnp.matmul(z.T, post, precision=_HIGHEST)
+    n_post = u.shape[1]
+    m_new, d_new, r_new = (pre_post[:, i * n_post : (i + 1) * n_post] for i in range(3))
+    # contribution of the eligibility carried in: lambda gets (D0 a_d^(t+1) - R0 a_r^(t+1)) span
+    c_d = jnp.sum(e * (a_d * pow_d[::-1]), axis=0)
+    c_r = jnp.sum(e * (a_r * pow_r[::-1]), axis=0)
+    m = m_new + span * (tr.elig.decay * c_d[None, :] - tr.elig.rise * c_r[None, :])
+    elig = DoubleExpState(
+        rise=tr.elig.rise * (a_r**k) + r_new, decay=tr.elig.decay * (a_d**k) + d_new
+    )
+    z_het, het = exp_filter(s_post, cfg.het_tau, dt, state=tr.het)
+    if _regularised(cfg, l, net.n_layers):
+        m = m - _regulariser(cfg, w, z_het, e)
+    return m, LayerTraces(psp, elig, sig_buf, spk_buf, het)
+
+
+def _event_products(net, cfg, spikes: Array, psp0: tuple, post: Array):
+    """``z^T @ post`` via the transposed PSP filter and a sum over presynaptic spike events.
+
+    ``spikes``: ``[K, N_pre]``; ``post``: ``[K, P]``. Returns ``([N_pre, P], final psp state)``.
+    """
+    k, n_pre = spikes.shape
+    zero_state = (jnp.zeros(post.shape[1], post.dtype), jnp.zeros(post.shape[1], post.dtype))
+    # the PSP filter is linear in (spikes, initial state): its transpose maps post-side signals
+    # to their values "seen" by a spike at each step and by the carried state
+    filt = jax.linear_transpose(
+        lambda s, st: _psp_filter(net.neuron, s, st)[0], jnp.zeros_like(post), zero_state
+    )
+    h_spk, (h_syn0, h_mem0) = filt(post)
+    carried = psp0[0][:, None] * h_syn0[None, :] + psp0[1][:, None] * h_mem0[None, :]
+    _, psp = _psp_filter(net.neuron, spikes, psp0)  # only the final state is needed
+    n_spikes = jnp.sum(spikes > 0)
+    cap = min(cfg.max_spikes, k * n_pre)
+
+    def sparse(_):
+        t_idx, j_idx = jnp.nonzero(spikes, size=cap, fill_value=0)
+        vals = h_spk[t_idx] * spikes[t_idx, j_idx][:, None]  # padding rows pick count 0 or real
+        valid = (jnp.arange(cap) < n_spikes)[:, None]
+        return jax.ops.segment_sum(jnp.where(valid, vals, 0.0), j_idx, num_segments=n_pre)
+
+    def dense(_):
+        return jnp.matmul(spikes.T, h_spk, precision=_HIGHEST)
+
+    summed = jax.lax.cond(n_spikes <= cap, sparse, dense, None)
+    return summed + carried, psp
+
+
+def block_blocked(net, cfg, weights, feedback, inputs, targets, state: RuleState, *, event=False):
+    """Exact blocked form (dense matrix products, or event-driven with ``event=True``).
+
+    Same arguments and results as :func:`block_stepwise`.
+    """
+    net_state, err, rec, errs, arriving = _block_common(
+        net, cfg, weights, feedback, inputs, targets, state
+    )
+    k, n_layers = inputs.shape[0], net.n_layers
+    grads, layers = [], []
+    for l, tr in enumerate(state.layers):
+        m, tr = _layer_update(
+            net,
+            cfg,
+            l,
+            weights[l],
+            tr,
+            rec.u[l],
+            arriving[l],
+            rec.spikes[l],
+            errs[l],
+            event=event,
+        )
+        grads.append(_finish(m, k, _trains(cfg, l, n_layers)))
+        layers.append(tr)
+    return tuple(grads), RuleState(net_state, err, tuple(layers)), BlockAux(rec, errs)
+
+
+def superspike_grads(net, cfg, weights, feedback, inputs, targets, state: RuleState):
+    """SuperSpike updates of one block by ``cfg.method``; ``(grads, state, aux)`` (optax sign)."""
+    if cfg.method == "stepwise":
+        return block_stepwise(net, cfg, weights, feedback, inputs, targets, state)
+    return block_blocked(
+        net, cfg, weights, feedback, inputs, targets, state, event=cfg.method == "event"
+    )
