@@ -1,0 +1,266 @@
+"""Continuous online training: one jitted block update, runs of many blocks as one ``lax.scan``.
+
+The network is driven by a frozen pattern (inputs ``[P, N_in]``, targets ``[P, N_out]``)
+replayed in a loop without reset (SUPERSPIKE.md 1, 2.1). Every block of ``K`` steps
+(``t_b = K dt``, 0.5 s in the paper, independent of the pattern period ``P``) the rule produces
+an update from what the block saw, the learning-rate rule turns it into a weight change, and the
+weights are clipped. Network state, traces, filters and the optimiser state are carried across
+blocks in a :class:`TrainState`, so a run can be cut into segments (for logs or checkpoints)
+without changing its result.
+
+The same trainer runs SuperSpike (any feedback; :mod:`ssjax.rules.superspike`) and BPTT of each
+block (:mod:`ssjax.rules.bptt`, the block's loss with the carried state as a constant).
+
+Metrics are produced per block and split by pattern period (a block may straddle periods), so
+that :func:`per_period` can reassemble exact per-period van Rossum distances and firing rates.
+
+Reference: Zenke & Ganguli (2018), Methods; reference code fzenke/pub2018superspike.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from ssjax.filters import alpha_sq_sum
+from ssjax.losses import moving_average_cost
+from ssjax.network import Network, init_weights
+from ssjax.optim import clip_weights, make_optimizer
+from ssjax.rules.bptt import bptt_grad
+from ssjax.rules.feedback import init_feedback
+from ssjax.rules.superspike import RuleState, SuperSpikeConfig, init_rule_state, superspike_grads
+
+Array = jax.Array
+
+RULES = ("superspike", "bptt")
+
+
+@dataclasses.dataclass(frozen=True)
+class Trainer:
+    """Static description of an online training run (hashable; a jit static argument).
+
+    net: the network; rule: ``superspike`` or ``bptt``; superspike: rule settings (its
+    ``feedback`` also names the feedback matrices drawn for the run).
+    optimizer, r0, tau_rms, eps: learning-rate rule of :mod:`ssjax.optim`.
+    burn_in: seconds without weight changes at the start (v accumulates); drops: ``((t, f),)``
+    multiply the rate by ``f`` from time ``t`` (s). block_steps: ``K`` (5000 = 0.5 s at 0.1 ms).
+    ema_tau: time constant (s) of the reference code's moving-average cost.
+    record_output: also return each block's output spikes, bit-packed along time
+      (``BlockMetrics.out_bits`` ``[ceil(K/8), N_out]`` uint8; unpack with :func:`unpack_output`).
+    """
+
+    net: Network
+    rule: str = "superspike"
+    superspike: SuperSpikeConfig = dataclasses.field(default_factory=SuperSpikeConfig)
+    optimizer: str = "rmaxprop"
+    r0: float = 1e-3
+    tau_rms: float = 30.0
+    eps: float = 1e-12
+    burn_in: float = 0.0
+    drops: tuple = ()
+    block_steps: int = 5000
+    ema_tau: float = 10.0
+    record_output: bool = False
+
+    def __post_init__(self):
+        if self.rule not in RULES:
+            raise ValueError(f"Trainer.rule must be one of {RULES}, got {self.rule!r}")
+        if not (isinstance(self.block_steps, int) and self.block_steps >= 1):
+            raise ValueError(f"Trainer.block_steps must be an int >= 1, got {self.block_steps}")
+        object.__setattr__(self, "drops", tuple(tuple(d) for d in self.drops))
+        self.make_optimizer()  # validates the optimiser settings now, before any tracing
+
+    @property
+    def t_b(self) -> float:
+        """Block length in seconds."""
+        return self.block_steps * self.net.neuron.dt
+
+    def make_optimizer(self) -> optax.GradientTransformation:
+        """The learning-rate rule with burn-in and drops converted from seconds to blocks."""
+        blocks = [(int(round(t / self.t_b)), f) for t, f in self.drops]
+        return make_optimizer(
+            self.optimizer,
+            self.r0,
+            tau_rms=self.tau_rms,
+            t_b=self.t_b,
+            eps=self.eps,
+            burn_in_blocks=int(round(self.burn_in / self.t_b)),
+            drops=blocks,
+        )
+
+
+class TrainState(NamedTuple):
+    """Everything a run carries: weights, optimiser, rule state (network, error filter, traces),
+    feedback matrices, the run key, the block counter and the position in the looped pattern."""
+
+    weights: tuple
+    opt_state: optax.OptState
+    rule: RuleState
+    feedback: tuple
+    key: Array
+    block: Array
+    pos: Array
+    ema: Array
+
+
+class BlockMetrics(NamedTuple):
+    """Per block; ``*_seg`` arrays are split by pattern period: segment ``s`` belongs to period
+    ``period0 + s``. ``sq_err_seg`` is the van Rossum distance accumulated per output."""
+
+    period0: Array
+    steps_seg: Array
+    sq_err_seg: Array
+    spikes_seg: tuple
+    ema: Array
+    weight_norm: Array
+    update_norm: Array
+    finite: Array
+    out_bits: Array
+
+
+def init_train_state(trainer: Trainer, key: Array, dtype=jnp.float32) -> TrainState:
+    """Fresh state of one run: weights and feedback drawn from ``key`` (one seed)."""
+    k_w, k_fb, k_run = jax.random.split(key, 3)
+    net = trainer.net
+    weights = init_weights(net, k_w, dtype)
+    feedback = init_feedback(k_fb, net, trainer.superspike.feedback, dtype)
+    return TrainState(
+        weights=weights,
+        opt_state=trainer.make_optimizer().init(weights),
+        rule=init_rule_state(net, trainer.superspike, dtype),
+        feedback=feedback,
+        key=k_run,
+        block=jnp.zeros((), jnp.int32),
+        pos=jnp.zeros((), jnp.int32),
+        ema=jnp.zeros((), dtype),
+    )
+
+
+def _n_segments(block_steps: int, period_steps: int) -> int:
+    return block_steps // period_steps + 2
+
+
+def block_step(trainer: Trainer, pattern_in: Array, pattern_tgt: Array, state: TrainState):
+    """One block: gather the looped pattern, compute the rule's update, apply it.
+
+    Args:
+      pattern_in: ``[P, N_in]``; pattern_tgt: ``[P, N_out]`` (one period, replayed).
+
+    Returns:
+      ``(state, BlockMetrics)``.
+    """
+    net, k = trainer.net, trainer.block_steps
+    period = pattern_in.shape[0]
+    dt = net.neuron.dt
+    idx = (state.pos + jnp.arange(k)) % period
+    x, y = pattern_in[idx], pattern_tgt[idx]
+    if trainer.rule == "superspike":
+        grads, rule, aux = superspike_grads(
+            net, trainer.superspike, state.weights, state.feedback, x, y, state.rule
+        )
+        spikes, e_out = aux.record.spikes, aux.errors[-1]
+    else:
+        grads, aux = bptt_grad(net, state.weights, x, y, state.rule.net, state.rule.err)
+        rule = state.rule._replace(net=aux.state, err=aux.err_state)
+        spikes, e_out = aux.record.spikes, aux.error
+    opt = trainer.make_optimizer()
+    updates, opt_state = opt.update(grads, state.opt_state, state.weights)
+    weights = clip_weights(optax.apply_updates(state.weights, updates), net.w_min, net.w_max)
+
+    # split the block's steps by pattern period
+    n_seg = _n_segments(k, period)
+    period0 = state.pos // period
+    seg = (state.pos + jnp.arange(k)) // period - period0
+    norm = alpha_sq_sum(trainer.superspike.tau_rise, trainer.superspike.tau_decay, dt)
+    sq = e_out * e_out * (dt / norm)
+    ema = moving_average_cost(e_out, dt, tau=trainer.ema_tau, state=state.ema)
+    metrics = BlockMetrics(
+        period0=period0,
+        steps_seg=jax.ops.segment_sum(jnp.ones(k, jnp.int32), seg, n_seg),
+        sq_err_seg=jax.ops.segment_sum(sq, seg, n_seg),
+        spikes_seg=tuple(jax.ops.segment_sum(jnp.sum(s, -1), seg, n_seg) for s in spikes),
+        ema=ema / norm,
+        weight_norm=jnp.stack([jnp.linalg.norm(w) for w in weights]),
+        update_norm=jnp.stack([jnp.linalg.norm(u) for u in updates]),
+        finite=jnp.all(jnp.stack([jnp.all(jnp.isfinite(w)) for w in weights])),
+        out_bits=(
+            jnp.packbits(spikes[-1] > 0, axis=0) if trainer.record_output else jnp.zeros((0,))
+        ),
+    )
+    new = TrainState(
+        weights=weights,
+        opt_state=opt_state,
+        rule=rule,
+        feedback=state.feedback,
+        key=state.key,
+        block=state.block + 1,
+        pos=state.pos + k,
+        ema=ema,
+    )
+    return new, metrics
+
+
+def run_blocks(trainer: Trainer, pattern_in, pattern_tgt, state: TrainState, n_blocks: int):
+    """``n_blocks`` consecutive blocks as one ``lax.scan``; ``(state, stacked BlockMetrics)``.
+
+    Jit it with ``trainer`` and ``n_blocks`` static, and ``vmap`` it over seeds.
+    """
+
+    def body(st, _):
+        return block_step(trainer, pattern_in, pattern_tgt, st)
+
+    return jax.lax.scan(body, state, None, length=n_blocks)
+
+
+run_blocks_jit = jax.jit(run_blocks, static_argnums=(0, 4))
+
+
+def unpack_output(out_bits, block_steps: int) -> np.ndarray:
+    """Output spikes ``[..., K, N_out]`` (0/1 uint8) from ``BlockMetrics.out_bits``."""
+    bits = np.asarray(out_bits)
+    return np.unpackbits(bits, axis=-2, count=block_steps)
+
+
+class PeriodMetrics(NamedTuple):
+    """Per complete pattern period (numpy): ``van_rossum`` ``[n, N_out]``, ``rate_hz`` per layer
+    ``[n]``, and the index of each period."""
+
+    period: np.ndarray
+    van_rossum: np.ndarray
+    rate_hz: tuple
+
+
+def per_period(metrics: BlockMetrics, sizes, period_steps: int, dt: float) -> PeriodMetrics:
+    """Reassemble per-period numbers from the per-block segments (host side, numpy).
+
+    ``metrics`` is stacked over blocks (leading axis; no seed axis). Only periods whose steps all
+    lie in ``metrics`` are returned.
+    """
+    p0 = np.asarray(metrics.period0)
+    n_blocks, n_seg = np.asarray(metrics.steps_seg).shape
+    pid = (p0[:, None] + np.arange(n_seg)[None, :]).ravel()
+    n_per = int(pid.max()) + 1
+    steps = np.zeros(n_per, np.int64)
+    np.add.at(steps, pid, np.asarray(metrics.steps_seg).ravel())
+    sq = np.asarray(metrics.sq_err_seg, np.float64)
+    vr = np.zeros((n_per, sq.shape[-1]))
+    np.add.at(vr, pid, sq.reshape(-1, sq.shape[-1]))
+    rates = []
+    for sp in metrics.spikes_seg:
+        acc = np.zeros(n_per)
+        np.add.at(acc, pid, np.asarray(sp, np.float64).ravel())
+        rates.append(acc)
+    full = np.nonzero(steps == period_steps)[0]
+    full = full[full >= p0.min()]
+    return PeriodMetrics(
+        period=full,
+        van_rossum=vr[full],
+        rate_hz=tuple(
+            r[full] / (n * period_steps * dt) for n, r in zip(sizes[1:], rates, strict=True)
+        ),
+    )

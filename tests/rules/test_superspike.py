@@ -1,0 +1,225 @@
+"""SuperSpike: per-step reference vs exact blocked (dense, event) forms; output = gradient."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ssjax.network import Network, init_weights
+from ssjax.neuron import LIFParams
+from ssjax.rules.bptt import bptt_grad
+from ssjax.rules.feedback import init_feedback, layer_errors
+from ssjax.rules.superspike import (
+    SuperSpikeConfig,
+    block_blocked,
+    block_stepwise,
+    init_rule_state,
+    superspike_grads,
+)
+from ssjax.tasks.raster import frozen_poisson
+
+_stepwise = jax.jit(block_stepwise, static_argnums=(0, 1))
+_dense = jax.jit(block_blocked, static_argnums=(0, 1))
+_event = jax.jit(lambda *a: block_blocked(*a, event=True), static_argnums=(0, 1))
+
+
+def _cos(a, b):
+    a, b = np.ravel(a), np.ravel(b)
+    return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
+
+
+def _blocks(n, n_in, n_out, dtype, k=2000, seed=10):
+    for b in range(n):
+        x = frozen_poisson(jax.random.PRNGKey(seed + b), n_in, 30.0, k * 1e-4, 1e-4, dtype=dtype)
+        y = frozen_poisson(
+            jax.random.PRNGKey(seed + 100 + b), n_out, 10.0, k * 1e-4, 1e-4, dtype=dtype
+        )
+        yield x, y
+
+
+CASES = [
+    # sizes, axonal delay, Hebbian delay, feedback, regulariser
+    ((40, 6, 3), 0.0, 0.0, "symmetric", {}),
+    ((40, 6, 3), 8e-4, 8e-4, "random", {"het_rho": 1.0}),
+    ((40, 6, 3), 0.0, 5e-4, "uniform", {"het_rho": 0.5, "het_error_dependent": True}),
+    ((30, 5, 4, 2), 3e-4, 0.0, "symmetric", {"het_rho": 1.0, "het_layers": "all"}),
+]
+
+
+@pytest.mark.parametrize("x64", [False, True])
+@pytest.mark.parametrize("sizes,delay,hdelay,feedback,het", CASES)
+def test_stepwise_dense_event_agree_over_consecutive_blocks(
+    sizes, delay, hdelay, feedback, het, x64
+):
+    with jax.enable_x64(x64):
+        dtype = jnp.float64 if x64 else jnp.float32
+        net = Network(sizes, LIFParams(delay=delay))
+        cfg = SuperSpikeConfig(feedback=feedback, hebbian_delay=hdelay, max_spikes=64, **het)
+        w = tuple(4 * a for a in init_weights(net, jax.random.PRNGKey(0), dtype))
+        fb = init_feedback(jax.random.PRNGKey(1), net, feedback, dtype)
+        s_a = s_b = s_c = init_rule_state(net, cfg, dtype)
+        tol = 1e-12 if x64 else 2e-5
+        for x, y in _blocks(3, sizes[0], sizes[-1], dtype):
+            g_a, s_a, aux = _stepwise(net, cfg, w, fb, x, y, s_a)
+            g_b, s_b, _ = _dense(net, cfg, w, fb, x, y, s_b)
+            g_c, s_c, _ = _event(net, cfg, w, fb, x, y, s_c)
+            assert all(float(s.sum()) > 0 for s in aux.record.spikes)  # every layer active
+            for l in range(net.n_layers):
+                scale = float(jnp.abs(g_a[l]).max())
+                assert scale > 0
+                np.testing.assert_allclose(g_b[l], g_a[l], rtol=0, atol=tol * scale)
+                np.testing.assert_allclose(g_c[l], g_b[l], rtol=0, atol=tol * scale)
+            # carried states agree too (eligibility filters, traces, network)
+            jax.tree.map(
+                lambda p, q: np.testing.assert_allclose(p, q, rtol=tol, atol=tol * 1e-3), s_a, s_b
+            )
+
+
+def test_event_route_sparse_and_fallback_branches_match_dense():
+    net = Network((60, 8, 2))
+    w = tuple(4 * a for a in init_weights(net, jax.random.PRNGKey(2)))
+    x, y = next(_blocks(1, 60, 2, jnp.float32))
+    n_in_spikes = int(x.sum())
+    st = init_rule_state(net, SuperSpikeConfig())
+    g_ref, _, _ = _dense(net, SuperSpikeConfig(), w, (), x, y, st)
+    for cap in (n_in_spikes // 4, n_in_spikes + 10):  # overflow -> dense fallback; fits -> sparse
+        g, _, _ = _event(net, SuperSpikeConfig(max_spikes=cap), w, (), x, y, st)
+        for l in range(2):
+            np.testing.assert_allclose(g[l], g_ref[l], atol=2e-5 * float(jnp.abs(g_ref[l]).max()))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_output_layer_update_equals_bptt_gradient(seed):
+    """Conditions: reset not differentiated, same surrogate, no Hebbian delay, no regulariser,
+    zero traces at the block start. Then -g = dL/dW / t_b exactly for the output layer."""
+    net = Network((50, 7, 3))
+    k1, k2, k3 = jax.random.split(jax.random.PRNGKey(seed), 3)
+    w = tuple(3 * a for a in init_weights(net, k1))
+    x = frozen_poisson(k2, 50, 30.0, 0.5, 1e-4)
+    y = frozen_poisson(k3, 3, 10.0, 0.5, 1e-4)
+    cfg = SuperSpikeConfig()
+    g, _, aux = _dense(net, cfg, w, (), x, y, init_rule_state(net, cfg))
+    gb, _ = bptt_grad(net, w, x, y)
+    assert float(aux.record.spikes[-1].sum()) > 0
+    assert _cos(g[-1], gb[-1]) > 0.9999
+    np.testing.assert_allclose(
+        float(jnp.linalg.norm(gb[-1]) / jnp.linalg.norm(g[-1])), 0.5, rtol=1e-4
+    )
+    # negative control: a hidden layer is *not* the gradient (no sigma' of the layer above)
+    assert _cos(g[0], gb[0]) < 0.9999
+
+
+def test_output_equivalence_breaks_with_hebbian_delay():
+    """Negative control: a Hebbian delay violates the conditions of the equivalence."""
+    net = Network((50, 3))
+    w = tuple(3 * a for a in init_weights(net, jax.random.PRNGKey(3)))
+    x, y = next(_blocks(1, 50, 3, jnp.float32, k=5000))
+    cfg = SuperSpikeConfig(hebbian_delay=2e-3)
+    g, _, _ = _dense(net, cfg, w, (), x, y, init_rule_state(net, cfg))
+    gb, _ = bptt_grad(net, w, x, y)
+    assert _cos(g[0], gb[0]) < 0.999
+
+
+def test_feedback_none_freezes_hidden_layers():
+    net = Network((40, 6, 3))
+    w = tuple(4 * a for a in init_weights(net, jax.random.PRNGKey(4)))
+    x, y = next(_blocks(1, 40, 3, jnp.float32))
+    cfg = SuperSpikeConfig(feedback="none")
+    g, _, _ = _dense(net, cfg, w, (), x, y, init_rule_state(net, cfg))
+    assert float(jnp.abs(g[0]).max()) == 0.0 and float(jnp.abs(g[1]).max()) > 0
+
+
+def test_layer_errors_per_feedback():
+    net = Network((10, 4, 5, 3))
+    w = init_weights(net, jax.random.PRNGKey(5))
+    e = jax.random.normal(jax.random.PRNGKey(6), (7, 3))
+    sym = layer_errors(e, w, (), "symmetric")
+    np.testing.assert_allclose(sym[1], e @ w[2].T, rtol=1e-6)
+    np.testing.assert_allclose(sym[0], e @ w[2].T @ w[1].T, rtol=1e-5)
+    uni = layer_errors(e, w, init_feedback(None, net, "uniform"), "uniform")
+    np.testing.assert_allclose(uni[1], jnp.broadcast_to(e.sum(1, keepdims=True), (7, 5)), rtol=1e-6)
+    np.testing.assert_allclose(
+        uni[0], jnp.broadcast_to(5 * e.sum(1, keepdims=True), (7, 4)), rtol=1e-5
+    )
+    fb = init_feedback(jax.random.PRNGKey(7), net, "random")
+    assert [f.shape for f in fb] == [(4, 5), (5, 3)]
+    np.testing.assert_array_equal(fb[0], init_feedback(jax.random.PRNGKey(7), net, "random")[0])
+    assert not np.array_equal(fb[0], init_feedback(jax.random.PRNGKey(8), net, "random")[0])
+    assert abs(float(jnp.std(jnp.concatenate([f.ravel() for f in fb]))) - 1) < 0.35
+    rnd = layer_errors(e, w, fb, "random")
+    np.testing.assert_allclose(rnd[1], e @ fb[1].T, rtol=1e-6)
+    np.testing.assert_array_equal(layer_errors(e, w, (), "none")[0], 0.0)
+    with pytest.raises(ValueError, match="feedback must be one of"):
+        layer_errors(e, w, (), "backprop")
+
+
+def test_regulariser_term_is_exact_with_zero_error():
+    """With target = output (no error) only the regulariser acts: -g = rho w sum_t z^a / K."""
+    net = Network((40, 6, 3))
+    w = tuple(4 * a for a in init_weights(net, jax.random.PRNGKey(8)))
+    x, _ = next(_blocks(1, 40, 3, jnp.float32))
+    cfg = SuperSpikeConfig(feedback="random", het_rho=2.0, het_a=4.0, het_tau=0.05)
+    st = init_rule_state(net, cfg)
+    fb = init_feedback(jax.random.PRNGKey(9), net, "random")
+    _, _, aux = _dense(net, cfg, w, fb, x, jnp.zeros((x.shape[0], 3)), st)
+    y = aux.record.spikes[-1]  # the network's own output as target: zero output error
+    g, _, aux = _dense(net, cfg, w, fb, x, y, st)
+    s_h = np.asarray(aux.record.spikes[0], np.float64)
+    assert s_h.sum() > 0
+    a = np.exp(-1e-4 / 0.05)
+    z = np.zeros(6)
+    acc = np.zeros(6)
+    for s in s_h:
+        z = a * z + s
+        acc += z**4
+    expected = 2.0 * np.asarray(w[0]) * acc[None, :] / x.shape[0]
+    np.testing.assert_allclose(g[0], expected, rtol=1e-4, atol=1e-9)
+    np.testing.assert_array_equal(g[1], 0.0)  # output layer: no error, not regularised
+
+
+def test_poisson_closed_form_of_fourth_moment():
+    """<z^4> of shot noise z' = -z/tau + S (unit jumps) at Poisson rate nu: with
+    k_n = nu tau / n the cumulants, <z^4> = k4 + 4 k3 k1 + 3 k2^2 + 6 k2 k1^2 + k1^4."""
+    from ssjax.filters import exp_filter
+
+    nu, tau, dt = 20.0, 0.1, 1e-4
+    s = frozen_poisson(jax.random.PRNGKey(11), 64, nu, 200.0 / 64 * 8, dt)
+    with jax.enable_x64(True):
+        z, _ = exp_filter(jnp.asarray(s, jnp.float64), tau, dt)
+        z = np.asarray(z)[int(10 * tau / dt) :]
+    k1, k2, k3, k4 = (nu * tau / n for n in (1, 2, 3, 4))
+    closed = k4 + 4 * k3 * k1 + 3 * k2**2 + 6 * k2 * k1**2 + k1**4
+    assert float(np.mean(z)) == pytest.approx(k1, rel=0.02)
+    assert float(np.mean(z**4)) == pytest.approx(closed, rel=0.05)
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="feedback"):
+        SuperSpikeConfig(feedback="dfa")
+    with pytest.raises(ValueError, match="het_rho"):
+        SuperSpikeConfig(het_rho=-1.0)
+    with pytest.raises(ValueError, match="hebbian_delay"):
+        SuperSpikeConfig(hebbian_delay=0.55e-4).delay_steps(1e-4)
+    with pytest.raises(ValueError, match="method"):
+        SuperSpikeConfig(method="fast")
+
+
+def test_superspike_grads_dispatches_methods():
+    net = Network((20, 4, 2))
+    w = tuple(4 * a for a in init_weights(net, jax.random.PRNGKey(12)))
+    x, y = next(_blocks(1, 20, 2, jnp.float32, k=1000))
+    outs = []
+    for m in ("stepwise", "dense", "event"):
+        cfg = SuperSpikeConfig(method=m)
+        outs.append(superspike_grads(net, cfg, w, (), x, y, init_rule_state(net, cfg))[0])
+    for o in outs[1:]:
+        jax.tree.map(
+            lambda p, q: np.testing.assert_allclose(
+                p, q, atol=1e-5 * float(jnp.abs(q).max()) + 1e-12
+            ),
+            o,
+            outs[0],
+        )
+    assert dataclasses.replace(SuperSpikeConfig(), method="event").method == "event"
