@@ -39,14 +39,14 @@ def main(argv=None):
         for seeds in (1, 16):
             keys = jax.random.split(jax.random.PRNGKey(0), seeds)
             w = jax.vmap(lambda k, net=net: init_weights(net, k))(keys)
-            x = jax.vmap(
-                lambda k, n=sizes[0]: frozen_poisson(k, n, 5.0, PERIOD, DT)
-            )(keys)
+            x = jax.vmap(lambda k, n=sizes[0]: frozen_poisson(k, n, 5.0, PERIOD, DT))(keys)
             for name, sim in (("layer", simulate), ("step", simulate_stepwise)):
                 f = jax.jit(jax.vmap(lambda w, x, net=net, sim=sim: sim(net, w, x)[1].spikes))
                 t = _time(f, w, x, repeats=args.repeats)
-                print(f"{str(sizes):>14} {seeds:>5} {name:>9} {t / PERIOD:>15.5f} "
-                      f"{t / PERIOD / seeds:>10.5f}")
+                print(
+                    f"{str(sizes):>14} {seeds:>5} {name:>9} {t / PERIOD:>15.5f} "
+                    f"{t / PERIOD / seeds:>10.5f}"
+                )
     net = Network((100, 4, 1))
     w = init_weights(net, jax.random.PRNGKey(1))
     x = frozen_poisson(jax.random.PRNGKey(2), 100, 5.0, PERIOD, DT)

@@ -44,8 +44,9 @@ def converged(out: np.ndarray, target: np.ndarray, tol_steps: int = 10) -> bool:
 
 def run(r0, seeds, periods, x, y, chunk=100, record=False):
     """Train ``seeds`` runs for ``periods`` blocks; returns (per-seed PeriodMetrics, outputs)."""
-    tr = Trainer(Network((100, 1)), r0=r0, burn_in=20.0, drops=((400.0, 0.1),),
-                 record_output=record)
+    tr = Trainer(
+        Network((100, 1)), r0=r0, burn_in=20.0, drops=((400.0, 0.1),), record_output=record
+    )
     keys = jax.random.split(jax.random.PRNGKey(0), seeds)
     st = jax.vmap(lambda k: init_train_state(tr, k))(keys)
     f = jax.jit(jax.vmap(lambda s: run_blocks(tr, x, y, s, chunk)))
@@ -54,8 +55,10 @@ def run(r0, seeds, periods, x, y, chunk=100, record=False):
         st, m = f(st)
         parts.append(jax.device_get(m))
     m = jax.tree.map(lambda *a: np.concatenate(a, axis=1), *parts)
-    pms = [per_period(jax.tree.map(lambda a, s=s: a[s], m), (100, 1), PERIOD_STEPS, DT)
-           for s in range(seeds)]
+    pms = [
+        per_period(jax.tree.map(lambda a, s=s: a[s], m), (100, 1), PERIOD_STEPS, DT)
+        for s in range(seeds)
+    ]
     outs = unpack_output(m.out_bits, PERIOD_STEPS)[..., 0] if record else None
     return pms, outs, m
 
@@ -78,40 +81,52 @@ def main(argv=None):
         pms, outs, _ = run(r0, args.seeds, args.periods, x, y, record=True)
         wall = time.perf_counter() - t0
         vr = np.stack([p.van_rossum[:, 0] for p in pms], axis=1)  # [periods, seeds]
-        final = vr[-max(1, len(vr) // 10):].mean(0)
+        final = vr[-max(1, len(vr) // 10) :].mean(0)
         ok = [converged(outs[s, -1], np.asarray(y[:, 0])) for s in range(args.seeds)]
         first_silent = [float(p.rate_hz[0][0]) == 0.0 for p in pms]
         results[r0] = {
-            "seeds": args.seeds, "periods": len(vr), "wall_seconds": wall,
-            "final_van_rossum": final.tolist(), "converged": ok,
+            "seeds": args.seeds,
+            "periods": len(vr),
+            "wall_seconds": wall,
+            "final_van_rossum": final.tolist(),
+            "converged": ok,
             "silent_first_period": first_silent,
             "median_curve": np.median(vr, 1).tolist(),
             "q1_curve": np.percentile(vr, 25, 1).tolist(),
             "q3_curve": np.percentile(vr, 75, 1).tolist(),
         }
         q1, med, q3 = np.percentile(final, [25, 50, 75])
-        rows.append(f"| {r0:g} | {med:.3f} [{q1:.3f}, {q3:.3f}] | {sum(ok)}/{args.seeds} | "
-                    f"{sum(first_silent)}/{args.seeds} | {wall:.1f} |")
+        rows.append(
+            f"| {r0:g} | {med:.3f} [{q1:.3f}, {q3:.3f}] | {sum(ok)}/{args.seeds} | "
+            f"{sum(first_silent)}/{args.seeds} | {wall:.1f} |"
+        )
         if r0 == 1e-3 or len(args.r0) == 1:
-            plots.learning_curve(vr, os.path.join(args.out, "learning_curve.png"),
-                                 xlabel="trial (0.5 s period)")
+            plots.learning_curve(
+                vr, os.path.join(args.out, "learning_curve.png"), xlabel="trial (0.5 s period)"
+            )
             med_seed = int(np.argsort(final)[len(final) // 2])
             every = max(1, len(vr) // 100)
-            plots.trial_raster(outs[med_seed, ::every], DT, os.path.join(args.out, "raster.png"),
-                               target=np.asarray(y[:, 0]),
-                               trial_ids=np.arange(len(vr))[::every],
-                               title=f"Fig. 2c: seed {med_seed}, r0 = {r0:g}")
+            plots.trial_raster(
+                outs[med_seed, ::every],
+                DT,
+                os.path.join(args.out, "raster.png"),
+                target=np.asarray(y[:, 0]),
+                trial_ids=np.arange(len(vr))[::every],
+                title=f"Fig. 2c: seed {med_seed}, r0 = {r0:g}",
+            )
         print(rows[-1], flush=True)
-    table = "\n".join([
-        f"Fig. 2 acceptance: 100 -> 1, ssbm/poisson, {args.seeds} seeds, {args.periods} periods "
-        f"(0.5 s), RMaxProp, burn-in 20 s, r0/10 at 400 s; jax {jax.__version__} "
-        f"{jax.devices()[0].platform}",
-        "",
-        "| r0 | final van Rossum, median [q1, q3] (last 10% of periods) | converged "
-        "(5 spikes within 1 ms, no extra) | silent in period 0 | wall s |",
-        "|---|---|---|---|---|",
-        *rows,
-    ])
+    table = "\n".join(
+        [
+            f"Fig. 2 acceptance: 100 -> 1, ssbm/poisson, {args.seeds} seeds, "
+            f"{args.periods} periods (0.5 s), RMaxProp, burn-in 20 s, r0/10 at 400 s; "
+            f"jax {jax.__version__} {jax.devices()[0].platform}",
+            "",
+            "| r0 | final van Rossum, median [q1, q3] (last 10% of periods) | converged "
+            "(5 spikes within 1 ms, no extra) | silent in period 0 | wall s |",
+            "|---|---|---|---|---|",
+            *rows,
+        ]
+    )
     Path(args.out, "results.md").write_text(table + "\n")
     Path(args.out, "results.json").write_text(json.dumps(results))
     print(table)

@@ -1,7 +1,8 @@
 """ssjax: SuperSpike (Zenke & Ganguli 2018) surrogate-gradient learning for spiking networks in JAX.
 
 The public surface, bottom up: the spike nonlinearity, filters, LIF neurons, layered networks,
-losses, and the BPTT rule. Units are SI (seconds, volts); arrays are time-major ``[T, *B, N]``.
+losses, the learning rules (SuperSpike with its feedback strategies, BPTT), learning-rate rules,
+and the online trainer. Units are SI (seconds, volts); arrays are time-major ``[T, *B, N]``.
 """
 
 from ssjax.filters import alpha_kernel, double_exp_filter, epsilon_kernel, exp_filter
@@ -24,11 +25,39 @@ from ssjax.network import (
 from ssjax.neuron import LIFParams, LIFState, lif_init, lif_step
 from ssjax.optim import make_optimizer, rmaxprop, rmsprop
 from ssjax.rules.bptt import bptt_grad, bptt_loss, with_reset_grad
+from ssjax.rules.feedback import FEEDBACKS, init_feedback, layer_errors
+from ssjax.rules.superspike import (
+    RuleState,
+    SuperSpikeConfig,
+    init_rule_state,
+    superspike_grads,
+)
 from ssjax.spike import Surrogate, spike, surrogate_grad
+from ssjax.train import (
+    Trainer,
+    TrainState,
+    init_train_state,
+    per_period,
+    run_blocks,
+    run_blocks_jit,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "FEEDBACKS",
+    "RuleState",
+    "SuperSpikeConfig",
+    "TrainState",
+    "Trainer",
+    "init_feedback",
+    "init_rule_state",
+    "init_train_state",
+    "layer_errors",
+    "per_period",
+    "run_blocks",
+    "run_blocks_jit",
+    "superspike_grads",
     "LIFParams",
     "LIFState",
     "NetState",
