@@ -1,15 +1,79 @@
-"""Command line: ``ssjax demo`` (more subcommands arrive with the trainer)."""
+"""The ``ssjax`` command: ``train``, ``validate``, ``compare``, ``demo`` (thin wrappers).
+
+Exit codes: 0 success; 2 invalid config, arguments or work directory (nothing was created);
+1 a run that failed (numerical fault, unreadable checkpoint); 128 + signal number when SIGTERM
+or SIGINT stopped a run after saving a checkpoint.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from pathlib import Path
+
+
+def _err(msg: str, code: int) -> int:
+    print(f"ssjax: error: {msg}", file=sys.stderr)
+    return code
+
+
+def _validate(args) -> int:
+    from ssjax.config import ConfigError, config_to_dict, n_blocks
+    from ssjax.runner import prepare
+
+    try:
+        cfg = prepare(args.config, overrides=args.set)
+    except ConfigError as e:
+        return _err(str(e), 2)
+    d = config_to_dict(cfg)
+    print(
+        f"{args.config}: valid; {cfg.run.seeds} seed(s), {n_blocks(cfg)} blocks of "
+        f"{cfg.run.block} s, rule {d['rule']['name']}, network {d['network']['sizes']}"
+    )
+    return 0
+
+
+def _train(args) -> int:
+    from ssjax.checkpoint import CheckpointError
+    from ssjax.config import ConfigError
+    from ssjax.runner import NumericalError, RunError, check_workdir, prepare, train
+
+    try:
+        cfg = prepare(args.config, seeds=args.seeds, overrides=args.set)
+        workdir = Path(args.workdir or Path("runs") / Path(args.config).stem)
+        check_workdir(cfg, workdir, args.override_config)
+    except (ConfigError, RunError) as e:
+        return _err(str(e), 2)
+    try:
+        summary = train(
+            cfg,
+            workdir,
+            override_config=args.override_config,
+            fallback=args.fallback_checkpoint,
+            progress=not args.no_progress,
+        )
+    except (NumericalError, CheckpointError) as e:
+        return _err(str(e), 1)
+    print(json.dumps({k: summary[k] for k in ("median", "simulated_seconds", "wall_seconds")}))
+    print(
+        f"wrote {workdir}/summary.json, learning_curve.png, raster.png; "
+        f"tensorboard --logdir {workdir}/tb"
+    )
+    return 0
+
+
+def _compare(args) -> int:
+    from ssjax.rules.compare import main as compare_main
+
+    return compare_main(args.rest)
 
 
 def _demo(args) -> int:
     from ssjax.demo import run_demo
 
+    if args.periods < 1:
+        return _err("--periods must be >= 1", 2)
     summary = run_demo(
         args.out, n_periods=args.periods, hidden=args.hidden, seed=args.seed, r0=args.r0
     )
@@ -21,7 +85,41 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``ssjax`` argument parser."""
     p = argparse.ArgumentParser(prog="ssjax", description="SuperSpike in JAX")
     sub = p.add_subparsers(dest="command", required=True)
-    d = sub.add_parser("demo", help="train the paper's 5-spike timing task with BPTT")
+
+    t = sub.add_parser("train", help="train (or resume) a run described by a YAML config")
+    t.add_argument("config", help="YAML file, e.g. configs/default.yaml")
+    t.add_argument("--seeds", type=int, default=None, help="number of seeds (run.seeds)")
+    t.add_argument("--workdir", default=None, help="run folder (default runs/<config name>)")
+    t.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set optimizer.r0=5e-3",
+    )
+    t.add_argument(
+        "--override-config",
+        action="store_true",
+        help="continue a work directory whose saved config differs",
+    )
+    t.add_argument(
+        "--fallback-checkpoint",
+        action="store_true",
+        help="if the newest checkpoint is corrupt, resume from the previous one",
+    )
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.set_defaults(func=_train)
+
+    v = sub.add_parser("validate", help="check a config without running anything")
+    v.add_argument("config")
+    v.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    v.set_defaults(func=_validate)
+
+    c = sub.add_parser("compare", help="alignment of SuperSpike and BPTT updates on one block")
+    c.add_argument("rest", nargs=argparse.REMAINDER, help="see `ssjax compare -- --help`")
+    c.set_defaults(func=_compare)
+
+    d = sub.add_parser("demo", help="BPTT on the paper's 5-spike timing task (no config)")
     d.add_argument("--out", default="runs/demo", help="output folder (PNG files)")
     d.add_argument("--periods", type=int, default=1000, help="0.5 s pattern periods to train")
     d.add_argument("--hidden", type=int, default=0, help="hidden units (0: 100 -> 1)")
@@ -34,9 +132,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     """Entry point of the ``ssjax`` command."""
     args = build_parser().parse_args(argv)
-    if getattr(args, "periods", 1) < 1:
-        print("ssjax: error: --periods must be >= 1", file=sys.stderr)
-        return 2
     return args.func(args)
 
 

@@ -95,9 +95,11 @@ def moving_average_cost(
     """The reference code's online cost: an exponential moving average of ``mean_i e_i^2``.
 
     ``c[t] = a c[t-1] + (1 - a) mean_i e_i[t]^2``, ``a = exp(-dt / tau)`` (``tau`` = 10 s); the
-    code stores this mean square without the root that the paper's text mentions. Evaluated in
-    closed form over the block, ``c[K] = a^K c[0] + sum_k (1 - a) a^(K-1-k) m[k]``, as one
-    weighted sum: a per-step float32 recursion with ``1 - a = 1e-5`` drifts by ~1e-3 relative.
+    code stores this mean square without the root that the paper's text mentions. Evaluated per
+    block as ``c[K] = a^K c[0] + (1 - a) y[K-1]`` with ``y[k] = a y[k-1] + m[k]`` started at 0 in
+    the block (compensated summation): a per-step float32 recursion with ``1 - a = 1e-5`` would
+    drift by ~1e-3 relative, and a scan (unlike a reduction) sums in the same order whatever the
+    vmapped batch size.
 
     Args:
       e: ``[T, *B, N]`` filtered error (1/s).
@@ -108,9 +110,18 @@ def moving_average_cost(
     """
     ms = jnp.mean(e * e, axis=-1)
     n = ms.shape[0]
-    lag = jnp.arange(n - 1, -1, -1, dtype=ms.dtype)
-    w = -jnp.expm1(jnp.asarray(-dt / tau, ms.dtype)) * jnp.exp(lag * (-dt / tau))
-    c = jnp.tensordot(w, ms, axes=(0, 0))
+    b = -math.expm1(-dt / tau)  # 1 - a, exact to float precision (a itself is not, in float32)
+
+    def step(carry, x):
+        # compensated y <- y + (x - b y): y grows to ~K x, so plain float32 adds lose ~1e-4
+        y, comp = carry
+        v = (x - b * y) - comp
+        s = y + v
+        return (s, (s - y) - v), None
+
+    zero = jnp.zeros_like(ms[0])
+    (y, _), _ = jax.lax.scan(step, (zero, zero), ms)
+    c = b * y
     if state is not None:
         c = c + math.exp(-n * dt / tau) * state
     return c

@@ -8,6 +8,7 @@ Reference: Zenke & Ganguli (2018), Fig. 2.
 from __future__ import annotations
 
 import os
+import warnings
 
 import matplotlib
 
@@ -79,6 +80,50 @@ def learning_curve(
         ax.set_yscale("symlog", linthresh=1e-2)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
+    return _save(fig, path)
+
+
+def output_vs_target(spikes, target, dt: float, path, title=None) -> str:
+    """Output raster of one sample over its target: output as black ticks, target as hollow red
+    circles, one row per output neuron.
+
+    Args:
+      spikes: ``[T, N]`` output spike counts. target: ``[T, N]`` target spike counts. dt: step (s).
+    """
+    spikes, target = np.asarray(spikes), np.asarray(target)
+    n = max(spikes.shape[1], target.shape[1])
+    fig, ax = plt.subplots(figsize=(7, 1.2 + 0.25 * min(n, 40)))
+    tt, tn = np.nonzero(target)
+    ax.scatter(tt * dt * 1e3, tn, s=30, facecolors="none", edgecolors="tab:red", label="target")
+    t, k = np.nonzero(spikes)
+    ax.scatter(t * dt * 1e3, k, s=40, c="k", marker="|", label="output")
+    ax.set_xlim(0, max(spikes.shape[0], target.shape[0]) * dt * 1e3)
+    ax.set_ylim(-0.5, n - 0.5)
+    ax.set_xlabel("time (ms)")
+    ax.set_ylabel("output neuron")
+    ax.legend(loc="upper right", fontsize="small")
+    if title:
+        ax.set_title(title)
+    return _save(fig, path)
+
+
+def seed_curves(x, values, path, ylabel="value", xlabel="block") -> str:
+    """Curves over seeds: median with the quartile band, and thin per-seed lines when there are
+    at most 8 seeds. ``values`` ``[n, S]`` at ``x`` ``[n]``; NaN entries (e.g. a diverged seed)
+    are left out of the median and quartiles."""
+    v = np.asarray(values, np.float64).reshape(len(x), -1)
+    x = np.asarray(x)
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    if v.shape[1] <= 8:
+        ax.plot(x, v, lw=0.6, alpha=0.5, color="tab:gray")
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows give NaN, not an error
+        q1, med, q3 = np.nanpercentile(v, [25, 50, 75], axis=1)
+    ax.fill_between(x, q1, q3, alpha=0.3, color="tab:blue", label="quartiles")
+    ax.plot(x, med, lw=1.4, color="tab:blue", label="median")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize="small")
     return _save(fig, path)
 
 

@@ -52,6 +52,9 @@ class Trainer:
     ema_tau: time constant (s) of the reference code's moving-average cost.
     record_output: also return each block's output spikes, bit-packed along time
       (``BlockMetrics.out_bits`` ``[ceil(K/8), N_out]`` uint8; unpack with :func:`unpack_output`).
+    on_nonfinite: ``halt`` (the block's state is returned as computed and ``finite`` is False;
+      the caller stops) or ``skip`` (a block whose new state is not finite leaves weights,
+      optimiser and rule state unchanged; only the clock and data position advance).
     """
 
     net: Network
@@ -66,10 +69,15 @@ class Trainer:
     block_steps: int = 5000
     ema_tau: float = 10.0
     record_output: bool = False
+    on_nonfinite: str = "halt"
 
     def __post_init__(self):
         if self.rule not in RULES:
             raise ValueError(f"Trainer.rule must be one of {RULES}, got {self.rule!r}")
+        if self.on_nonfinite not in ("halt", "skip"):
+            raise ValueError(
+                f"Trainer.on_nonfinite must be 'halt' or 'skip', got {self.on_nonfinite!r}"
+            )
         if not (isinstance(self.block_steps, int) and self.block_steps >= 1):
             raise ValueError(f"Trainer.block_steps must be an int >= 1, got {self.block_steps}")
         object.__setattr__(self, "drops", tuple(tuple(d) for d in self.drops))
@@ -172,6 +180,14 @@ def block_step(trainer: Trainer, pattern_in: Array, pattern_tgt: Array, state: T
     updates, opt_state = opt.update(grads, state.opt_state, state.weights)
     weights = clip_weights(optax.apply_updates(state.weights, updates), net.w_min, net.w_max)
 
+    finite = _all_finite((weights, opt_state, rule))
+    if trainer.on_nonfinite == "skip":
+        weights, opt_state, rule = jax.tree.map(
+            lambda new, old: jnp.where(finite, new, old),
+            (weights, opt_state, rule),
+            (state.weights, state.opt_state, state.rule),
+        )
+
     # split the block's steps by pattern period
     n_seg = _n_segments(k, period)
     period0 = state.pos // period
@@ -187,7 +203,7 @@ def block_step(trainer: Trainer, pattern_in: Array, pattern_tgt: Array, state: T
         ema=ema / norm,
         weight_norm=jnp.stack([jnp.linalg.norm(w) for w in weights]),
         update_norm=jnp.stack([jnp.linalg.norm(u) for u in updates]),
-        finite=jnp.all(jnp.stack([jnp.all(jnp.isfinite(w)) for w in weights])),
+        finite=finite,
         out_bits=(
             jnp.packbits(spikes[-1] > 0, axis=0) if trainer.record_output else jnp.zeros((0,))
         ),
@@ -203,6 +219,12 @@ def block_step(trainer: Trainer, pattern_in: Array, pattern_tgt: Array, state: T
         ema=ema,
     )
     return new, metrics
+
+
+def _all_finite(tree) -> Array:
+    """True when every floating-point leaf of ``tree`` is finite (a scalar bool)."""
+    leaves = [x for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.floating)]
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
 
 
 def run_blocks(trainer: Trainer, pattern_in, pattern_tgt, state: TrainState, n_blocks: int):

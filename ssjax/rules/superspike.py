@@ -226,7 +226,16 @@ def _regulariser(cfg: SuperSpikeConfig, w: Array, z: Array, e: Array) -> Array:
     za = z**cfg.het_a
     if cfg.het_error_dependent:
         za = za * e * e
-    return cfg.het_rho * w * jnp.sum(za, axis=0)[None, :]
+    return cfg.het_rho * w * time_sum(za)[None, :]
+
+
+def time_sum(x: Array) -> Array:
+    """``sum_t x[t]`` over axis 0, accumulated sequentially in time order (a scan).
+
+    A reduction's summation order may change with the vmapped batch size; a scan's does not, so
+    results stay bit-identical whatever number of seeds runs together.
+    """
+    return jax.lax.scan(lambda c, xt: (c + xt, None), jnp.zeros_like(x[0]), x)[0]
 
 
 def _finish(m: Array, k: int, train: bool) -> Array:
@@ -319,7 +328,7 @@ def _layer_update(net, cfg, l, w, tr: LayerTraces, u, s_pre, s_post, e, *, event
     span = 1.0 / (cfg.tau_decay - cfg.tau_rise)
     sig_d, sig_buf = delay_line(tr.sig_buf, _sigma_prime(net, cfg, u))
     spk_d, spk_buf = delay_line(tr.spk_buf, s_pre)
-    e_rev, _ = double_exp_filter(e, cfg.tau_rise, cfg.tau_decay, dt, reverse=True)
+    e_rev, e_sums = double_exp_filter(e, cfg.tau_rise, cfg.tau_decay, dt, reverse=True)
     # lag[t] = K-1-t: weights of step t in the eligibility state at the block's end
     lag = jnp.arange(k - 1, -1, -1, dtype=u.dtype)[:, None]
     pow_d, pow_r = jnp.exp(lag * math.log(a_d)), jnp.exp(lag * math.log(a_r))
@@ -333,8 +342,9 @@ def _layer_update(net, cfg, l, w, tr: LayerTraces, u, s_pre, s_post, e, *, event
     n_post = u.shape[1]
     m_new, d_new, r_new = (pre_post[:, i * n_post : (i + 1) * n_post] for i in range(3))
     # contribution of the eligibility carried in: lambda gets (D0 a_d^(t+1) - R0 a_r^(t+1)) span
-    c_d = jnp.sum(e * (a_d * pow_d[::-1]), axis=0)
-    c_r = jnp.sum(e * (a_r * pow_r[::-1]), axis=0)
+    # the reverse filter's final state is sum_t a^t e[t]: summed in time order by a scan, so the
+    # result does not depend on how XLA vectorises a reduction for a given seed-batch size
+    c_d, c_r = a_d * e_sums.decay, a_r * e_sums.rise
     m = m_new + span * (tr.elig.decay * c_d[None, :] - tr.elig.rise * c_r[None, :])
     elig = DoubleExpState(
         rise=tr.elig.rise * (a_r**k) + r_new, decay=tr.elig.decay * (a_d**k) + d_new

@@ -1,0 +1,613 @@
+"""Typed run configuration: YAML files, ``--set section.key=value`` overrides, validation.
+
+A config has eight sections (network, neuron, rule, feedback, regularizer, optimizer, task, run),
+each a frozen dataclass whose defaults are the paper's values (SUPERSPIKE.md; SI units: seconds,
+volts, Hz). :func:`load_config` reads a YAML file, applies overrides and validates everything
+before any compilation: unknown keys (with the nearest valid one), wrong types, out-of-range values
+and missing or malformed data files each raise :class:`ConfigError`, whose message reads
+``<file>: <section.key>: <problem, with the allowed range or values>``.
+
+YAML is read with the YAML 1.2 core rules for booleans and floats: only ``true``/``false`` are
+booleans (``yes``/``on`` stay strings and are rejected for a bool key), and ``5e-3`` is a float.
+Data paths (``task.input``, ``task.target``) are relative to the YAML file's folder, paths given
+in overrides relative to the current directory; both are stored absolute, so a dumped config
+loads back equal wherever it is written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import operator
+import os
+import re
+from types import SimpleNamespace
+
+import jax
+import numpy as np
+import yaml
+
+from ssjax.network import Network
+from ssjax.neuron import INTEGRATORS, LIFParams
+from ssjax.optim import OPTIMIZERS
+from ssjax.rules.feedback import FEEDBACKS
+from ssjax.rules.superspike import METHODS, SuperSpikeConfig
+from ssjax.spike import KINDS, Surrogate
+from ssjax.tasks.raster import RasterError, load_raster
+from ssjax.tasks.timing import timing_task
+from ssjax.train import RULES, Trainer
+
+# fmt: off
+__all__ = [
+    "Config", "ConfigError", "FeedbackConfig", "NetworkConfig", "NeuronConfig", "OptimizerConfig",
+    "RegularizerConfig", "RuleConfig", "RunConfig", "TaskConfig", "build_task", "build_trainer",
+    "config_to_dict", "default_config", "diff_configs", "dump_config", "load_config", "n_blocks",
+    "validate_config",
+]
+# fmt: on
+
+
+class ConfigError(ValueError):
+    """Invalid configuration: ``str()`` is ``"<file>: <dotted.key>: <message>"``."""
+
+    def __init__(self, file, key, message):
+        self.file, self.key, self.message = str(file), key, message
+        super().__init__(f"{self.file}: {key}: {message}" if key else f"{self.file}: {message}")
+
+
+# ---------------------------------------------------------------------------------- sections
+
+
+@dataclasses.dataclass(frozen=True)
+class NetworkConfig:
+    sizes: tuple[int, ...] = (100, 4, 1)  # N_in, hidden..., N_out
+    w0: float = 0.05  # initial weight scale (V): std = w0 / sqrt(N_pre)
+    w_min: float = -0.1  # weight clip (V)
+    w_max: float = 0.1
+
+
+@dataclasses.dataclass(frozen=True)
+class NeuronConfig:
+    theta: float = -0.050  # V
+    u_rest: float = -0.060
+    u_reset: float = -0.060
+    tau_mem: float = 0.010  # s
+    tau_syn: float = 0.005
+    tau_ref: float = 0.005
+    dt: float = 1.0e-4
+    delay: float = 0.0  # axonal delay (s); the reference code's 0.8 ms is 8e-4
+    integrator: str = "euler"
+    surrogate: str = "superspike"
+    beta: float = 1000.0  # 1/V
+    v_floor: float = -0.03  # V, superspike_code only
+
+
+@dataclasses.dataclass(frozen=True)
+class RuleConfig:
+    name: str = "superspike"
+    reset_grad: bool = False
+    tau_rise: float = 0.005  # s, eligibility / error filter
+    tau_decay: float = 0.010
+    hebbian_delay: float = 0.0
+    sigma_prime: str = "surrogate"
+    method: str = "dense"
+    max_spikes: int = 4096
+
+
+@dataclasses.dataclass(frozen=True)
+class FeedbackConfig:
+    kind: str = "symmetric"
+
+
+@dataclasses.dataclass(frozen=True)
+class RegularizerConfig:
+    rho: float = 0.0
+    a: float = 4.0
+    tau: float = 0.1  # s
+    error_dependent: bool = False
+    layers: str = "hidden"
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizerConfig:
+    name: str = "rmaxprop"
+    r0: float = 1.0e-3
+    tau_rms: float = 30.0  # s
+    eps: float = 1.0e-12
+    burn_in: float = 20.0  # s
+    drops: tuple[tuple[float, float], ...] = ((400.0, 0.1),)  # (time s, rate factor)
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskConfig:
+    kind: str = "timing"  # timing (generated) or ras (files input/target)
+    n_in: int = 100
+    n_out: int = 1
+    rate_hz: float = 5.0
+    period: float = 0.5  # s
+    target_times: tuple[float, ...] = (0.083, 0.166, 0.249, 0.332, 0.415)  # s
+    input_seed: int = 0
+    input: str | None = None
+    target: str | None = None
+    id_offset: int = 0
+    target_id_offset: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    seeds: int = 1
+    seed: int = 0
+    duration: float = 60.0  # s
+    block: float = 0.5  # s
+    checkpoint_every: int = 100  # blocks
+    keep_checkpoints: int = 3
+    log_every: int = 10
+    raster_every: int = 100
+    on_nonfinite: str = "halt"
+    dtype: str = "float32"
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    network: NetworkConfig = dataclasses.field(default_factory=NetworkConfig)
+    neuron: NeuronConfig = dataclasses.field(default_factory=NeuronConfig)
+    rule: RuleConfig = dataclasses.field(default_factory=RuleConfig)
+    feedback: FeedbackConfig = dataclasses.field(default_factory=FeedbackConfig)
+    regularizer: RegularizerConfig = dataclasses.field(default_factory=RegularizerConfig)
+    optimizer: OptimizerConfig = dataclasses.field(default_factory=OptimizerConfig)
+    task: TaskConfig = dataclasses.field(default_factory=TaskConfig)
+    run: RunConfig = dataclasses.field(default_factory=RunConfig)
+    source: str | None = dataclasses.field(default=None, compare=False)  # the YAML path
+
+
+# section name -> dataclass, in schema order
+_SECTIONS = {f.name: f.default_factory for f in dataclasses.fields(Config) if f.name != "source"}
+_PATH_KEYS = ("task.input", "task.target")
+
+# ------------------------------------------------------------------------------------- types
+
+
+class _TypeProblem(Exception):
+    pass
+
+
+def _is_num(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _float(v):
+    if not _is_num(v):
+        raise _TypeProblem("a number")
+    if not math.isfinite(v):
+        raise _TypeProblem("a finite number")
+    return float(v)
+
+
+def _int(v):
+    if not isinstance(v, int) or isinstance(v, bool):
+        raise _TypeProblem("an integer (no decimal point)")
+    return v
+
+
+def _bool(v):
+    if not isinstance(v, bool):
+        raise _TypeProblem("a boolean (true or false)")
+    return v
+
+
+def _str(v):
+    if not isinstance(v, str):
+        raise _TypeProblem("a string")
+    return v
+
+
+def _list_of(item, what):
+    def parse(v):
+        if not isinstance(v, (list, tuple)):
+            raise _TypeProblem(f"a list of {what}")
+        try:
+            return tuple(item(x) for x in v)
+        except _TypeProblem:
+            raise _TypeProblem(f"a list of {what}") from None
+
+    return parse
+
+
+def _pair(v):
+    if not isinstance(v, (list, tuple)) or len(v) != 2:
+        raise _TypeProblem("a pair")
+    return (_float(v[0]), _float(v[1]))
+
+
+# Field annotation (a string under postponed evaluation) -> parser.
+_PARSERS = {
+    "float": _float, "int": _int, "bool": _bool, "str": _str,
+    "str | None": lambda v: None if v is None else _str(v),
+    "tuple[int, ...]": _list_of(_int, "integers"),
+    "tuple[float, ...]": _list_of(_float, "numbers"),
+    "tuple[tuple[float, float], ...]": _list_of(_pair, "[time, factor] pairs of numbers"),
+}  # fmt: skip
+
+# ------------------------------------------------------------------------------------ ranges
+
+
+def _multiple(x, q):
+    return q > 0 and abs(x / q - round(x / q)) <= 1e-6
+
+
+def _gt0(key, unit=""):
+    return (key, lambda v, c: v > 0, f"> 0{unit}")
+
+
+def _ge0(key, unit=""):
+    return (key, lambda v, c: v >= 0, f">= 0{unit}")
+
+
+def _int_ge(key, lo):
+    return (key, lambda v, c: v >= lo, f"an integer >= {lo}")
+
+
+def _tau(key):
+    return (key, lambda v, c: v > c.neuron.dt, lambda c: f"> 0 and > neuron.dt = {c.neuron.dt} s")
+
+
+def _on_grid(key, lo=">= 0"):
+    ok = (lambda v: v >= 0) if lo == ">= 0" else (lambda v: v > 0)
+    return (
+        key,
+        lambda v, c: ok(v) and _multiple(v, c.neuron.dt),
+        lambda c: f"{lo} s and a multiple of neuron.dt = {c.neuron.dt} s",
+    )
+
+
+def _choice(key, options):
+    return (key, lambda v, c: v in options, "one of " + ", ".join(repr(o) for o in options))
+
+
+def _rel(key, op, other, unit=""):
+    """``key op other`` with ``other`` another dotted key, e.g. theta > neuron.u_rest."""
+    cmp = {">": operator.gt, "<": operator.lt}[op]
+    sec, name = other.split(".")
+    get = lambda c: getattr(getattr(c, sec), name)  # noqa: E731
+    return (key, lambda v, c: cmp(v, get(c)), lambda c: f"{op} {other} = {get(c)}{unit}")
+
+
+def _sizes_ok(v, c):
+    return len(v) >= 2 and min(v) >= 1 and v[0] == c.task.n_in and v[-1] == c.task.n_out
+
+
+def _sizes_text(c):
+    return (
+        f"a list of >= 2 positive integers, first == task.n_in = {c.task.n_in} and "
+        f"last == task.n_out = {c.task.n_out}"
+    )
+
+
+def _times_ok(v, c):
+    return c.task.kind != "timing" or all(0 <= t < c.task.period for t in v)
+
+
+def _rate_ok(v, c):
+    return v >= 0 and v * c.neuron.dt <= 1
+
+
+# (dotted key, predicate(value, all values), allowed text or text(all values)); checked in order,
+# so that a value other checks refer to (neuron.dt first) is known to be valid when they run.
+# fmt: off
+_CHECKS = [
+    _gt0("neuron.dt", " s"), _tau("neuron.tau_mem"), _tau("neuron.tau_syn"),
+    _on_grid("neuron.tau_ref"),
+    _rel("neuron.theta", ">", "neuron.u_rest", " V"),
+    _rel("neuron.u_reset", "<", "neuron.theta", " V"),
+    _on_grid("neuron.delay"),
+    _choice("neuron.integrator", INTEGRATORS), _choice("neuron.surrogate", KINDS),
+    _gt0("neuron.beta", " 1/V"),
+    _int_ge("task.n_in", 1), _int_ge("task.n_out", 1), ("network.sizes", _sizes_ok, _sizes_text),
+    _ge0("network.w0", " V"), _rel("network.w_min", "<", "network.w_max", " V"),
+    _choice("rule.name", RULES), _tau("rule.tau_rise"), _tau("rule.tau_decay"),
+    _rel("rule.tau_rise", "<", "rule.tau_decay", " s"),
+    _on_grid("rule.hebbian_delay"), _choice("rule.sigma_prime", ("surrogate", "one")),
+    _choice("rule.method", METHODS), _int_ge("rule.max_spikes", 1),
+    _choice("feedback.kind", FEEDBACKS),
+    _ge0("regularizer.rho"), _ge0("regularizer.a"), _tau("regularizer.tau"),
+    _choice("regularizer.layers", ("hidden", "all")),
+    _choice("optimizer.name", OPTIMIZERS), _gt0("optimizer.r0"), _gt0("optimizer.tau_rms", " s"),
+    _ge0("optimizer.eps"), _ge0("optimizer.burn_in", " s"),
+    ("optimizer.drops", lambda v, c: all(t >= 0 and f >= 0 for t, f in v),
+     "a list of [time >= 0 s, factor >= 0] pairs"),
+    _choice("task.kind", ("timing", "ras")),
+    ("task.rate_hz", _rate_ok, lambda c: f">= 0 Hz and <= 1 / neuron.dt = {1 / c.neuron.dt:g} Hz"),
+    _on_grid("task.period", "> 0"),
+    ("task.target_times", _times_ok,
+     lambda c: f"times within [0, task.period = {c.task.period}) s"),
+    _int_ge("task.input_seed", 0),
+    _int_ge("run.seeds", 1), _int_ge("run.seed", 0), _gt0("run.duration", " s"),
+    _on_grid("run.block", "> 0"),
+    ("run.duration", lambda v, c: _multiple(v, c.run.block),
+     lambda c: f"> 0 s and a multiple of run.block = {c.run.block} s"),
+    *(_int_ge(f"run.{k}", 1)
+      for k in ("checkpoint_every", "keep_checkpoints", "log_every", "raster_every")),
+    _choice("run.on_nonfinite", ("halt", "skip")), _choice("run.dtype", ("float32", "float64")),
+]
+# fmt: on
+
+# -------------------------------------------------------------------------------- validation
+
+
+def _unknown(file, key, name, valid):
+    near = difflib.get_close_matches(name, valid, n=1)
+    hint = f"did you mean '{near[0]}'? " if near else ""
+    return ConfigError(file, key, f"unknown key; {hint}(valid: {', '.join(valid)})")
+
+
+def _check_values(raw, file, overridden=()):
+    """Type-check, range-check and resolve ``raw`` ({section: {key: value}}); returns Config."""
+    vals = {}
+    for sec, cls in _SECTIONS.items():
+        vals[sec] = {}
+        for f in dataclasses.fields(cls):
+            key, v = f"{sec}.{f.name}", raw[sec][f.name]
+            try:
+                vals[sec][f.name] = _PARSERS[f.type](v)
+            except _TypeProblem as exc:
+                raise ConfigError(
+                    file,
+                    key,
+                    f"expected {exc}, got {v!r} ({type(v).__name__})" + _origin(key, overridden),
+                ) from None
+    c = SimpleNamespace(**{s: SimpleNamespace(**d) for s, d in vals.items()})
+    for key, ok, allowed in _CHECKS:
+        sec, name = key.split(".")
+        v = vals[sec][name]
+        if not ok(v, c):
+            text = allowed(c) if callable(allowed) else allowed
+            hint = ""
+            if isinstance(v, str) and text.startswith("one of "):
+                near = difflib.get_close_matches(v, re.findall(r"'([^']*)'", text), n=1)
+                hint = f"; did you mean '{near[0]}'?" if near else ""
+            raise ConfigError(
+                file, key, f"must be {text}, got {_plain(v)!r}{hint}" + _origin(key, overridden)
+            )
+    return Config(**{s: _SECTIONS[s](**d) for s, d in vals.items()})
+
+
+def _origin(key, overridden):
+    return " (value from --set)" if key in overridden else ""
+
+
+def _load_ras(cfg, file, which):
+    """Dense raster of task.<which> ('input' or 'target'); errors as ConfigError naming the key."""
+    t, key = cfg.task, f"task.{which}"
+    path = getattr(t, which)
+    n, off = (t.n_in, t.id_offset) if which == "input" else (t.n_out, t.target_id_offset)
+    if path is None:
+        raise ConfigError(
+            file,
+            key,
+            "required when task.kind is 'ras' (a .ras file path, "
+            "relative to the YAML file's folder)",
+        )
+    if not os.path.isfile(path):
+        raise ConfigError(file, key, f"data file not found: {path}")
+    try:
+        return load_raster(
+            path, n, cfg.neuron.dt, t.period, id_offset=off, dtype=np.dtype(cfg.run.dtype)
+        )
+    except (RasterError, ValueError) as exc:
+        offkey = "task.id_offset" if which == "input" else "task.target_id_offset"
+        raise ConfigError(
+            file,
+            key,
+            f"malformed raster: {exc} (ids must lie in [0, {n}) after "
+            f"{offkey} = {off}; spike times in [0, task.period = {t.period}) s)",
+        ) from None
+
+
+def _check_files(cfg, file):
+    if cfg.task.kind == "ras":
+        for which in ("input", "target"):
+            _load_ras(cfg, file, which)
+
+
+def _label(cfg):
+    return cfg.source or "<config>"
+
+
+def validate_config(cfg: Config) -> Config:
+    """Re-validate a Config built in code (e.g. with dataclasses.replace); returns it."""
+    checked = _check_values(config_to_dict(cfg), _label(cfg))
+    _check_files(checked, _label(cfg))
+    return dataclasses.replace(checked, source=cfg.source)
+
+
+# ---------------------------------------------------------------------------------- loading
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader with YAML 1.2 core booleans (true/false only) and floats (``5e-3``)."""
+
+
+_BOOL, _FLOAT = "tag:yaml.org,2002:bool", "tag:yaml.org,2002:float"
+_Loader.yaml_implicit_resolvers = {
+    ch: [(tag, rx) for tag, rx in lst if tag not in (_BOOL, _FLOAT)]
+    for ch, lst in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    _BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+_Loader.add_implicit_resolver(
+    _FLOAT,
+    re.compile(
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+    ),
+    list("-+0123456789."),
+)
+
+
+def _yaml(text, where):
+    try:
+        return yaml.load(text, Loader=_Loader)  # a SafeLoader subclass: safe
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        loc = f"{where}, line {mark.line + 1}" if mark is not None else where
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(loc, None, f"YAML syntax error: {problem}") from None
+
+
+def default_config() -> Config:
+    """The paper's values (see the section dataclasses)."""
+    return Config()
+
+
+def load_config(path, overrides=()) -> Config:
+    """Read ``path`` (YAML), apply ``overrides`` (``"section.key=value"``, values parsed as YAML)
+    and validate, data files included; raises ConfigError."""
+    file = os.fspath(path)
+    try:
+        with open(file, encoding="utf-8") as fh:
+            text = fh.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(file, None, f"cannot read config file: {exc}") from None
+    data = _yaml(text, file)
+    data = {} if data is None else data
+    if not isinstance(data, dict):
+        raise ConfigError(
+            file,
+            None,
+            "the top level must be a mapping of sections "
+            f"({', '.join(_SECTIONS)}), got {type(data).__name__}",
+        )
+    raw = config_to_dict(Config())
+    for sec, body in data.items():
+        if sec not in _SECTIONS:
+            raise _unknown(file, str(sec), str(sec), list(_SECTIONS))
+        if body is None:
+            continue
+        if not isinstance(body, dict):
+            raise ConfigError(file, sec, f"expected a mapping of keys, got {body!r}")
+        for key, v in body.items():
+            if key not in raw[sec]:
+                raise _unknown(file, f"{sec}.{key}", str(key), list(raw[sec]))
+            raw[sec][key] = v
+    base = os.path.dirname(os.path.abspath(file))
+    for key in _PATH_KEYS:  # file paths: relative to the YAML folder
+        sec, name = key.split(".")
+        if isinstance(raw[sec][name], str):
+            raw[sec][name] = os.path.normpath(
+                os.path.join(base, os.path.expanduser(raw[sec][name]))
+            )
+    overridden = set()
+    for item in overrides:
+        key, sep, text = str(item).partition("=")
+        key = key.strip()
+        if not sep:
+            raise ConfigError(
+                file,
+                key or None,
+                f"malformed override {item!r}: expected section.key=value, e.g. run.seeds=4",
+            )
+        sec, dot, name = key.partition(".")
+        if not dot:
+            raise ConfigError(
+                file,
+                key,
+                f"malformed override {item!r}: expected "
+                "section.key=value (a whole section cannot be set)",
+            )
+        if sec not in _SECTIONS:
+            raise _unknown(file, key, sec, list(_SECTIONS))
+        if name not in raw[sec]:
+            raise _unknown(file, key, name, list(raw[sec]))
+        v = _yaml(text, f"{file} (override {item!r})")
+        if key in _PATH_KEYS and isinstance(v, str):
+            v = os.path.abspath(
+                os.path.expanduser(v)
+            )  # command-line paths: relative to the current directory
+        raw[sec][name] = v
+        overridden.add(key)
+    cfg = _check_values(raw, file, overridden)
+    _check_files(cfg, file)
+    return dataclasses.replace(cfg, source=file)
+
+
+# ------------------------------------------------------------------------------- dict, dump
+
+
+def _plain(v):
+    return [_plain(x) for x in v] if isinstance(v, (tuple, list)) else v
+
+
+def config_to_dict(cfg: Config) -> dict:
+    """Nested plain dict (lists, not tuples) of all sections; ``source`` is left out."""
+    return {
+        sec: {f.name: _plain(getattr(getattr(cfg, sec), f.name)) for f in dataclasses.fields(cls)}
+        for sec, cls in _SECTIONS.items()
+    }
+
+
+def dump_config(cfg: Config, path) -> None:
+    """Write ``cfg`` as YAML; ``load_config(path) == cfg``."""
+    text = yaml.safe_dump(config_to_dict(cfg), sort_keys=False, default_flow_style=None)
+    with open(os.fspath(path), "w", encoding="utf-8") as fh:
+        origin = f" from {cfg.source}" if cfg.source else ""
+        fh.write(f"# ssjax config (written by dump_config{origin})\n" + text)
+
+
+def diff_configs(a: Config, b: Config) -> list[tuple[str, object, object]]:
+    """``(dotted key, value in a, value in b)`` for every key that differs, in schema order."""
+    da, db = config_to_dict(a), config_to_dict(b)
+    return [(f"{s}.{k}", da[s][k], db[s][k]) for s in da for k in da[s] if da[s][k] != db[s][k]]
+
+
+# ------------------------------------------------------------------------------------ build
+
+
+def n_blocks(cfg: Config) -> int:
+    """Number of blocks of a run: ``run.duration / run.block``."""
+    return int(round(cfg.run.duration / cfg.run.block))
+
+
+def build_trainer(cfg: Config):
+    """The :class:`ssjax.train.Trainer` the config describes (validates first)."""
+    cfg = validate_config(cfg)
+    n, r, g, o = cfg.neuron, cfg.rule, cfg.regularizer, cfg.optimizer
+
+    def pick(obj, names, prefix=""):
+        return {prefix + k: getattr(obj, k) for k in names.split()}
+
+    try:
+        surrogate = Surrogate(kind=n.surrogate, beta=n.beta, v_floor=n.v_floor)
+        lif = pick(n, "theta u_rest u_reset tau_mem tau_syn tau_ref dt delay integrator")
+        neuron = LIFParams(**lif, reset_grad=r.reset_grad, surrogate=surrogate)
+        net = Network(cfg.network.sizes, neuron, **pick(cfg.network, "w0 w_min w_max"))
+        ss = SuperSpikeConfig(
+            feedback=cfg.feedback.kind,
+            **pick(r, "tau_rise tau_decay hebbian_delay sigma_prime method max_spikes"),
+            **pick(g, "rho a tau error_dependent layers", prefix="het_"),
+        )
+        ss.delay_steps(n.dt)
+        return Trainer(
+            net,
+            rule=r.name,
+            superspike=ss,
+            optimizer=o.name,
+            **pick(o, "r0 tau_rms eps burn_in"),
+            drops=tuple(tuple(d) for d in o.drops),
+            block_steps=int(round(cfg.run.block / n.dt)),
+        )
+    except ValueError as exc:
+        raise ConfigError(_label(cfg), None, f"invalid configuration: {exc}") from None
+
+
+def build_task(cfg: Config) -> tuple[np.ndarray, np.ndarray]:
+    """One pattern period: ``(inputs [P, N_in], targets [P, N_out])`` in ``run.dtype``."""
+    cfg = validate_config(cfg)
+    t, dtype = cfg.task, np.dtype(cfg.run.dtype)
+    if t.kind == "ras":
+        return _load_ras(cfg, _label(cfg), "input"), _load_ras(cfg, _label(cfg), "target")
+    key = jax.random.PRNGKey(t.input_seed)
+    args = (t.n_in, t.rate_hz, t.period, t.target_times, t.n_out, cfg.neuron.dt)
+    task = timing_task(key, *args)
+    return np.asarray(task.inputs, dtype), np.asarray(task.targets, dtype)

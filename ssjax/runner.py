@@ -1,0 +1,384 @@
+"""The training program: many seeds as one compiled run, segments, checkpoints, logs, resume.
+
+``ssjax train CONFIG`` ends up in :func:`train`. A run is ``n_blocks`` blocks of the online
+trainer (:mod:`ssjax.train`), ``vmap``ped over seeds and, with several devices, sharded over a
+``seeds`` mesh axis. The blocks are executed as ``lax.scan`` segments of a fixed length, split
+only where logs, raster images or checkpoints are due; the state carried between segments is
+the whole :class:`ssjax.train.TrainState`, so a resumed run is bit-identical to an
+uninterrupted one (CPU).
+
+Seeds: seed ``k`` of a run with ``run.seed = r`` has id ``r + k`` and draws everything (weights,
+feedback matrices) from ``jax.random.PRNGKey(r + k)``; a single-seed run with ``run.seed = r + k``
+reproduces it bit for bit with SuperSpike (see :func:`make_segment_fn`).
+
+Multi-host: start each process with ``jax.distributed.initialize()``; ``jax.devices()`` then
+lists every host's devices, the ``seeds`` mesh spans them all, and each process feeds and reads
+its addressable shards (the seed count must divide evenly). Checkpoints are written by orbax
+from every process to a shared directory.
+
+Reference: SUPERSPIKE.md; DESIGN.md (train, checkpoint, logging).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import signal
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from ssjax import plots
+from ssjax.checkpoint import Checkpointer
+from ssjax.config import (
+    Config,
+    ConfigError,
+    build_task,
+    build_trainer,
+    config_to_dict,
+    diff_configs,
+    dump_config,
+    load_config,
+    n_blocks,
+)
+from ssjax.logging import RunLogger
+from ssjax.network import simulate
+from ssjax.train import Trainer, TrainState, init_train_state, run_blocks
+
+
+class RunError(RuntimeError):
+    """A run cannot start or continue (config mismatch with the work directory, ...)."""
+
+
+class NumericalError(RuntimeError):
+    """A seed produced NaN or Inf; the message names seed, block and the first bad leaf."""
+
+
+class PeriodAccumulator:
+    """Sums per-block segment metrics into per-period totals (host side, one array per seed).
+
+    Periods are emitted once all their steps have been seen; the partial period is part of the
+    checkpoint so a resumed run reports the same numbers as an uninterrupted one.
+    """
+
+    def __init__(self, period_steps: int, n_layers: int, partial: dict | None = None):
+        self.period_steps = period_steps
+        self.n_layers = n_layers
+        self.partial = {int(k): v for k, v in (partial or {}).items()}
+
+    def add(self, m) -> list[tuple[int, np.ndarray, list]]:
+        """Add stacked metrics ``[S, blocks, ...]``; return completed ``(period, vr[S], rates)``."""
+        p0 = np.asarray(m.period0)[0]  # identical for all seeds
+        steps = np.asarray(m.steps_seg)[0]
+        vr = np.asarray(m.sq_err_seg, np.float64).mean(-1)  # [S, blocks, seg]: mean over outputs
+        spikes = [np.asarray(s, np.float64) for s in m.spikes_seg]  # [S, blocks, seg]
+        for b in range(steps.shape[0]):
+            for s in range(steps.shape[1]):
+                if steps[b, s] == 0:
+                    continue
+                p = int(p0[b]) + s
+                acc = self.partial.setdefault(
+                    p, {"steps": 0, "vr": 0.0, "spikes": [0.0] * self.n_layers}
+                )
+                acc["steps"] += int(steps[b, s])
+                acc["vr"] = np.asarray(acc["vr"]) + vr[:, b, s]
+                acc["spikes"] = [
+                    np.asarray(a) + sp[:, b, s] for a, sp in zip(acc["spikes"], spikes, strict=True)
+                ]
+        done = sorted(p for p, a in self.partial.items() if a["steps"] >= self.period_steps)
+        out = [(p, np.asarray(self.partial[p]["vr"]), self.partial[p]["spikes"]) for p in done]
+        for p in done:
+            del self.partial[p]
+        return out
+
+    def state(self) -> dict:
+        """JSON-able partial sums."""
+        return {
+            str(p): {
+                "steps": a["steps"],
+                "vr": np.asarray(a["vr"]).tolist(),
+                "spikes": [np.asarray(x).tolist() for x in a["spikes"]],
+            }
+            for p, a in self.partial.items()
+        }
+
+
+def seed_ids(cfg: Config) -> list[int]:
+    """Seed ids of a run: ``run.seed, run.seed + 1, ...``."""
+    return [cfg.run.seed + k for k in range(cfg.run.seeds)]
+
+
+def init_states(trainer: Trainer, ids, dtype) -> TrainState:
+    """Fresh states with a leading seed axis, seed ``k`` from ``PRNGKey(ids[k])``."""
+    keys = jnp.stack([jax.random.PRNGKey(i) for i in ids])
+    return jax.vmap(lambda k: init_train_state(trainer, k, dtype))(keys)
+
+
+def seed_mesh(n_seeds: int) -> Mesh:
+    """A 1-D ``seeds`` mesh over the largest number of devices that divides ``n_seeds``."""
+    devs = jax.devices()
+    n = max(d for d in range(1, len(devs) + 1) if n_seeds % d == 0)
+    return Mesh(np.asarray(devs[:n]), ("seeds",))
+
+
+def make_segment_fn(trainer: Trainer, pattern_in, pattern_tgt, mesh: Mesh, length: int):
+    """Jitted ``state -> (state, metrics)`` running ``length`` blocks for all seeds.
+
+    Seeds are ``vmap``ped (even a single one); with several devices each runs the same vmapped
+    program on its own seeds under ``shard_map``. SuperSpike sums over time with scans and
+    matrix products whose order does not depend on the batch, so a seed's result is the same,
+    bit for bit on CPU, whatever the number of seeds or devices it ran with. BPTT's autodiff
+    reductions are vectorised differently for some batch sizes: there, seed counts agree to
+    float rounding only (resuming is still bit-exact).
+    """
+    spec = PartitionSpec("seeds")
+
+    def local(state):
+        return jax.vmap(lambda s: run_blocks(trainer, pattern_in, pattern_tgt, s, length))(state)
+
+    if mesh.devices.size == 1:
+        return jax.jit(local)
+    # shard_map runs exactly the one-device program on each device's seeds (an automatically
+    # partitioned program may fuse and sum differently)
+    return jax.jit(jax.shard_map(local, mesh=mesh, in_specs=spec, out_specs=spec, check_vma=False))
+
+
+def shard_state(state, mesh: Mesh):
+    """Place every leaf's leading (seed) axis on the ``seeds`` mesh axis."""
+    return jax.device_put(state, NamedSharding(mesh, PartitionSpec("seeds")))
+
+
+def first_nonfinite(state, metrics, ids, start_block: int, t_b: float) -> str | None:
+    """Message for the first seed/block whose state became non-finite, or None."""
+    finite = np.asarray(metrics.finite)  # [S, blocks]
+    if finite.all():
+        return None
+    s, b = map(int, np.argwhere(~finite)[0])
+    leaves = jax.tree_util.tree_flatten_with_path(state)[0]
+    bad = [
+        jax.tree_util.keystr(p)
+        for p, x in leaves
+        if not np.all(np.isfinite(np.asarray(x[s]) if np.asarray(x).ndim else x))
+        and np.issubdtype(np.asarray(x).dtype, np.floating)
+    ]
+    leaf = bad[0] if bad else "unknown leaf"
+    return (
+        f"non-finite values in seed {ids[s]} (index {s}) at block {start_block + b} "
+        f"(t = {(start_block + b) * t_b:g} s); first bad leaf: {leaf}"
+    )
+
+
+def _output_raster(trainer: Trainer, state, pattern_in, seed: int):
+    """One pattern period of seed ``seed``'s output from its current state, in pattern time."""
+    st = jax.tree.map(lambda a: a[seed], state)
+    period = pattern_in.shape[0]
+    idx = (st.pos + jnp.arange(period)) % period
+    _, rec = simulate(trainer.net, st.weights, pattern_in[idx], st.rule.net)
+    out = np.zeros((period, trainer.net.sizes[-1]), np.float32)
+    out[np.asarray(idx)] = np.asarray(rec.spikes[-1])
+    return out
+
+
+def prepare(config_path, *, seeds=None, overrides=()) -> Config:
+    """Load and validate the config (no side effects); ConfigError on any problem."""
+    overrides = list(overrides) + ([f"run.seeds={seeds}"] if seeds is not None else [])
+    return load_config(config_path, overrides)
+
+
+def check_workdir(cfg: Config, workdir: Path, override: bool) -> None:
+    """Refuse a work directory made with another config (unless ``override``)."""
+    saved = workdir / "config.yaml"
+    if not saved.exists():
+        return
+    diff = diff_configs(load_config(saved), cfg)
+    if diff and not override:
+        lines = "\n".join(f"  {k}: {a!r} (in {saved}) -> {b!r}" for k, a, b in diff)
+        raise RunError(
+            f"{workdir} holds a run with a different config:\n{lines}\n"
+            "use another --workdir, or --override-config to continue it with the new config"
+        )
+
+
+def train(
+    cfg: Config, workdir, *, override_config=False, fallback=False, progress=True, inject_nan=None
+) -> dict:
+    """Run (or resume) the configured training in ``workdir``; returns the summary dict.
+
+    ``inject_nan``: ``(seed_index, block)`` sets that seed's first weight to NaN at the start of
+    the segment that contains ``block`` (a hook for testing the numerical-fault handling).
+    """
+    workdir = Path(workdir)
+    check_workdir(cfg, workdir, override_config)
+    trainer = dataclasses.replace(build_trainer(cfg), on_nonfinite=cfg.run.on_nonfinite)
+    pattern_in, pattern_tgt = (jnp.asarray(a) for a in build_task(cfg))
+    dtype = jnp.float64 if cfg.run.dtype == "float64" else jnp.float32
+    total = n_blocks(cfg)
+    ids = seed_ids(cfg)
+    workdir.mkdir(parents=True, exist_ok=True)
+    dump_config(cfg, workdir / "config.yaml")
+
+    template = init_states(trainer, ids, dtype)
+    ckpt = Checkpointer(workdir / "checkpoints", keep=cfg.run.keep_checkpoints)
+    history = {"period": [], "van_rossum": [], "rate_hz": []}
+    partial = None
+    if ckpt.latest() is not None:
+        start, state, meta = ckpt.restore(template, fallback=fallback)
+        history, partial = meta["history"], meta["partial"]
+        print(f"resuming {workdir} from block {start}")
+    else:
+        start, state = 0, template
+    mesh = seed_mesh(len(ids))
+    state = shard_state(state, mesh)
+    period_steps = pattern_in.shape[0]
+    acc = PeriodAccumulator(period_steps, trainer.net.n_layers, partial)
+    layer_names = [f"hidden{l}" for l in range(trainer.net.n_layers - 1)] + ["output"]
+    logger = RunLogger(
+        workdir,
+        seeds=ids,
+        layer_names=layer_names,
+        total_blocks=total,
+        start_block=start,
+        block_seconds=trainer.t_b,
+        progress=progress,
+    )
+    seg_len = math.gcd(cfg.run.log_every, cfg.run.checkpoint_every, cfg.run.raster_every)
+    fns = {}
+    stop = {"signal": None}
+
+    def _on_signal(signum, _frame):
+        stop["signal"] = signum
+
+    old_handlers = {s: signal.signal(s, _on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    t_wall, block = time.perf_counter(), start
+    try:
+        while block < total and stop["signal"] is None:
+            n = min(seg_len - block % seg_len, total - block)
+            if n not in fns:
+                fns[n] = make_segment_fn(trainer, pattern_in, pattern_tgt, mesh, n)
+            if inject_nan is not None and block <= inject_nan[1] < block + n:
+                s = inject_nan[0]
+                state = state._replace(
+                    weights=(state.weights[0].at[s, 0, 0].set(jnp.nan), *state.weights[1:])
+                )
+            new_state, m = fns[n](state)
+            m = jax.device_get(m)
+            bad = first_nonfinite(new_state, m, ids, block, trainer.t_b)
+            if bad and cfg.run.on_nonfinite == "halt":
+                raise NumericalError(bad + f"; the last good checkpoint is block {ckpt.latest()}")
+            state, block = new_state, block + n
+            for p, vr, spikes in acc.add(m):
+                history["period"].append(p)
+                history["van_rossum"].append(vr.tolist())
+                history["rate_hz"].append(
+                    [
+                        (np.asarray(sp) / (nl * period_steps * trainer.net.neuron.dt)).tolist()
+                        for sp, nl in zip(spikes, trainer.net.sizes[1:], strict=True)
+                    ]
+                )
+            logger.advance(n, cost=_median_last(history))
+            if block % cfg.run.log_every == 0 or block == total:
+                logger.log(block, _values(history, m, layer_names))
+            if block % cfg.run.raster_every == 0 or block == total:
+                png = plots.output_vs_target(
+                    _output_raster(trainer, state, pattern_in, 0),
+                    np.asarray(pattern_tgt),
+                    trainer.net.neuron.dt,
+                    workdir / "raster.png",
+                    title=f"seed {ids[0]}, block {block}",
+                )
+                logger.image(block, "raster/seed0", Path(png).read_bytes())
+            if block % cfg.run.checkpoint_every == 0 or block == total or stop["signal"]:
+                ckpt.save(
+                    block,
+                    state,
+                    {
+                        "config": config_to_dict(cfg),
+                        "block": block,
+                        "history": history,
+                        "partial": acc.state(),
+                    },
+                )
+    finally:
+        for s, h in old_handlers.items():
+            signal.signal(s, h)
+        logger.close()
+    wall = time.perf_counter() - t_wall
+    if stop["signal"] is not None:
+        name = signal.Signals(stop["signal"]).name
+        print(f"{name}: stopped at block {block}; checkpoint saved; run again to resume")
+        raise SystemExit(128 + stop["signal"])
+    return _finish(cfg, trainer, workdir, ids, history, state, pattern_in, pattern_tgt, wall)
+
+
+def _median_last(history):
+    return float(np.median(history["van_rossum"][-1])) if history["van_rossum"] else None
+
+
+def _values(history, m, layer_names):
+    vals = {
+        "weight_norm/" + n: np.asarray(m.weight_norm)[:, -1, i] for i, n in enumerate(layer_names)
+    }
+    vals.update(
+        {"update_norm/" + n: np.asarray(m.update_norm)[:, -1, i] for i, n in enumerate(layer_names)}
+    )
+    vals["ema_cost"] = np.asarray(m.ema)[:, -1]
+    if history["van_rossum"]:
+        vals["van_rossum"] = np.asarray(history["van_rossum"][-1])
+        for i, n in enumerate(layer_names):
+            vals["rate_hz/" + n] = np.asarray(history["rate_hz"][-1][i])
+    return vals
+
+
+def _finish(cfg, trainer, workdir, ids, history, state, pattern_in, pattern_tgt, wall):
+    vr = np.asarray(history["van_rossum"], np.float64).reshape(-1, len(ids))
+    tail = max(1, len(vr) // 10)
+    final_vr = vr[-tail:].mean(0) if len(vr) else np.full(len(ids), np.nan)
+    rates = np.asarray(history["rate_hz"], np.float64)  # [periods, layers, seeds]
+    layer_names = [f"hidden{l}" for l in range(trainer.net.n_layers - 1)] + ["output"]
+    final_rates = {
+        n: (rates[-tail:, i].mean(0).tolist() if len(rates) else [])
+        for i, n in enumerate(layer_names)
+    }
+    summary = {
+        "config": cfg.source,
+        "rule": cfg.rule.name,
+        "feedback": (
+            cfg.feedback.kind
+            if cfg.rule.name == "superspike" and trainer.net.n_layers > 1
+            else None
+        ),
+        "seeds": ids,
+        "simulated_seconds": n_blocks(cfg) * trainer.t_b,
+        "wall_seconds": wall,
+        "final": {"van_rossum": final_vr.tolist(), "rate_hz": final_rates},
+        "median": {
+            "van_rossum": float(np.median(final_vr)),
+            "rate_hz": {n: float(np.median(v)) if v else None for n, v in final_rates.items()},
+        },
+        "periods": len(vr),
+    }
+    (workdir / "summary.json").write_text(json.dumps(summary, indent=2))
+    if len(vr):
+        plots.seed_curves(
+            np.asarray(history["period"]) * pattern_in.shape[0] * trainer.net.neuron.dt,
+            vr,
+            workdir / "learning_curve.png",
+            ylabel="van Rossum distance per period",
+            xlabel="time (s)",
+        )
+    plots.output_vs_target(
+        _output_raster(trainer, state, pattern_in, 0),
+        np.asarray(pattern_tgt),
+        trainer.net.neuron.dt,
+        workdir / "raster.png",
+        title=f"seed {ids[0]}: output (black) vs target (red)",
+    )
+    return summary
+
+
+__all__ = ["ConfigError", "NumericalError", "RunError", "check_workdir", "prepare", "train"]

@@ -1,0 +1,262 @@
+"""The training program: seeds, sharding, resume after SIGKILL/SIGTERM, faults, outputs."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from ssjax.checkpoint import Checkpointer
+from ssjax.config import build_trainer, load_config
+from ssjax.runner import NumericalError, init_states, prepare, train
+
+SMALL = """
+network: {sizes: [40, 3, 1]}
+task: {kind: timing, n_in: 40, n_out: 1, period: 0.2, target_times: [0.05, 0.12]}
+optimizer: {burn_in: 0.4, drops: [[2.0, 0.1]]}
+rule: {method: dense}
+feedback: {kind: random}
+run: {seeds: 3, duration: 3.0, block: 0.1, checkpoint_every: 5, keep_checkpoints: 10,
+      log_every: 5, raster_every: 10}
+"""
+
+
+def _cfg(tmp_path, text=SMALL, name="small.yaml"):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def _final_state(workdir, cfg):
+    tr = build_trainer(cfg)
+    ids = [cfg.run.seed + k for k in range(cfg.run.seeds)]
+    template = init_states(tr, ids, np.float32)
+    ck = Checkpointer(Path(workdir) / "checkpoints")
+    step, state, _ = ck.restore(template)
+    return step, state
+
+
+def _cli(*args, env=None, **kw):
+    e = dict(os.environ, JAX_PLATFORMS="cpu", **(env or {}))
+    return subprocess.run(
+        [sys.executable, "-m", "ssjax.cli", *args], env=e, capture_output=True, text=True, **kw
+    )
+
+
+def test_seeds_vmapped_equal_single_seed_runs(tmp_path):
+    path = _cfg(tmp_path)
+    cfg = prepare(path)
+    train(cfg, tmp_path / "all", progress=False)
+    _, all_state = _final_state(tmp_path / "all", cfg)
+    for k in range(3):
+        one = prepare(path, seeds=1, overrides=[f"run.seed={k}"])
+        train(one, tmp_path / f"one{k}", progress=False)
+        _, st = _final_state(tmp_path / f"one{k}", one)
+        jax.tree.map(lambda a, b, k=k: np.testing.assert_array_equal(a[k], b[0]), all_state, st)
+    assert not np.array_equal(all_state.weights[0][0], all_state.weights[0][1])
+
+
+def test_outputs_summary_logs_and_plots(tmp_path):
+    cfg = prepare(_cfg(tmp_path))
+    summary = train(cfg, tmp_path / "run", progress=False)
+    saved = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert saved["seeds"] == [0, 1, 2] and saved["rule"] == "superspike"
+    assert saved["feedback"] == "random"
+    assert saved["simulated_seconds"] == pytest.approx(3.0)
+    assert len(saved["final"]["van_rossum"]) == 3
+    assert set(saved["final"]["rate_hz"]) == {"hidden0", "output"}
+    assert saved["median"]["van_rossum"] == pytest.approx(np.median(saved["final"]["van_rossum"]))
+    assert summary["periods"] == 15
+    for f in ("learning_curve.png", "raster.png", "config.yaml", "metrics.jsonl"):
+        assert (tmp_path / "run" / f).stat().st_size > 0
+    lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [x["block"] for x in lines] == [5, 10, 15, 20, 25, 30]
+    assert any(p.name.startswith("events") for p in (tmp_path / "run" / "tb").rglob("*"))
+
+
+def test_sigkill_then_resume_is_bit_identical(tmp_path):
+    path = _cfg(tmp_path, SMALL.replace("duration: 3.0", "duration: 30.0"))
+    ref = tmp_path / "ref"
+    assert _cli("train", str(path), "--workdir", str(ref), "--no-progress").returncode == 0
+    run = tmp_path / "killed"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ssjax.cli",
+            "train",
+            str(path),
+            "--workdir",
+            str(run),
+            "--no-progress",
+        ],
+        env=dict(os.environ, JAX_PLATFORMS="cpu"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        steps = Checkpointer(run / "checkpoints").steps() if (run / "checkpoints").exists() else []
+        if steps and steps[-1] >= 50:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = Checkpointer(run / "checkpoints").latest()
+    assert killed_at is not None and killed_at < 300
+    r = _cli("train", str(path), "--workdir", str(run), "--no-progress")
+    assert r.returncode == 0, r.stderr
+    assert "resuming" in r.stdout
+    cfg = prepare(path)
+    s_ref, a = _final_state(ref, cfg)
+    s_run, b = _final_state(run, cfg)
+    assert s_ref == s_run == 300
+    jax.tree.map(np.testing.assert_array_equal, a, b)
+    ref_sum = json.loads((ref / "summary.json").read_text())
+    run_sum = json.loads((run / "summary.json").read_text())
+    assert ref_sum["final"] == run_sum["final"]
+    blocks = [json.loads(x)["block"] for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert blocks == sorted(set(blocks)) and blocks[-1] == 300
+
+
+def test_sigterm_saves_checkpoint_and_exits(tmp_path):
+    path = _cfg(tmp_path, SMALL.replace("duration: 3.0", "duration: 500.0"))
+    run = tmp_path / "term"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ssjax.cli",
+            "train",
+            str(path),
+            "--workdir",
+            str(run),
+            "--no-progress",
+        ],
+        env=dict(os.environ, JAX_PLATFORMS="cpu"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and not (run / "checkpoints").exists():
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert "checkpoint saved" in out
+    ck = Checkpointer(run / "checkpoints")
+    last = ck.latest()
+    assert last is not None and 0 < last < 5000  # stopped early, with a checkpoint
+    assert ck.read_meta(last)["block"] == last
+    assert f"stopped at block {last}" in out
+
+
+def test_config_mismatch_refused_then_overridden(tmp_path):
+    path = _cfg(tmp_path)
+    run = tmp_path / "run"
+    assert _cli("train", str(path), "--workdir", str(run), "--no-progress").returncode == 0
+    r = _cli("train", str(path), "--workdir", str(run), "--set", "optimizer.r0=0.002")
+    assert r.returncode == 2
+    assert "optimizer.r0" in r.stderr and "--override-config" in r.stderr
+    r = _cli(
+        "train",
+        str(path),
+        "--workdir",
+        str(run),
+        "--no-progress",
+        "--override-config",
+        "--set",
+        "run.duration=4.0",
+    )
+    assert r.returncode == 0, r.stderr
+    assert Checkpointer(run / "checkpoints").latest() == 40
+
+
+def test_bad_config_exits_2_without_workdir(tmp_path):
+    path = _cfg(tmp_path, SMALL.replace("block: 0.1", "blok: 0.1"))
+    run = tmp_path / "never"
+    r = _cli("train", str(path), "--workdir", str(run))
+    assert r.returncode == 2 and "run.blok" in r.stderr and "block" in r.stderr
+    assert not run.exists()
+    r = _cli("validate", str(_cfg(tmp_path, SMALL, "ok.yaml")))
+    assert r.returncode == 0 and "valid" in r.stdout
+
+
+def test_corrupt_newest_checkpoint_error_and_fallback(tmp_path):
+    path = _cfg(tmp_path)
+    run = tmp_path / "run"
+    cfg = prepare(path)
+    train(cfg, run, progress=False)
+    ck = Checkpointer(run / "checkpoints")
+    newest = ck.latest()
+    files = sorted(
+        p
+        for p in Path(ck.path(newest)).rglob("*")
+        if p.is_file() and p.name != "manifest.json" and p.stat().st_size > 64
+    )
+    data = bytearray(files[0].read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    files[0].write_bytes(bytes(data))
+    longer = ["--set", "run.duration=4.0", "--override-config", "--no-progress"]
+    r = _cli("train", str(path), "--workdir", str(run), *longer)
+    assert r.returncode == 1 and str(newest) in r.stderr and "fallback" in r.stderr
+    r = _cli("train", str(path), "--workdir", str(run), *longer, "--fallback-checkpoint")
+    assert r.returncode == 0, r.stderr
+    assert f"skipped corrupt checkpoint step(s) {newest}" in r.stderr
+    assert Checkpointer(run / "checkpoints").latest() == 40
+    # the corrupt checkpoint was kept (moved aside when the resumed run saved that step again)
+    kept = list((run / "checkpoints").glob(f"corrupt-step_{newest:08d}-*"))
+    assert len(kept) == 1 and (kept[0] / files[0].relative_to(ck.path(newest))).exists()
+
+
+def test_nan_in_one_seed_halts_naming_seed_block_and_leaf(tmp_path):
+    cfg = prepare(_cfg(tmp_path))
+    with pytest.raises(NumericalError) as err:
+        train(cfg, tmp_path / "nan", progress=False, inject_nan=(1, 10))
+    msg = str(err.value)
+    assert "seed 1" in msg and "block 10" in msg and ".weights[0]" in msg
+    ck = Checkpointer(tmp_path / "nan" / "checkpoints")
+    assert ck.latest() == 10
+    _, st = _final_state(tmp_path / "nan", cfg)
+    assert all(np.isfinite(np.asarray(w)).all() for w in st.weights)
+
+
+def test_nan_skip_policy_keeps_training(tmp_path):
+    cfg = load_config(_cfg(tmp_path), ["run.on_nonfinite=skip"])
+    train(cfg, tmp_path / "skip", progress=False, inject_nan=(1, 10))
+    _, st = _final_state(tmp_path / "skip", cfg)
+    w = np.asarray(st.weights[0])
+    assert np.isfinite(w[0]).all() and np.isfinite(w[2]).all()
+
+
+@pytest.mark.parametrize("n_dev", [4])
+def test_seed_sharding_matches_one_device(tmp_path, n_dev):
+    path = _cfg(tmp_path, SMALL.replace("seeds: 3", "seeds: 4"))
+    runs = {}
+    for name, flags in (("one", ""), ("many", f"--xla_force_host_platform_device_count={n_dev}")):
+        code = (
+            "import jax, sys; from ssjax.runner import prepare, train, seed_mesh;"
+            f"cfg = prepare({str(path)!r}); print('devices', seed_mesh(4).devices.size);"
+            f"train(cfg, {str(tmp_path / name)!r}, progress=False)"
+        )
+        r = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            env=dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=flags),
+        )
+        assert r.returncode == 0, r.stderr
+        runs[name] = r.stdout
+    assert "devices 1" in runs["one"] and f"devices {n_dev}" in runs["many"]
+    cfg = prepare(path)
+    _, a = _final_state(tmp_path / "one", cfg)
+    _, b = _final_state(tmp_path / "many", cfg)
+    jax.tree.map(np.testing.assert_array_equal, a, b)
