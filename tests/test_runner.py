@@ -49,6 +49,21 @@ def _cli(*args, env=None, **kw):
     )
 
 
+def _spawn_train(path, workdir, **kw):
+    """``ssjax train`` in a child process (to be killed or signalled)."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "ssjax.cli",
+        "train",
+        str(path),
+        "--workdir",
+        str(workdir),
+        "--no-progress",
+    ]
+    return subprocess.Popen(cmd, env=dict(os.environ, JAX_PLATFORMS="cpu"), **kw)
+
+
 def test_seeds_vmapped_equal_single_seed_runs(tmp_path):
     path = _cfg(tmp_path)
     cfg = prepare(path)
@@ -85,21 +100,7 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path):
     ref = tmp_path / "ref"
     assert _cli("train", str(path), "--workdir", str(ref), "--no-progress").returncode == 0
     run = tmp_path / "killed"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "ssjax.cli",
-            "train",
-            str(path),
-            "--workdir",
-            str(run),
-            "--no-progress",
-        ],
-        env=dict(os.environ, JAX_PLATFORMS="cpu"),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = _spawn_train(path, run, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline:
         steps = Checkpointer(run / "checkpoints").steps() if (run / "checkpoints").exists() else []
@@ -128,22 +129,7 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path):
 def test_sigterm_saves_checkpoint_and_exits(tmp_path):
     path = _cfg(tmp_path, SMALL.replace("duration: 3.0", "duration: 500.0"))
     run = tmp_path / "term"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "ssjax.cli",
-            "train",
-            str(path),
-            "--workdir",
-            str(run),
-            "--no-progress",
-        ],
-        env=dict(os.environ, JAX_PLATFORMS="cpu"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = _spawn_train(path, run, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while time.time() < deadline and not (run / "checkpoints").exists():
         time.sleep(0.05)
