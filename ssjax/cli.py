@@ -63,12 +63,6 @@ def _train(args) -> int:
     return 0
 
 
-def _compare(args) -> int:
-    from ssjax.rules.compare import main as compare_main
-
-    return compare_main(args.rest)
-
-
 def _demo(args) -> int:
     from ssjax.demo import run_demo
 
@@ -115,9 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     v.set_defaults(func=_validate)
 
-    c = sub.add_parser("compare", help="alignment of SuperSpike and BPTT updates on one block")
-    c.add_argument("rest", nargs=argparse.REMAINDER, help="see `ssjax compare -- --help`")
-    c.set_defaults(func=_compare)
+    # handled in main() by ssjax.rules.compare's own parser; listed here for --help
+    sub.add_parser("compare", help="alignment of SuperSpike and BPTT updates on one block",
+                   add_help=False)
 
     d = sub.add_parser("demo", help="BPTT on the paper's 5-spike timing task (no config)")
     d.add_argument("--out", default="runs/demo", help="output folder (PNG files)")
@@ -131,6 +125,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     """Entry point of the ``ssjax`` command."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["compare"]:  # its own parser takes every option that follows
+        from ssjax.rules.compare import main as compare_main
+
+        return compare_main(argv[1:])
     args = build_parser().parse_args(argv)
     return args.func(args)
 
