@@ -1,0 +1,265 @@
+"""The spiking XOR task of the paper's Fig. 5: input stream, window annotation, window error.
+
+Task (SUPERSPIKE.md section 3). ``n_ref + n_a + n_b`` inputs (ids ``[ref | A | B]`` in that order)
+each fire once at a fixed random offset within a 10 ms stimulus; the reference group is present in
+every pattern, groups A and B only in some. Kinds ``0..3`` are ref, ref+A, ref+B, ref+A+B
+(``kind = a + 2 b``), the label is ``a XOR b`` and output ``o`` stands for class ``o``. Each
+pattern opens a 25 ms window (the stimulus plus 15 ms). Inside it the correct output must fire at
+least once and the wrong one not at all: a wrong-output spike is an immediate negative error spike,
+and a correct output still silent at the window's last step gets one positive error spike there.
+The SuperSpike rule filters this ``delta`` with the alpha kernel like any error, ``e = alpha *
+delta`` (SUPERSPIKE.md section 2).
+
+Choices the paper leaves open, and why:
+
+- Groups 34 / 33 / 33 (sum 100): as equal as 100 allows, so A and B drive the network equally
+  and neither can be told from the other by spike count; ref takes the odd input.
+- Gap (from the end of one window to the next stimulus onset): uniform on the ``dt`` grid in
+  ``[50, 150]`` ms. The minimum is 5 time constants of the membrane (10 ms) and of the alpha
+  kernel's decay (10 ms), so a pattern's PSPs and filtered error have died out (< 1 %) before the
+  next one; the spread makes the onset unpredictable from the previous pattern. Gaps are measured
+  from the window's end, so windows never overlap. Every pattern is preceded by its gap and the
+  stream ends with the last window: streams concatenate into a valid longer stream.
+- Noise: 4 Hz Poisson on every input at every step except during stimuli, i.e. in the gaps and in
+  the 15 ms response tail of each window ("intervals in which inputs fire Poisson" = everything
+  between stimuli). The stimulus itself is exact: a present input fires exactly once, at its
+  offset, and absent groups are silent (10 ms of 4 Hz on 100 inputs would add ~4 stray spikes).
+- Order: each of the 4 kinds appears ``n // 4`` times, the ``n % 4`` extra patterns are distinct
+  kinds chosen at random, and the whole list is shuffled. Classes are thus balanced to within 1,
+  with no kind favoured, while the order stays random.
+- Extra spikes of the correct output carry no error: the paper's error is zero once the correct
+  output has fired, and the accuracy criterion (correct fired, wrong silent) does not count spikes.
+  Output spikes outside every window carry no error either.
+
+Reference: Zenke & Ganguli (2018), "SuperSpike", Neural Comput. 30(6), Fig. 5.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ssjax.tasks.raster import frozen_poisson
+
+__all__ = [
+    "WindowState",
+    "XORSpec",
+    "XORStream",
+    "window_accuracy",
+    "window_error",
+    "xor_stream",
+    "xor_timing",
+]
+
+KIND_NAMES = ("ref", "ref+A", "ref+B", "ref+A+B")
+
+
+def _steps(name: str, value: float, dt: float) -> int:
+    # Window lengths must sit on the grid, or "25 ms" would silently become 24.9 or 25.1 ms.
+    k = value / dt
+    if abs(k - round(k)) > 1e-6 * max(1.0, k):
+        raise ValueError(f"XORSpec.{name} = {value!r} s is not a whole number of dt = {dt!r} s")
+    return int(round(k))
+
+
+@dataclasses.dataclass(frozen=True)
+class XORSpec:
+    """Spiking XOR parameters; times in seconds, rate in Hz (defaults: module docstring)."""
+
+    n_ref: int = 34
+    n_a: int = 33
+    n_b: int = 33
+    stim: float = 0.010
+    window: float = 0.025
+    gap_min: float = 0.050
+    gap_max: float = 0.150
+    noise_hz: float = 4.0
+    dt: float = 1e-4
+
+    def __post_init__(self):
+        for name, low in (("n_ref", 0), ("n_a", 1), ("n_b", 1)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
+                raise ValueError(f"XORSpec.{name} must be an integer >= {low}, got {v!r}")
+        for name in ("stim", "window", "gap_min", "gap_max", "noise_hz", "dt"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.number)):
+                raise ValueError(f"XORSpec.{name} must be a number, got {v!r}")
+            if not math.isfinite(v) or v < 0:
+                raise ValueError(f"XORSpec.{name} must be finite and >= 0, got {v!r}")
+        for name in ("dt", "stim"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"XORSpec.{name} must be > 0 s, got {getattr(self, name)!r}")
+        if self.window < self.stim:
+            raise ValueError(f"XORSpec.window ({self.window} s) must be >= stim ({self.stim} s)")
+        if self.gap_max < self.gap_min:
+            raise ValueError(
+                f"XORSpec.gap_max ({self.gap_max}) must be >= gap_min ({self.gap_min})"
+            )
+        if self.noise_hz * self.dt > 1:
+            raise ValueError(f"XORSpec.noise_hz * dt must be <= 1, got {self.noise_hz * self.dt}")
+        _steps("stim", self.stim, self.dt)
+        _steps("window", self.window, self.dt)
+
+    @property
+    def n_in(self) -> int:
+        return self.n_ref + self.n_a + self.n_b
+
+    @property
+    def stim_steps(self) -> int:
+        return _steps("stim", self.stim, self.dt)
+
+    @property
+    def window_steps(self) -> int:
+        return _steps("window", self.window, self.dt)
+
+    def present(self, kind: int) -> np.ndarray:
+        """Boolean ``[n_in]`` mask of the inputs that fire in a pattern of ``kind`` (0..3)."""
+        groups = np.repeat([0, 1, 2], [self.n_ref, self.n_a, self.n_b])
+        return (groups == 0) | ((groups == 1) & bool(kind & 1)) | ((groups == 2) & bool(kind & 2))
+
+
+class XORStream(NamedTuple):
+    """A stream of XOR patterns (host numpy arrays; T steps of ``spec.dt``).
+
+    inputs [T, n_in] float32 0/1; code [T, 2] int8 window annotation (``window_error``);
+    labels, kinds, onsets [n_patterns] int32 (class, kind 0..3, stimulus-start step).
+    """
+
+    inputs: np.ndarray
+    code: np.ndarray
+    labels: np.ndarray
+    kinds: np.ndarray
+    onsets: np.ndarray
+
+
+def xor_timing(key: jax.Array, spec: XORSpec) -> np.ndarray:
+    """The frozen pattern identity: each input's spike offset (s) in the stimulus, ``[n_in]``.
+
+    Offsets are uniform on the grid ``k * dt``, ``k in [0, stim_steps)``; reuse one timing for
+    every stream (training and test) so that the patterns stay the same.
+    """
+    k = jax.random.randint(key, (spec.n_in,), 0, spec.stim_steps)
+    return np.asarray(k, np.int64) * spec.dt
+
+
+def xor_stream(
+    key: jax.Array, spec: XORSpec, n_patterns: int, timing: np.ndarray | None = None
+) -> XORStream:
+    """Draw ``n_patterns`` patterns in random order, each after a random noisy gap.
+
+    Args:
+      key: jax.random key for kinds, order, gaps, noise (and the timing when ``timing`` is None).
+      spec: task parameters.
+      n_patterns: number of patterns (>= 1).
+      timing: ``[n_in]`` offsets from :func:`xor_timing`; None draws a fresh one from ``key``.
+
+    Memory is ``4 T n_in`` bytes for ``inputs`` (about 50 kB per pattern with the defaults).
+    """
+    if isinstance(n_patterns, bool) or int(n_patterns) != n_patterns or n_patterns < 1:
+        raise ValueError(f"n_patterns must be an integer >= 1, got {n_patterns!r}")
+    n = int(n_patterns)
+    k_time, k_extra, k_order, k_gap, k_noise = jax.random.split(key, 5)
+    if timing is None:
+        timing = xor_timing(k_time, spec)
+    offs = np.rint(np.asarray(timing, np.float64) / spec.dt).astype(np.int64)
+    if offs.shape != (spec.n_in,) or offs.min() < 0 or offs.max() >= spec.stim_steps:
+        raise ValueError(f"timing must be [{spec.n_in}] offsets in [0, stim={spec.stim}) s")
+
+    extra = np.asarray(jax.random.permutation(k_extra, 4))[: n % 4]
+    kinds = np.concatenate([np.tile(np.arange(4), n // 4), extra])
+    kinds = np.asarray(jax.random.permutation(k_order, kinds), np.int32)
+    labels = ((kinds & 1) ^ (kinds >> 1)).astype(np.int32)
+
+    lo, hi = round(spec.gap_min / spec.dt), round(spec.gap_max / spec.dt)
+    gaps = np.asarray(jax.random.randint(k_gap, (n,), lo, hi + 1), np.int64)
+    W = spec.window_steps
+    onsets = np.cumsum(gaps) + W * np.arange(n)
+    T = int(onsets[-1]) + W
+
+    inputs = np.array(frozen_poisson(k_noise, spec.n_in, spec.noise_hz, T * spec.dt, spec.dt))
+    code = np.zeros((T, 2), np.int8)
+    cols = np.arange(spec.n_in)
+    for o, kind, y in zip(onsets, kinds, labels, strict=True):
+        inputs[o : o + spec.stim_steps] = 0.0  # the stimulus is noise-free (module docstring)
+        mask = spec.present(int(kind))
+        inputs[o + offs[mask], cols[mask]] = 1.0
+        code[o : o + W, y], code[o : o + W, 1 - y] = 1, -1
+        code[o + W - 1, y], code[o + W - 1, 1 - y] = 2, -2
+    return XORStream(inputs, code, labels, kinds, onsets.astype(np.int32))
+
+
+class WindowState(NamedTuple):
+    """Carried state of :func:`window_error`: ``fired`` ``[*B, N_out]``, 1.0 where the correct
+    output has fired so far in the current window (0 elsewhere and outside windows)."""
+
+    fired: jax.Array
+
+
+def window_error(spikes, code, state: WindowState | None = None) -> tuple[jax.Array, WindowState]:
+    """Window-of-opportunity error spikes ``delta`` (before the alpha filter), scanned over time.
+
+    Args:
+      spikes: ``[T, *B, N_out]`` output spike counts per step.
+      code: window annotation (``XORStream.code``), numpy-broadcastable to ``spikes`` (use
+        ``code[:, None]`` against a batch ``[T, B, 2]``, or vmap over the batch): 0 outside
+        windows, +1/-1 inside for the correct/wrong output, +2/-2 at a window's last step.
+      state: carried from the previous block (None: no window open before step 0).
+
+    Returns:
+      ``(delta, state)``; ``delta`` ``[T, *B, N_out]`` float: ``-spikes`` where ``code < 0``,
+      +1 where ``code == 2`` and the correct output has not fired in the window up to and
+      including that step, 0 elsewhere. Pure ``lax.scan``: jit/vmap friendly, and blocks split
+      anywhere give the same ``delta`` as one call when ``state`` is passed on.
+    """
+    spikes, code = jnp.asarray(spikes), jnp.asarray(code)
+    dtype = spikes.dtype if jnp.issubdtype(spikes.dtype, jnp.floating) else jnp.float32
+    shape = jnp.broadcast_shapes(spikes.shape, code.shape)
+    s = jnp.broadcast_to(spikes, shape).astype(dtype)
+    c = jnp.broadcast_to(code, shape)
+    if state is None:
+        fired0 = jnp.zeros(shape[1:], dtype)
+    else:
+        fired0 = jnp.broadcast_to(jnp.asarray(state.fired, dtype), shape[1:])
+
+    def step(fired, sc):
+        st, ct = sc
+        hit = jnp.maximum(fired, (st > 0).astype(dtype))  # fired up to and including this step
+        delta = jnp.where(ct < 0, -st, 0.0) + jnp.where((ct == 2) & (hit == 0), 1.0, 0.0)
+        # Keep the flag only inside an open window: clearing it after the last step (code 2) lets
+        # a next window start fresh even with no code-0 gap in between.
+        return jnp.where(ct == 1, hit, 0.0).astype(dtype), delta.astype(dtype)
+
+    fired, delta = jax.lax.scan(step, fired0, (s, c))
+    return delta, WindowState(fired)
+
+
+def window_accuracy(spikes, stream: XORStream) -> tuple[float, np.ndarray]:
+    """Fraction of patterns answered correctly: in its window the correct output fired, the wrong
+    one did not.
+
+    Args:
+      spikes: ``[T, 2]`` output spikes over the stream's steps.
+      stream: the :class:`XORStream` that produced them.
+
+    Returns:
+      ``(accuracy, per_kind)``; ``per_kind`` ``[4]`` for kinds ref, ref+A, ref+B, ref+A+B
+      (NaN for a kind absent from the stream).
+    """
+    s = np.asarray(spikes)
+    if s.shape != stream.code.shape:
+        raise ValueError(f"spikes must have shape {stream.code.shape} [T, 2], got {s.shape}")
+    ends = np.flatnonzero(np.abs(stream.code[:, 0]) == 2)  # last step of each window
+    cs = np.concatenate([np.zeros((1, 2), np.int64), np.cumsum(s > 0, axis=0)])
+    counts = cs[ends + 1] - cs[stream.onsets]  # [n_patterns, 2] spiking steps inside the window
+    rows = np.arange(len(ends))
+    ok = (counts[rows, stream.labels] > 0) & (counts[rows, 1 - stream.labels] == 0)
+    per_kind = np.array(
+        [ok[stream.kinds == k].mean() if np.any(stream.kinds == k) else np.nan for k in range(4)]
+    )
+    return float(ok.mean()), per_kind
