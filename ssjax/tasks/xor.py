@@ -41,9 +41,9 @@ import math
 from typing import NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
+from ssjax.losses import WindowState, window_error  # noqa: F401  (re-exported)
 from ssjax.tasks.raster import frozen_poisson
 
 __all__ = [
@@ -192,51 +192,6 @@ def xor_stream(
         code[o : o + W, y], code[o : o + W, 1 - y] = 1, -1
         code[o + W - 1, y], code[o + W - 1, 1 - y] = 2, -2
     return XORStream(inputs, code, labels, kinds, onsets.astype(np.int32))
-
-
-class WindowState(NamedTuple):
-    """Carried state of :func:`window_error`: ``fired`` ``[*B, N_out]``, 1.0 where the correct
-    output has fired so far in the current window (0 elsewhere and outside windows)."""
-
-    fired: jax.Array
-
-
-def window_error(spikes, code, state: WindowState | None = None) -> tuple[jax.Array, WindowState]:
-    """Window-of-opportunity error spikes ``delta`` (before the alpha filter), scanned over time.
-
-    Args:
-      spikes: ``[T, *B, N_out]`` output spike counts per step.
-      code: window annotation (``XORStream.code``), numpy-broadcastable to ``spikes`` (use
-        ``code[:, None]`` against a batch ``[T, B, 2]``, or vmap over the batch): 0 outside
-        windows, +1/-1 inside for the correct/wrong output, +2/-2 at a window's last step.
-      state: carried from the previous block (None: no window open before step 0).
-
-    Returns:
-      ``(delta, state)``; ``delta`` ``[T, *B, N_out]`` float: ``-spikes`` where ``code < 0``,
-      +1 where ``code == 2`` and the correct output has not fired in the window up to and
-      including that step, 0 elsewhere. Pure ``lax.scan``: jit/vmap friendly, and blocks split
-      anywhere give the same ``delta`` as one call when ``state`` is passed on.
-    """
-    spikes, code = jnp.asarray(spikes), jnp.asarray(code)
-    dtype = spikes.dtype if jnp.issubdtype(spikes.dtype, jnp.floating) else jnp.float32
-    shape = jnp.broadcast_shapes(spikes.shape, code.shape)
-    s = jnp.broadcast_to(spikes, shape).astype(dtype)
-    c = jnp.broadcast_to(code, shape)
-    if state is None:
-        fired0 = jnp.zeros(shape[1:], dtype)
-    else:
-        fired0 = jnp.broadcast_to(jnp.asarray(state.fired, dtype), shape[1:])
-
-    def step(fired, sc):
-        st, ct = sc
-        hit = jnp.maximum(fired, (st > 0).astype(dtype))  # fired up to and including this step
-        delta = jnp.where(ct < 0, -st, 0.0) + jnp.where((ct == 2) & (hit == 0), 1.0, 0.0)
-        # Keep the flag only inside an open window: clearing it after the last step (code 2) lets
-        # a next window start fresh even with no code-0 gap in between.
-        return jnp.where(ct == 1, hit, 0.0).astype(dtype), delta.astype(dtype)
-
-    fired, delta = jax.lax.scan(step, fired0, (s, c))
-    return delta, WindowState(fired)
 
 
 def window_accuracy(spikes, stream: XORStream) -> tuple[float, np.ndarray]:

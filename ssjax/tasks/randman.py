@@ -1,0 +1,181 @@
+"""Random-manifold (randman) spike-latency classification task, generated from a JAX key.
+
+Each class is a smooth random D-dimensional manifold embedded in M input units. For unit i,
+intrinsic dimension d and frequency k < F::
+
+    f_{i,d}(x) = sum_k a_{idk} s_k sin(2 pi (k x c_{idk} + phi_{idk})),   s_k = 1/((k+1)^alpha + 1)
+    y_i(x)     = prod_d f_{i,d}(x_d),                                     x ~ U([0, 1]^D)
+
+with amplitude a, frequency scale c and phase phi uniform in [0, 1) and a_{id0} = 0 (the k = 0 term
+would only add a constant offset). Each unit's value is min-max normalised to u in [0, 1] and turned
+into the latency of its single spike, so only relative spike timing carries the class.
+
+Reference: Zenke & Vogels (2021), "The remarkable robustness of surrogate gradient learning for
+instilling complex function in spiking neural networks", Neural Computation 33(4):899-925
+(github.com/fzenke/randman); SUPERSPIKE.md section 4.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = [
+    "Randman",
+    "eval_randman",
+    "make_randman",
+    "manifold_spike_times",
+    "randman_dataset",
+    "spike_times_to_raster",
+    "train_test_split",
+]
+
+
+class Randman(NamedTuple):
+    """Fixed random functions of one class manifold; each leaf has shape [M, D, F].
+
+    A leading class axis ([C, M, D, F]) stacks several manifolds (as ``jax.vmap`` of
+    ``make_randman`` returns them). ``amp`` already includes the spectrum ``s_k``.
+    """
+
+    amp: jax.Array  # a_{idk} * s_k (dimensionless)
+    freq: jax.Array  # frequency scale c_{idk} in [0, 1)
+    phase: jax.Array  # phi_{idk} in [0, 1), in cycles
+
+
+def spectrum(n_freq: int, alpha: float = 2.0) -> jax.Array:
+    """Amplitude envelope s_k = 1 / ((k + 1)^alpha + 1), k = 0..F-1; larger alpha, smoother."""
+    k = jnp.arange(n_freq, dtype=jnp.float32)
+    return 1.0 / ((k + 1.0) ** alpha + 1.0)
+
+
+def make_randman(key, n_units: int, dim: int, n_freq: int = 32, alpha: float = 2.0) -> Randman:
+    """Draw one manifold: amplitude, frequency scale and phase ~ U[0, 1), each [M, D, F].
+
+    The stored ``amp`` is a_{idk} s_k with a_{id0} = 0. Jit/vmap friendly in ``key``.
+    """
+    k_amp, k_freq, k_phase = jax.random.split(key, 3)
+    shape = (n_units, dim, n_freq)
+    amp = jax.random.uniform(k_amp, shape) * spectrum(n_freq, alpha)
+    amp = amp.at[..., 0].set(0.0)  # k = 0 is a constant offset, not part of the shape
+    return Randman(amp, jax.random.uniform(k_freq, shape), jax.random.uniform(k_phase, shape))
+
+
+def eval_randman(rm: Randman, x: jax.Array) -> jax.Array:
+    """Evaluate the manifold: x [S, D] in [0, 1]^D -> y [S, M], y_i = prod_d f_{i,d}(x_d)."""
+    k = jnp.arange(rm.amp.shape[-1], dtype=x.dtype)
+    # [S, 1, D, 1] against [M, D, F] -> [S, M, D, F]; XLA fuses the sin into the k-sum under jit
+    arg = k * x[:, None, :, None] * rm.freq + rm.phase
+    f = jnp.sum(rm.amp * jnp.sin(2.0 * jnp.pi * arg), axis=-1)  # [S, M, D]
+    return jnp.prod(f, axis=-1)
+
+
+def _grid(value: float, dt: float, name: str) -> int:
+    """Number of dt steps in ``value`` seconds; value must be a multiple of dt."""
+    n = int(round(value / dt))
+    if abs(n * dt - value) > 1e-6 * dt + 1e-12:
+        raise ValueError(f"{name}={value} s must be a multiple of dt={dt} s")
+    return n
+
+
+@functools.partial(jax.jit, static_argnames=("n_samples", "n_bins"))
+def _latency_bins(key, manifolds: Randman, n_samples: int, n_bins: int):
+    n_classes, _, dim, _ = manifolds.amp.shape
+    k_x, k_perm = jax.random.split(key)
+    x = jax.random.uniform(k_x, (n_classes, n_samples, dim))
+    y = jax.vmap(eval_randman)(manifolds, x).reshape(n_classes * n_samples, -1)  # [N, M]
+    # Global (whole dataset) min-max per unit, unlike the reference, which normalises each class
+    # separately: one affine map per unit for all classes keeps the time code a fixed function
+    # of the unit's value, so a class's offset or range is itself information, as it would be for
+    # a real sensor. A constant unit (zero range) maps to u = 0 instead of dividing by zero.
+    lo, hi = y.min(axis=0), y.max(axis=0)
+    u = (y - lo) / jnp.where(hi > lo, hi - lo, 1.0)
+    # Round onto the grid so the min lands on the first and the max on the last of n_bins steps:
+    # times are exact multiples of dt, and rasterising them loses nothing.
+    bins = jnp.clip(jnp.round(u * (n_bins - 1)), 0, n_bins - 1).astype(jnp.int32)
+    labels = jnp.repeat(jnp.arange(n_classes, dtype=jnp.int32), n_samples)
+    perm = jax.random.permutation(k_perm, n_classes * n_samples)
+    return bins[perm], labels[perm]
+
+
+def manifold_spike_times(
+    key, manifolds: Randman, *, n_samples: int, duration: float = 0.05,
+    t_offset: float = 0.005, dt: float = 1e-4,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Spike latencies for given stacked manifolds ([C, M, D, F]); see ``randman_dataset``.
+
+    Split out so callers can pass chosen manifolds (e.g. two copies of one, a negative control).
+    """
+    n_bins = _grid(duration, dt, "duration")
+    if n_bins < 1:
+        raise ValueError(f"duration={duration} s must span at least one step dt={dt} s")
+    n_off = _grid(t_offset, dt, "t_offset")
+    bins, labels = _latency_bins(key, manifolds, n_samples, n_bins)
+    times = ((np.asarray(bins, np.int64) + n_off) * dt).astype(np.float32)
+    return times, np.asarray(labels, np.int32)
+
+
+def randman_dataset(
+    key, *, n_classes: int, n_units: int, dim: int, n_samples: int, duration: float = 0.05,
+    t_offset: float = 0.005, alpha: float = 2.0, dt: float = 1e-4, n_freq: int = 32,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Randman classification set: ``n_samples`` per class, every unit fires once per sample.
+
+    Class c has its own manifold; x ~ U([0, 1]^D); each unit's values y are min-max normalised over
+    all N = n_classes * n_samples samples (global, not per class as in the reference) to u in
+    [0, 1], and the spike time is t = t_offset + dt * round(u * (n_bins - 1)) with
+    n_bins = duration / dt, i.e. t in [t_offset, t_offset + duration) on the dt grid. The 5 ms
+    default offset keeps the earliest spikes off step 0, whose handling differs between simulators.
+
+    Args: key: jax PRNG key (manifolds and samples/shuffle use independent subkeys); duration,
+      t_offset, dt: seconds, duration and t_offset multiples of dt; alpha, n_freq: spectrum.
+    Returns: times [N, M] float32 seconds and labels [N] int32 in 0..n_classes-1, shuffled.
+    """
+    k_man, k_data = jax.random.split(key)
+    make = functools.partial(make_randman, n_units=n_units, dim=dim, n_freq=n_freq, alpha=alpha)
+    manifolds = jax.vmap(make)(jax.random.split(k_man, n_classes))  # leaves [C, M, D, F]
+    return manifold_spike_times(
+        k_data, manifolds, n_samples=n_samples, duration=duration, t_offset=t_offset, dt=dt
+    )
+
+
+def spike_times_to_raster(times: np.ndarray, dt: float, n_steps: int) -> np.ndarray:
+    """Single-spike times [N, M] (s) -> time-major rasters [N, T, M] uint8, 1 at round(t / dt).
+
+    ``np.rint`` (as in ``raster.events_to_raster``) puts grid times back into their own bin.
+    Raises ValueError if a spike falls outside [0, n_steps).
+    """
+    times = np.asarray(times)
+    bins = np.rint(times.astype(np.float64) / dt).astype(np.int64)
+    if bins.size and (bins.min() < 0 or bins.max() >= n_steps):
+        raise ValueError(f"spike bins span [{bins.min()}, {bins.max()}], outside [0, {n_steps})")
+    n, m = times.shape
+    raster = np.zeros((n, n_steps, m), np.uint8)
+    raster[np.arange(n)[:, None], bins, np.arange(m)[None, :]] = 1
+    return raster
+
+
+def train_test_split(times, labels, key, test_fraction: float = 0.2):
+    """Stratified split: round(test_fraction * n_c) random samples of each class c go to test.
+
+    Returns (times_train, labels_train, times_test, labels_test), each part shuffled with its own
+    subkey so batches mix classes. times: [N, ...]; labels: [N] integer class ids.
+    """
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"test_fraction must lie in (0, 1), got {test_fraction}")
+    times, labels = np.asarray(times), np.asarray(labels)
+    k_cls, k_train, k_test = jax.random.split(key, 3)
+    train, test = [], []
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        idx = idx[np.asarray(jax.random.permutation(jax.random.fold_in(k_cls, int(c)), idx.size))]
+        n_test = int(round(test_fraction * idx.size))
+        test.append(idx[:n_test])
+        train.append(idx[n_test:])
+    train = np.concatenate(train)[np.asarray(jax.random.permutation(k_train, sum(map(len, train))))]
+    test = np.concatenate(test)[np.asarray(jax.random.permutation(k_test, sum(map(len, test))))]
+    return times[train], labels[train], times[test], labels[test]
