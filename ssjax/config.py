@@ -36,6 +36,7 @@ from ssjax.rules.superspike import METHODS, SuperSpikeConfig
 from ssjax.spike import KINDS, Surrogate
 from ssjax.tasks.raster import RasterError, load_raster
 from ssjax.tasks.timing import timing_task
+from ssjax.tasks.xor import XORSpec, xor_stream
 from ssjax.train import RULES, Trainer
 
 # fmt: off
@@ -121,7 +122,7 @@ class OptimizerConfig:
 
 @dataclasses.dataclass(frozen=True)
 class TaskConfig:
-    kind: str = "timing"  # timing (generated) or ras (files input/target)
+    kind: str = "timing"  # timing (generated), ras (files input/target), xor (classification)
     n_in: int = 100
     n_out: int = 1
     rate_hz: float = 5.0
@@ -132,6 +133,7 @@ class TaskConfig:
     target: str | None = None
     id_offset: int = 0
     target_id_offset: int = 0
+    n_patterns: int = 64  # xor: patterns in the frozen stream that is replayed
 
 
 @dataclasses.dataclass(frozen=True)
@@ -277,6 +279,11 @@ def _sizes_ok(v, c):
     return len(v) >= 2 and min(v) >= 1 and v[0] == c.task.n_in and v[-1] == c.task.n_out
 
 
+TASK_KINDS = ("timing", "ras", "xor")
+# tasks whose targets are window annotations (classification) rather than spike trains
+WINDOW_TASKS = ("xor",)
+
+
 def _sizes_text(c):
     return (
         f"a list of >= 2 positive integers, first == task.n_in = {c.task.n_in} and "
@@ -316,7 +323,10 @@ _CHECKS = [
     _ge0("optimizer.eps"), _ge0("optimizer.burn_in", " s"),
     ("optimizer.drops", lambda v, c: all(t >= 0 and f >= 0 for t, f in v),
      "a list of [time >= 0 s, factor >= 0] pairs"),
-    _choice("task.kind", ("timing", "ras")),
+    _choice("task.kind", TASK_KINDS),
+    ("task.n_out", lambda v, c: c.task.kind != "xor" or v == 2, "2 for task.kind xor"),
+    ("task.n_in", lambda v, c: c.task.kind != "xor" or v >= 3, ">= 3 for task.kind xor"),
+    _int_ge("task.n_patterns", 1),
     ("task.rate_hz", _rate_ok, lambda c: f">= 0 Hz and <= 1 / neuron.dt = {1 / c.neuron.dt:g} Hz"),
     _on_grid("task.period", "> 0"),
     ("task.target_times", _times_ok,
@@ -584,6 +594,7 @@ def build_trainer(cfg: Config):
         net = Network(cfg.network.sizes, neuron, **pick(cfg.network, "w0 w_min w_max"))
         ss = SuperSpikeConfig(
             feedback=cfg.feedback.kind,
+            error="window" if cfg.task.kind in WINDOW_TASKS else "van_rossum",
             **pick(r, "tau_rise tau_decay hebbian_delay sigma_prime method max_spikes"),
             **pick(g, "rho a tau error_dependent layers", prefix="het_"),
         )
@@ -608,6 +619,11 @@ def build_task(cfg: Config) -> tuple[np.ndarray, np.ndarray]:
     if t.kind == "ras":
         return _load_ras(cfg, _label(cfg), "input"), _load_ras(cfg, _label(cfg), "target")
     key = jax.random.PRNGKey(t.input_seed)
+    if t.kind == "xor":
+        third = t.n_in // 3
+        spec = XORSpec(n_ref=t.n_in - 2 * third, n_a=third, n_b=third, dt=cfg.neuron.dt)
+        stream = xor_stream(key, spec, t.n_patterns)
+        return np.asarray(stream.inputs, dtype), np.asarray(stream.code, dtype)
     args = (t.n_in, t.rate_hz, t.period, t.target_times, t.n_out, cfg.neuron.dt)
     task = timing_task(key, *args)
     return np.asarray(task.inputs, dtype), np.asarray(task.targets, dtype)

@@ -172,3 +172,34 @@ def window_error(spikes, code, state: WindowState | None = None) -> tuple[jax.Ar
 
     fired, delta = jax.lax.scan(step, fired0, (s, c))
     return delta, WindowState(fired)
+
+
+def window_outcome(spikes, code, fired=None) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Per-window classification outcome, scanned over time with a carried state.
+
+    A window (``code != 0``, ending where ``|code| == 2``) is answered correctly when the correct
+    output (``code > 0``) fired in it and no wrong output (``code < 0``) did.
+
+    Args:
+      spikes: ``[T, N_out]`` output spikes; code: ``[T, N_out]`` window annotation.
+      fired: ``[N_out]`` which outputs fired so far in the window open at step 0 (zeros if None).
+
+    Returns:
+      ``(ended [T], correct [T], fired)``: 1.0 at the last step of each window, and 1.0 there if
+      it was answered correctly; the carried state.
+    """
+    s = jnp.asarray(spikes)
+    c = jnp.asarray(code)
+    dtype = s.dtype if jnp.issubdtype(s.dtype, jnp.floating) else jnp.float32
+    f0 = jnp.zeros(s.shape[1:], dtype) if fired is None else fired
+
+    def step(f, sc):
+        st, ct = sc
+        f = jnp.where(ct != 0, jnp.maximum(f, (st > 0).astype(dtype)), 0.0)
+        end = jnp.any(jnp.abs(ct) == 2)
+        ok = jnp.all(jnp.where(ct > 0, f > 0, True) & jnp.where(ct < 0, f == 0, True))
+        f_next = jnp.where(end, jnp.zeros_like(f), f)
+        return f_next, (end.astype(dtype), (end & ok).astype(dtype))
+
+    fired, (ended, correct) = jax.lax.scan(step, f0, (s.astype(dtype), c))
+    return ended, correct, fired

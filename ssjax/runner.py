@@ -71,11 +71,19 @@ class PeriodAccumulator:
         self.n_layers = n_layers
         self.partial = {int(k): v for k, v in (partial or {}).items()}
 
-    def add(self, m) -> list[tuple[int, np.ndarray, list]]:
-        """Add stacked metrics ``[S, blocks, ...]``; return completed ``(period, vr[S], rates)``."""
+    def add(self, m) -> list[tuple[int, dict]]:
+        """Add stacked metrics ``[S, blocks, ...]``; return completed ``(period, totals)``.
+
+        ``totals``: ``vr`` (mean over outputs of the van Rossum distance) and, per layer, spike
+        counts ``spikes``; ``ended``/``correct`` count classification windows; arrays over seeds.
+        """
         p0 = np.asarray(m.period0)[0]  # identical for all seeds
         steps = np.asarray(m.steps_seg)[0]
-        vr = np.asarray(m.sq_err_seg, np.float64).mean(-1)  # [S, blocks, seg]: mean over outputs
+        parts = {
+            "vr": np.asarray(m.sq_err_seg, np.float64).mean(-1),  # [S, blocks, seg]
+            "ended": np.asarray(m.ended_seg, np.float64),
+            "correct": np.asarray(m.correct_seg, np.float64),
+        }
         spikes = [np.asarray(s, np.float64) for s in m.spikes_seg]  # [S, blocks, seg]
         for b in range(steps.shape[0]):
             for s in range(steps.shape[1]):
@@ -83,29 +91,24 @@ class PeriodAccumulator:
                     continue
                 p = int(p0[b]) + s
                 acc = self.partial.setdefault(
-                    p, {"steps": 0, "vr": 0.0, "spikes": [0.0] * self.n_layers}
+                    p, {"steps": 0, "vr": 0.0, "ended": 0.0, "correct": 0.0,
+                        "spikes": [0.0] * self.n_layers}
                 )
                 acc["steps"] += int(steps[b, s])
-                acc["vr"] = np.asarray(acc["vr"]) + vr[:, b, s]
-                acc["spikes"] = [
-                    np.asarray(a) + sp[:, b, s] for a, sp in zip(acc["spikes"], spikes, strict=True)
-                ]
+                for key, arr in parts.items():
+                    acc[key] = np.asarray(acc[key]) + arr[:, b, s]
+                acc["spikes"] = [np.asarray(a) + sp[:, b, s] for a, sp in
+                                 zip(acc["spikes"], spikes, strict=True)]
         done = sorted(p for p, a in self.partial.items() if a["steps"] >= self.period_steps)
-        out = [(p, np.asarray(self.partial[p]["vr"]), self.partial[p]["spikes"]) for p in done]
-        for p in done:
-            del self.partial[p]
-        return out
+        return [(p, self.partial.pop(p)) for p in done]
 
     def state(self) -> dict:
         """JSON-able partial sums."""
-        return {
-            str(p): {
-                "steps": a["steps"],
-                "vr": np.asarray(a["vr"]).tolist(),
-                "spikes": [np.asarray(x).tolist() for x in a["spikes"]],
-            }
-            for p, a in self.partial.items()
-        }
+        return {str(p): {k: (v if k == "steps" else
+                             [np.asarray(x).tolist() for x in v] if k == "spikes" else
+                             np.asarray(v).tolist())
+                         for k, v in a.items()}
+                for p, a in self.partial.items()}
 
 
 def seed_ids(cfg: Config) -> list[int]:
@@ -224,11 +227,13 @@ def train(
 
     template = init_states(trainer, ids, dtype)
     ckpt = Checkpointer(workdir / "checkpoints", keep=cfg.run.keep_checkpoints)
-    history = {"period": [], "van_rossum": [], "rate_hz": []}
+    classify = trainer.superspike.error == "window"
+    history = {"period": [], "van_rossum": [], "rate_hz": [], "accuracy": []}
     partial = None
     if ckpt.latest() is not None:
         start, state, meta = ckpt.restore(template, fallback=fallback)
         history, partial = meta["history"], meta["partial"]
+        history.setdefault("accuracy", [])
         print(f"resuming {workdir} from block {start}")
     else:
         start, state = 0, template
@@ -271,15 +276,18 @@ def train(
             if bad and cfg.run.on_nonfinite == "halt":
                 raise NumericalError(bad + f"; the last good checkpoint is block {ckpt.latest()}")
             state, block = new_state, block + n
-            for p, vr, spikes in acc.add(m):
+            for p, tot in acc.add(m):
                 history["period"].append(p)
-                history["van_rossum"].append(vr.tolist())
+                history["van_rossum"].append(np.asarray(tot["vr"]).tolist())
                 history["rate_hz"].append(
                     [
                         (np.asarray(sp) / (nl * period_steps * trainer.net.neuron.dt)).tolist()
-                        for sp, nl in zip(spikes, trainer.net.sizes[1:], strict=True)
+                        for sp, nl in zip(tot["spikes"], trainer.net.sizes[1:], strict=True)
                     ]
                 )
+                if classify:
+                    ended = np.maximum(np.asarray(tot["ended"]), 1)
+                    history["accuracy"].append((np.asarray(tot["correct"]) / ended).tolist())
             logger.advance(n, cost=_median_last(history))
             if block % cfg.run.log_every == 0 or block == total:
                 logger.log(block, _values(history, m, layer_names))
@@ -327,6 +335,8 @@ def _values(history, m, layer_names):
         {"update_norm/" + n: np.asarray(m.update_norm)[:, -1, i] for i, n in enumerate(layer_names)}
     )
     vals["ema_cost"] = np.asarray(m.ema)[:, -1]
+    if history["accuracy"]:
+        vals["accuracy"] = np.asarray(history["accuracy"][-1])
     if history["van_rossum"]:
         vals["van_rossum"] = np.asarray(history["van_rossum"][-1])
         for i, n in enumerate(layer_names):
@@ -362,6 +372,10 @@ def _finish(cfg, trainer, workdir, ids, history, state, pattern_in, pattern_tgt,
         },
         "periods": len(vr),
     }
+    if history["accuracy"]:
+        accs = np.asarray(history["accuracy"], np.float64)[-tail:].mean(0)
+        summary["final"]["accuracy"] = accs.tolist()
+        summary["median"]["accuracy"] = float(np.median(accs))
     (workdir / "summary.json").write_text(json.dumps(summary, indent=2))
     if len(vr):
         plots.seed_curves(

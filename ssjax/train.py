@@ -28,7 +28,7 @@ import numpy as np
 import optax
 
 from ssjax.filters import alpha_sq_sum
-from ssjax.losses import moving_average_cost
+from ssjax.losses import moving_average_cost, window_outcome
 from ssjax.network import Network, init_weights
 from ssjax.optim import clip_weights, make_optimizer
 from ssjax.rules.bptt import bptt_grad
@@ -74,6 +74,11 @@ class Trainer:
     def __post_init__(self):
         if self.rule not in RULES:
             raise ValueError(f"Trainer.rule must be one of {RULES}, got {self.rule!r}")
+        if self.rule == "bptt" and self.superspike.error != "van_rossum":
+            raise ValueError(
+                "Trainer.rule 'bptt' needs the van Rossum error (superspike.error='van_rossum'); "
+                f"the window error is not differentiable, got {self.superspike.error!r}"
+            )
         if self.on_nonfinite not in ("halt", "skip"):
             raise ValueError(
                 f"Trainer.on_nonfinite must be 'halt' or 'skip', got {self.on_nonfinite!r}"
@@ -114,6 +119,7 @@ class TrainState(NamedTuple):
     block: Array
     pos: Array
     ema: Array
+    outcome: Array
 
 
 class BlockMetrics(NamedTuple):
@@ -129,6 +135,8 @@ class BlockMetrics(NamedTuple):
     update_norm: Array
     finite: Array
     out_bits: Array
+    ended_seg: Array
+    correct_seg: Array
 
 
 def init_train_state(trainer: Trainer, key: Array, dtype=jnp.float32) -> TrainState:
@@ -146,6 +154,7 @@ def init_train_state(trainer: Trainer, key: Array, dtype=jnp.float32) -> TrainSt
         block=jnp.zeros((), jnp.int32),
         pos=jnp.zeros((), jnp.int32),
         ema=jnp.zeros((), dtype),
+        outcome=jnp.zeros(net.sizes[-1], dtype),
     )
 
 
@@ -166,7 +175,8 @@ def block_step(trainer: Trainer, pattern_in: Array, pattern_tgt: Array, state: T
     period = pattern_in.shape[0]
     dt = net.neuron.dt
     idx = (state.pos + jnp.arange(k)) % period
-    x, y = pattern_in[idx], pattern_tgt[idx]
+    # patterns may be stored compactly (uint8 spikes, int8 window codes)
+    x, y = pattern_in[idx].astype(state.ema.dtype), pattern_tgt[idx]
     if trainer.rule == "superspike":
         grads, rule, aux = superspike_grads(
             net, trainer.superspike, state.weights, state.feedback, x, y, state.rule
@@ -195,6 +205,11 @@ def block_step(trainer: Trainer, pattern_in: Array, pattern_tgt: Array, state: T
     norm = alpha_sq_sum(trainer.superspike.tau_rise, trainer.superspike.tau_decay, dt)
     sq = e_out * e_out * (dt / norm)
     ema = moving_average_cost(e_out, dt, tau=trainer.ema_tau, state=state.ema)
+    if trainer.superspike.error == "window":
+        ended, correct, outcome = window_outcome(spikes[-1], y, state.outcome)
+    else:
+        ended = correct = jnp.zeros(k, sq.dtype)
+        outcome = state.outcome
     metrics = BlockMetrics(
         period0=period0,
         steps_seg=jax.ops.segment_sum(jnp.ones(k, jnp.int32), seg, n_seg),
@@ -207,6 +222,8 @@ def block_step(trainer: Trainer, pattern_in: Array, pattern_tgt: Array, state: T
         out_bits=(
             jnp.packbits(spikes[-1] > 0, axis=0) if trainer.record_output else jnp.zeros((0,))
         ),
+        ended_seg=jax.ops.segment_sum(ended, seg, n_seg),
+        correct_seg=jax.ops.segment_sum(correct, seg, n_seg),
     )
     new = TrainState(
         weights=weights,
@@ -217,6 +234,7 @@ def block_step(trainer: Trainer, pattern_in: Array, pattern_tgt: Array, state: T
         block=state.block + 1,
         pos=state.pos + k,
         ema=ema,
+        outcome=outcome,
     )
     return new, metrics
 

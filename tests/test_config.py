@@ -79,7 +79,12 @@ def test_every_shipped_config_loads_and_builds(path):
     tr = build_trainer(cfg)
     x, y = build_task(cfg)
     assert tr.net.sizes[0] == x.shape[1] and tr.net.sizes[-1] == y.shape[1]
-    assert x.shape[0] == round(cfg.task.period / cfg.neuron.dt)
+    if cfg.task.kind == "xor":  # the period is the frozen stream of task.n_patterns patterns
+        assert x.shape[0] > cfg.task.n_patterns * 0.06 / cfg.neuron.dt
+        assert tr.superspike.error == "window" and set(np.unique(y)) <= {-2, -1, 0, 1, 2}
+    else:
+        assert x.shape[0] == round(cfg.task.period / cfg.neuron.dt)
+        assert tr.superspike.error == "van_rossum"
     assert n_blocks(cfg) * cfg.run.block == pytest.approx(cfg.run.duration)
 
 
@@ -270,7 +275,7 @@ OUT_OF_RANGE = [
     ({"optimizer": {"burn_in": -1.0}}, "optimizer.burn_in", ">= 0 s"),
     ({"optimizer": {"drops": [[-1.0, 0.1]]}}, "optimizer.drops", "[time >= 0 s, factor >= 0]"),
     ({"optimizer": {"drops": [[100.0, -0.1]]}}, "optimizer.drops", "[time >= 0 s, factor >= 0]"),
-    ({"task": {"kind": "xor"}}, "task.kind", "one of 'timing', 'ras'"),
+    ({"task": {"kind": "mnist"}}, "task.kind", "one of 'timing', 'ras', 'xor'"),
     ({"task": {"n_in": 0}}, "task.n_in", "an integer >= 1"),
     ({"task": {"rate_hz": -1.0}}, "task.rate_hz", ">= 0 Hz"),
     ({"task": {"rate_hz": 20000.0}}, "task.rate_hz", "<= 1 / neuron.dt = 10000 Hz"),

@@ -101,3 +101,28 @@ def test_moving_average_cost_against_recursion():
     c1 = moving_average_cost(jnp.asarray(x[:1100], jnp.float32), 1e-3, tau=0.5)
     c2 = moving_average_cost(jnp.asarray(x[1100:], jnp.float32), 1e-3, tau=0.5, state=c1)
     np.testing.assert_allclose(c2, c, rtol=1e-5)
+
+
+def test_window_outcome_on_hand_made_responses():
+    from ssjax.losses import window_outcome
+
+    code = np.zeros((40, 2), np.int8)
+    code[5:15] = [1, -1]
+    code[14] = [2, -2]  # window 1: output 0 is correct
+    code[25:35] = [-1, 1]
+    code[34] = [-2, 2]  # window 2: output 1 is correct
+    right = np.zeros((40, 2), np.float32)
+    right[8, 0] = right[30, 1] = 1.0
+    ended, correct, _ = window_outcome(right, code)
+    np.testing.assert_array_equal(np.nonzero(np.asarray(ended))[0], [14, 34])
+    assert float(correct.sum()) == 2.0
+    both = right.copy()
+    both[9, 1] = 1.0  # the wrong output also fired in window 1
+    assert float(window_outcome(both, code)[1].sum()) == 1.0
+    outside = np.zeros((40, 2), np.float32)
+    outside[20, 0] = outside[38, 1] = 1.0  # spikes outside windows do not count
+    assert float(window_outcome(outside, code)[1].sum()) == 0.0
+    # a window cut in two with the carried state gives the same outcome
+    e1, c1, f = window_outcome(right[:10], code[:10])
+    e2, c2, _ = window_outcome(right[10:], code[10:], f)
+    np.testing.assert_array_equal(np.concatenate([c1, c2]), np.asarray(correct))

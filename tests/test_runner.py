@@ -246,3 +246,20 @@ def test_seed_sharding_matches_one_device(tmp_path, n_dev):
     _, a = _final_state(tmp_path / "one", cfg)
     _, b = _final_state(tmp_path / "many", cfg)
     jax.tree.map(np.testing.assert_array_equal, a, b)
+
+
+def test_xor_classification_run_reports_accuracy(tmp_path):
+    text = """
+network: {sizes: [30, 3, 2]}
+task: {kind: xor, n_in: 30, n_out: 2, n_patterns: 8}
+optimizer: {burn_in: 0.5, drops: []}
+run: {seeds: 2, duration: 4.0, block: 0.5, checkpoint_every: 4, log_every: 2, raster_every: 8}
+"""
+    cfg = prepare(_cfg(tmp_path, text, "xor.yaml"))
+    summary = train(cfg, tmp_path / "xor", progress=False)
+    acc = summary["final"]["accuracy"]
+    assert len(acc) == 2 and all(0.0 <= a <= 1.0 for a in acc)
+    lines = (tmp_path / "xor" / "metrics.jsonl").read_text().splitlines()
+    assert any("accuracy" in json.loads(x) for x in lines)
+    with pytest.raises(Exception, match="window"):
+        train(load_config(_cfg(tmp_path, text, "x2.yaml"), ["rule.name=bptt"]), tmp_path / "b")

@@ -60,7 +60,7 @@ from ssjax.filters import (
     double_exp_step,
     exp_filter,
 )
-from ssjax.losses import filtered_error
+from ssjax.losses import WindowState, window_error
 from ssjax.network import (
     NetState,
     Network,
@@ -94,6 +94,9 @@ class SuperSpikeConfig:
       regulariser by ``e_i^2`` (see :func:`_regulariser`).
     method: ``dense`` (default), ``event`` or ``stepwise``.
     max_spikes: presynaptic spikes per block and layer the ``event`` route holds (>= 1).
+    error: ``van_rossum`` (targets are spike trains: ``delta = S^ - S``) or ``window`` (targets
+      are window annotations and ``delta`` the window-of-opportunity error spikes of
+      :func:`ssjax.losses.window_error`, for classification tasks).
     """
 
     feedback: str = "symmetric"
@@ -108,6 +111,7 @@ class SuperSpikeConfig:
     het_layers: str = "hidden"
     method: str = "dense"
     max_spikes: int = 4096
+    error: str = "van_rossum"
 
     def __post_init__(self):
         check_feedback(self.feedback)
@@ -138,6 +142,10 @@ class SuperSpikeConfig:
         if self.method not in METHODS:
             raise ValueError(
                 f"SuperSpikeConfig.method must be one of {METHODS}, got {self.method!r}"
+            )
+        if self.error not in ("van_rossum", "window"):
+            raise ValueError(
+                f"SuperSpikeConfig.error must be 'van_rossum' or 'window', got {self.error!r}"
             )
         if not (isinstance(self.max_spikes, int) and self.max_spikes >= 1):
             raise ValueError(
@@ -173,11 +181,13 @@ class LayerTraces(NamedTuple):
 
 class RuleState(NamedTuple):
     """Everything an online learner carries across blocks besides weights and optimiser:
-    the network state, the output-error filter ``[N_out]`` and per-layer traces."""
+    the network state, the output-error filter ``[N_out]``, per-layer traces, and the open
+    window of the window-of-opportunity error ``[N_out]``."""
 
     net: NetState
     err: DoubleExpState
     layers: tuple
+    win: WindowState
 
 
 def init_rule_state(net: Network, cfg: SuperSpikeConfig, dtype=jnp.float32) -> RuleState:
@@ -194,8 +204,12 @@ def init_rule_state(net: Network, cfg: SuperSpikeConfig, dtype=jnp.float32) -> R
                 het=jnp.zeros(n_post, dtype),
             )
         )
+    n_out = net.sizes[-1]
     return RuleState(
-        init_state(net, (), dtype), double_exp_init((net.sizes[-1],), dtype), tuple(layers)
+        init_state(net, (), dtype),
+        double_exp_init((n_out,), dtype),
+        tuple(layers),
+        WindowState(jnp.zeros(n_out, dtype)),
     )
 
 
@@ -263,7 +277,8 @@ def block_stepwise(net, cfg, weights, feedback, inputs, targets, state: RuleStat
         rs, ms = carry
         s_in, target = xs
         net_state, spikes, us, arriving = network_step(net, weights, rs.net, s_in)
-        err, e_out = double_exp_step(rs.err, target - spikes[-1], cfg.tau_rise, cfg.tau_decay, dt)
+        delta, win = _delta(cfg, target[None], spikes[-1][None], rs.win)
+        err, e_out = double_exp_step(rs.err, delta[0], cfg.tau_rise, cfg.tau_decay, dt)
         errs = layer_errors(e_out, weights, feedback, cfg.feedback)
         layers, new_ms = [], []
         for l, (tr, m) in enumerate(zip(rs.layers, ms, strict=True)):
@@ -281,7 +296,7 @@ def block_stepwise(net, cfg, weights, feedback, inputs, targets, state: RuleStat
             layers.append(LayerTraces(psp, elig, sig_buf, spk_buf, het))
             new_ms.append(m)
         out = (spikes, us, errs)
-        return (RuleState(net_state, err, tuple(layers)), tuple(new_ms)), out
+        return (RuleState(net_state, err, tuple(layers), win), tuple(new_ms)), out
 
     m0 = tuple(jnp.zeros_like(w) for w in weights)
     (state, ms), (spikes, us, errs) = jax.lax.scan(step, (state, m0), (inputs, targets))
@@ -304,21 +319,22 @@ def _psp_filter(params, s: Array, psp0: tuple) -> tuple[Array, tuple]:
     return z, psp
 
 
+def _delta(cfg: SuperSpikeConfig, targets: Array, out: Array, win: WindowState):
+    """Unfiltered output error ``[K, N_out]`` and the carried window state."""
+    if cfg.error == "window":
+        return window_error(out, targets, win)
+    return targets.astype(out.dtype) - out, win
+
+
 def _block_common(net, cfg, weights, feedback, inputs, targets, state: RuleState):
     """Simulate the block and compute everything the dense and event routes share."""
     dt = net.neuron.dt
     net_state, rec = simulate(net, weights, inputs, state.net)
-    e_out, err = filtered_error(
-        targets,
-        rec.spikes[-1],
-        dt,
-        tau_rise=cfg.tau_rise,
-        tau_decay=cfg.tau_decay,
-        state=state.err,
-    )
+    delta, win = _delta(cfg, targets, rec.spikes[-1], state.win)
+    e_out, err = double_exp_filter(delta, cfg.tau_rise, cfg.tau_decay, dt, state=state.err)
     errs = layer_errors(e_out, weights, feedback, cfg.feedback)
     arriving = arriving_spikes(net, state.net, inputs, rec)
-    return net_state, err, rec, errs, arriving
+    return net_state, err, win, rec, errs, arriving
 
 
 def _layer_update(net, cfg, l, w, tr: LayerTraces, u, s_pre, s_post, e, *, event: bool):
@@ -391,7 +407,7 @@ def block_blocked(net, cfg, weights, feedback, inputs, targets, state: RuleState
 
     Same arguments and results as :func:`block_stepwise`.
     """
-    net_state, err, rec, errs, arriving = _block_common(
+    net_state, err, win, rec, errs, arriving = _block_common(
         net, cfg, weights, feedback, inputs, targets, state
     )
     k, n_layers = inputs.shape[0], net.n_layers
@@ -411,7 +427,7 @@ def block_blocked(net, cfg, weights, feedback, inputs, targets, state: RuleState
         )
         grads.append(_finish(m, k, _trains(cfg, l, n_layers)))
         layers.append(tr)
-    return tuple(grads), RuleState(net_state, err, tuple(layers)), BlockAux(rec, errs)
+    return tuple(grads), RuleState(net_state, err, tuple(layers), win), BlockAux(rec, errs)
 
 
 def superspike_grads(net, cfg, weights, feedback, inputs, targets, state: RuleState):

@@ -180,6 +180,7 @@ def test_raster_one_spike_at_rounded_bin():
 
 def test_rejects_times_off_the_dt_grid():
     with pytest.raises(ValueError, match="duration"):
-        randman_dataset(jax.random.PRNGKey(0), n_classes=2, n_units=3, dim=1, n_samples=4,
-                        duration=0.05005)
+        randman_dataset(
+            jax.random.PRNGKey(0), n_classes=2, n_units=3, dim=1, n_samples=4, duration=0.05005
+        )
     assert math.isclose(N_STEPS * DT, T_OFFSET + DURATION)
