@@ -191,15 +191,26 @@ def matmul_bound(x2, w_in, h2, w_out, g_out, g_h):
     )
 
 
-def time_bound(wl: Workload, repeats: int) -> dict:
-    """Time :func:`matmul_bound` for the workload's shapes."""
+def matmul_needed(x2, w_in, h2, w_out, g_out, g_h):
+    """The 5 products a training step needs (the inputs' gradient is never formed)."""
+    return matmul_bound(x2, w_in, h2, w_out, g_out, g_h)[:4] + (x2.T @ g_h,)
+
+
+def time_bound(wl: Workload, repeats: int, needed: bool = False) -> dict:
+    """Time :func:`matmul_bound` (or :func:`matmul_needed`) for the workload's shapes."""
     tb = wl.steps * wl.batch
     ks = jax.random.split(jax.random.PRNGKey(1), 6)
-    shapes = [(tb, wl.n_in), (wl.n_in, wl.hidden), (tb, wl.hidden), (wl.hidden, wl.n_out),
-              (tb, wl.n_out), (tb, wl.hidden)]
+    shapes = [
+        (tb, wl.n_in),
+        (wl.n_in, wl.hidden),
+        (tb, wl.hidden),
+        (wl.hidden, wl.n_out),
+        (tb, wl.n_out),
+        (tb, wl.hidden),
+    ]
     args = tuple(jax.random.normal(k, s) for k, s in zip(ks, shapes, strict=True))
-    r = time_jax(matmul_bound, args, repeats)
-    flops = 2 * tb * 3 * (wl.n_in * wl.hidden + wl.hidden * wl.n_out)
+    r = time_jax(matmul_needed if needed else matmul_bound, args, repeats)
+    flops = 2 * tb * (wl.n_in * wl.hidden * (2 if needed else 3) + wl.hidden * wl.n_out * 3)
     return {
         "ms_per_step": 1e3 * r["best_s"],
         "compile_s": r["compile_s"],
@@ -213,17 +224,25 @@ def run(quick: bool, repeats: int, log=print) -> list[dict]:
     from benchmarks import peers  # optional libraries are imported there, lazily
 
     records = []
-    for wl in workloads(quick):
-        for impl in ("matmul-bound", "ssjax", "plain-jax"):
-            fig = time_bound(wl, repeats) if impl == "matmul-bound" else time_step(
-                impl, wl, repeats)
+    for n, wl in enumerate(workloads(quick)):
+        if n:  # the long variant: ~10x the work per step, fewer repeats
+            repeats = max(2, repeats // 2)
+        for impl in ("matmul-bound", "matmul-needed", "ssjax", "plain-jax"):
+            if impl.startswith("matmul"):
+                fig = time_bound(wl, repeats, needed=impl == "matmul-needed")
+            else:
+                fig = time_step(impl, wl, repeats)
             records.append({"suite": "bptt", "impl": impl, **wl.sizes(), **fig})
             log(f"bptt {wl.name} {impl}: {fig['ms_per_step']:.2f} ms/step")
+        if quick and n:
+            continue  # --quick: peers on the first workload only
         x, y, params = make_data(wl)
         data = (np.asarray(x), np.asarray(y), tuple(np.asarray(p) for p in params))
         for impl in peers.PEERS:
             fig = peers.run_peer(impl, wl, data, repeats)
             records.append({"suite": "bptt", "impl": impl, **wl.sizes(), **fig})
-            log(f"bptt {wl.name} {impl}: " + (
-                f"{fig['ms_per_step']:.2f} ms/step" if "ms_per_step" in fig else fig["status"]))
+            log(
+                f"bptt {wl.name} {impl}: "
+                + (f"{fig['ms_per_step']:.2f} ms/step" if "ms_per_step" in fig else fig["status"])
+            )
     return records

@@ -11,9 +11,13 @@ has slope 10 where the library lets it be set.
 - ``spyx`` (JAX, flax nnx): ``spyx.nn.CuBaLIF`` and ``spyx.nn.LI`` scanned by ``spyx.nn.run``;
   timed in this process like the JAX implementations (XLA compile time and memory).
 - ``snntorch`` (``snn.Synaptic`` + ``snn.Leaky`` without reset) and ``norse``
-  (``norse.torch.LIF`` over the sequence + ``LIBoxCell``): PyTorch, run in a subprocess
-  (``python -m benchmarks.peers``) with ``torch.set_num_threads(2)`` so that the peak resident
-  memory it reports (``ru_maxrss`` growth during the steps) is the step's own.
+  (``norse.torch.LIFCell`` + ``LIBoxCell``): PyTorch eager, stepped over ``cur.unbind(0)``, in a
+  subprocess (``python -m benchmarks.peers``) with ``torch.set_num_threads(2)``. Peak memory is
+  the highest running total of the allocations the profiler (``profile_memory=True``) sees
+  during one step, i.e. what the step allocates besides parameters and inputs. (The sequence
+  module ``norse.torch.LIF`` indexes its input ``x[t]`` per step; in eager PyTorch the backward
+  of each such index fills a zero tensor of the whole ``[T, B, H]``, O(T^2) work: about 0.7 s
+  instead of ~0.1 s per step here, so the cell is used.)
 
 A peer that is not installed (or fails) gives a record with ``status`` saying why.
 """
@@ -50,7 +54,11 @@ def version(name: str) -> str | None:
 
 def status(name: str) -> str:
     """``"installed <version>"`` or ``"not installed: <reason>"`` (imports the package)."""
-    deps = {"spyx": ["spyx", "flax"], "snntorch": ["torch", "snntorch"], "norse": ["torch", "norse"]}
+    deps = {
+        "spyx": ["spyx", "flax"],
+        "snntorch": ["torch", "snntorch"],
+        "norse": ["torch", "norse"],
+    }
     for mod in deps[name]:
         try:
             __import__(mod)
@@ -91,12 +99,23 @@ def _spyx(wl, data, repeats: int) -> dict:
 
     class Model(nnx.Module):
         def __init__(self, rngs):
-            self.fc_in = nnx.Linear(wl.n_in, wl.hidden, use_bias=False, rngs=rngs,
-                                    kernel_init=lambda *_: w_in_spyx)
-            self.lif = snn.CuBaLIF((wl.hidden,), alpha=math.exp(-wl.dt / wl.tau_syn), beta=1 - k,
-                                   activation=spyx.axn.superspike(SLOPE), rngs=rngs)
-            self.fc_out = nnx.Linear(wl.hidden, wl.n_out, use_bias=False, rngs=rngs,
-                                     kernel_init=lambda *_: jnp.asarray(w_out))
+            self.fc_in = nnx.Linear(
+                wl.n_in, wl.hidden, use_bias=False, rngs=rngs, kernel_init=lambda *_: w_in_spyx
+            )
+            self.lif = snn.CuBaLIF(
+                (wl.hidden,),
+                alpha=math.exp(-wl.dt / wl.tau_syn),
+                beta=1 - k,
+                activation=spyx.axn.superspike(SLOPE),
+                rngs=rngs,
+            )
+            self.fc_out = nnx.Linear(
+                wl.hidden,
+                wl.n_out,
+                use_bias=False,
+                rngs=rngs,
+                kernel_init=lambda *_: jnp.asarray(w_out),
+            )
             self.readout = snn.LI((wl.n_out,), beta=math.exp(-wl.dt / wl.tau_out), rngs=rngs)
 
     graphdef, params = nnx.split(Model(nnx.Rngs(0)))
@@ -116,9 +135,14 @@ def _spyx(wl, data, repeats: int) -> dict:
     args = (params, opt.init(params), jnp.asarray(x), jnp.asarray(y))
     r = time_jax(step, args, repeats)
     _, _, loss, rate = jax.jit(step)(*args)
-    return {"ms_per_step": 1e3 * r["best_s"], "compile_s": r["compile_s"],
-            "peak_mb": r["peak_mb"], "loss": float(loss), "hidden_rate": float(rate),
-            "version": version("spyx")}
+    return {
+        "ms_per_step": 1e3 * r["best_s"],
+        "compile_s": r["compile_s"],
+        "peak_mb": r["peak_mb"],
+        "loss": float(loss),
+        "hidden_rate": float(rate),
+        "version": version("spyx"),
+    }
 
 
 # ----------------------------------------------------------------------------- torch
@@ -127,13 +151,21 @@ def _torch_subprocess(name: str, wl, data, repeats: int) -> dict:
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "data.npz"
         np.savez(path, x=x.astype(bool), y=y, w_in=w_in, w_out=w_out)
-        cmd = [sys.executable, "-m", "benchmarks.peers", name, str(path),
-               json.dumps(dataclasses.asdict(wl)), str(repeats)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "benchmarks.peers",
+            name,
+            str(path),
+            json.dumps(dataclasses.asdict(wl)),
+            str(repeats),
+        ]
         root = Path(__file__).resolve().parents[1]
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-            [str(root), *filter(None, [os.environ.get("PYTHONPATH")])]))
-        out = subprocess.run(cmd, capture_output=True, text=True, cwd=root, env=env,
-                             timeout=1800)
+        env = dict(
+            os.environ,
+            PYTHONPATH=os.pathsep.join([str(root), *filter(None, [os.environ.get("PYTHONPATH")])]),
+        )
+        out = subprocess.run(cmd, capture_output=True, text=True, cwd=root, env=env, timeout=1800)
     if out.returncode:
         raise RuntimeError(out.stderr.strip().splitlines()[-1] if out.stderr else "no output")
     fig = json.loads(out.stdout.strip().splitlines()[-1])
@@ -154,9 +186,13 @@ def _torch_model(name: str, wl, w_in, w_out):
         from snntorch import surrogate
 
         # Synaptic: syn <- alpha syn + x; mem <- beta mem + syn (input gain k / V_SCALE)
-        lif = snn.Synaptic(alpha=math.exp(-wl.dt / wl.tau_syn), beta=1 - k, threshold=1.0,
-                           spike_grad=surrogate.fast_sigmoid(slope=SLOPE),
-                           reset_mechanism="zero")
+        lif = snn.Synaptic(
+            alpha=math.exp(-wl.dt / wl.tau_syn),
+            beta=1 - k,
+            threshold=1.0,
+            spike_grad=surrogate.fast_sigmoid(slope=SLOPE),
+            reset_mechanism="zero",
+        )
         readout = snn.Leaky(beta=math.exp(-wl.dt / wl.tau_out), reset_mechanism="none")
         gain_in, gain_out = k / V_SCALE, 1.0
 
@@ -164,37 +200,43 @@ def _torch_model(name: str, wl, w_in, w_out):
             cur = fc_in(x)
             syn, mem = lif.init_synaptic()
             spikes = []
-            for t in range(cur.shape[0]):
-                s, syn, mem = lif(cur[t], syn, mem)
+            for c in cur.unbind(0):
+                s, syn, mem = lif(c, syn, mem)
                 spikes.append(s)
             s = torch.stack(spikes)
-            o = fc_out(s)
-            v = readout.init_leaky()
-            vs = []
-            for t in range(o.shape[0]):
-                _, v = readout(o[t], v)
+            v, vs = readout.init_leaky(), []
+            for o in fc_out(s).unbind(0):
+                _, v = readout(o, v)
                 vs.append(v)
             return torch.stack(vs).amax(0), s.mean()
     else:
         import norse.torch as norse
 
         # LIF: v <- v + dt/tau_mem (v_leak - v + i), i decays with tau_syn, i += x (gain 1/V_SCALE)
-        p = norse.LIFParameters(tau_syn_inv=torch.tensor(1 / wl.tau_syn),
-                                tau_mem_inv=torch.tensor(1 / wl.tau_mem),
-                                v_leak=torch.tensor(0.0), v_th=torch.tensor(1.0),
-                                v_reset=torch.tensor(0.0), method="super",
-                                alpha=torch.tensor(SLOPE))
-        lif = norse.LIF(p, dt=wl.dt)
-        readout = norse.LIBoxCell(norse.LIBoxParameters(tau_mem_inv=torch.tensor(1 / wl.tau_out)),
-                                  dt=wl.dt)
+        p = norse.LIFParameters(
+            tau_syn_inv=torch.tensor(1 / wl.tau_syn),
+            tau_mem_inv=torch.tensor(1 / wl.tau_mem),
+            v_leak=torch.tensor(0.0),
+            v_th=torch.tensor(1.0),
+            v_reset=torch.tensor(0.0),
+            method="super",
+            alpha=torch.tensor(SLOPE),
+        )
+        lif = norse.LIFCell(p, dt=wl.dt)
+        readout = norse.LIBoxCell(
+            norse.LIBoxParameters(tau_mem_inv=torch.tensor(1 / wl.tau_out)), dt=wl.dt
+        )
         gain_in, gain_out = 1 / V_SCALE, wl.tau_out / wl.dt  # LIBox input gain is dt / tau
 
         def forward(x):
-            s, _ = lif(fc_in(x))
-            o = fc_out(s)
+            state, spikes = None, []
+            for c in fc_in(x).unbind(0):
+                s, state = lif(c, state)
+                spikes.append(s)
+            s = torch.stack(spikes)
             state, vs = None, []
-            for t in range(o.shape[0]):
-                v, state = readout(o[t], state)
+            for o in fc_out(s).unbind(0):
+                v, state = readout(o, state)
                 vs.append(v)
             return torch.stack(vs).amax(0), s.mean()
 
@@ -206,17 +248,17 @@ def _torch_model(name: str, wl, w_in, w_out):
 
 def torch_main(name: str, path: str, wl_json: str, repeats: int) -> dict:
     """Time the torch peer ``name`` in this process (the subprocess side)."""
-    import resource
-
     import torch
 
     torch.set_num_threads(2)
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
     wl = argparse.Namespace(**json.loads(wl_json))
     with np.load(path) as f:
-        x = torch.from_numpy(f["x"].astype(np.float32))
-        y = torch.from_numpy(f["y"].astype(np.int64))
+        x = torch.from_numpy(f["x"].astype(np.float32)).to(dev)
+        y = torch.from_numpy(f["y"].astype(np.int64)).to(dev)
         w_in, w_out = f["w_in"], f["w_out"]
     mods, forward = _torch_model(name, wl, w_in, w_out)
+    mods.to(dev)
     opt = torch.optim.Adam(mods.parameters(), lr=wl.lr)
 
     def step():
@@ -225,9 +267,8 @@ def torch_main(name: str, path: str, wl_json: str, repeats: int) -> dict:
         loss = torch.nn.functional.cross_entropy(logits, y)
         loss.backward()
         opt.step()
-        return loss.item(), rate.item()
+        return loss.item(), rate.item()  # .item() waits for the device
 
-    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t = time.perf_counter()
     loss, rate = step()
     first = time.perf_counter() - t
@@ -236,11 +277,38 @@ def torch_main(name: str, path: str, wl_json: str, repeats: int) -> dict:
         t = time.perf_counter()
         step()
         best = min(best, time.perf_counter() - t)
-    rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"ms_per_step": 1e3 * best, "first_step_s": first, "compile_s": None,
-            "peak_mb": (rss1 - rss0) / 1024, "peak_kind": "rss-growth", "loss": loss,
-            "hidden_rate": rate, "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__}
+    if dev == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        step()
+        peak, kind = (torch.cuda.max_memory_allocated() - base) / 2**20, "cuda-max-allocated"
+    else:
+        peak, kind = _profiled_peak_mb(step), "torch-profiler"
+    return {
+        "ms_per_step": 1e3 * best,
+        "first_step_s": first,
+        "compile_s": None,
+        "peak_mb": peak,
+        "peak_kind": kind,
+        "loss": loss,
+        "hidden_rate": rate,
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "device": dev,
+    }
+
+
+def _profiled_peak_mb(step) -> float:
+    """Highest running sum of the memory allocated (and freed) by the ops of one ``step()``."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        step()
+    peak = total = 0
+    for e in sorted(prof.events(), key=lambda e: e.time_range.start):
+        total += e.self_cpu_memory_usage
+        peak = max(peak, total)
+    return peak / 2**20
 
 
 if __name__ == "__main__":
