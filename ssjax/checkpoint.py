@@ -99,6 +99,7 @@ class Checkpointer:
             raise ValueError(f"Checkpointer keep must be an int >= 1, got {keep!r}")
         self.directory = Path(directory)
         self.keep = keep
+        self._verified: set[int] = set()  # steps this process has verified (retention cache)
 
     def path(self, step: int) -> Path:
         """The folder of checkpoint ``step`` (``directory/step_<8 digits>``; may not exist)."""
@@ -197,11 +198,12 @@ class Checkpointer:
     def _retain(self, just_saved: int) -> None:
         good = 0
         for s in reversed(self.steps()):
-            if s != just_saved:
-                try:  # full verification (reads the arrays): cheap for states of a few MB
+            if s != just_saved and s not in self._verified:
+                try:  # full verification (reads the arrays), once per step and process
                     self._read_verified(s, self._read_manifest(s))
                 except _Corrupt:
                     continue  # never delete a checkpoint that fails verification
+                self._verified.add(s)
             good += 1
             if good > self.keep:
                 trash = self.directory / f".trash-{self.path(s).name}-{uuid.uuid4().hex}"

@@ -22,6 +22,7 @@ Reference: SUPERSPIKE.md; DESIGN.md (train, checkpoint, logging).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import signal
@@ -176,14 +177,24 @@ def first_nonfinite(state, metrics, ids, start_block: int, t_b: float) -> str | 
     )
 
 
+@functools.lru_cache(maxsize=8)
+def _output_sim(trainer: Trainer):
+    # compiled once per run: an eager simulate would re-trace its scans at every raster
+    def run(weights, x, net_state):
+        return simulate(trainer.net, weights, x, net_state)[1].spikes[-1]
+
+    return jax.jit(run)
+
+
 def _output_raster(trainer: Trainer, state, pattern_in, seed: int):
     """One pattern period of seed ``seed``'s output from its current state, in pattern time."""
     st = jax.tree.map(lambda a: a[seed], state)
     period = pattern_in.shape[0]
     idx = (st.pos + jnp.arange(period)) % period
-    _, rec = simulate(trainer.net, st.weights, pattern_in[idx], st.rule.net)
+    x = pattern_in[idx].astype(st.ema.dtype)
+    spikes = _output_sim(trainer)(st.weights, x, st.rule.net)
     out = np.zeros((period, trainer.net.sizes[-1]), np.float32)
-    out[np.asarray(idx)] = np.asarray(rec.spikes[-1])
+    out[np.asarray(idx)] = np.asarray(spikes)
     return out
 
 

@@ -95,7 +95,7 @@ def test_shipped_configs_are_the_documented_experiments():
     assert d.network.sizes == (100, 1) and d.task.kind == "timing" and d.rule.name == "superspike"
     assert (d.run.seeds, d.run.duration, d.optimizer.burn_in) == (4, 500.0, 20.0)
     assert d.optimizer.drops == ((400.0, 0.1),)
-    assert (d.run.log_every, d.run.raster_every, d.run.checkpoint_every) == (20, 100, 100)
+    assert (d.run.log_every, d.run.raster_every, d.run.checkpoint_every) == (20, 250, 250)
     assert n_blocks(d) == 1000
     b = load_config(REPO / "configs" / "bptt_timing.yaml")
     assert diff_configs(d, b) == [("rule.name", "superspike", "bptt")]
