@@ -190,9 +190,12 @@ def lif_step(
     i = state.i + x
     v = state.u - params.u_rest
     u_free = params.u_rest + a * v + b * i_ext + c * i
-    refractory = state.ref > 0
-    u_clamped = jnp.where(refractory, jnp.asarray(params.u_rest, u_free.dtype), u_free)
-    u_pre = u_clamped if params.reset_grad else _transparent(u_clamped, u_free)
+    if params.ref_steps:
+        refractory = state.ref > 0
+        u_clamped = jnp.where(refractory, jnp.asarray(params.u_rest, u_free.dtype), u_free)
+        u_pre = u_clamped if params.reset_grad else _transparent(u_clamped, u_free)
+    else:  # no refractory period: no counter to test or update (a third of the step's work)
+        u_pre = u_free
     s = params.surrogate(u_pre - params.theta)
     soft = u_pre + s * (params.u_reset - u_pre)
     if params.smooth:
@@ -201,8 +204,11 @@ def lif_step(
         # the hard reset keeps the forward value bit-exact whatever the gradient choice
         u_post = jnp.where(s > 0, jnp.asarray(params.u_reset, u_pre.dtype), u_pre)
         u_post = _transparent(u_post, soft if params.reset_grad else u_pre)
-    ref = jnp.where(refractory, state.ref - 1, state.ref)
-    ref = jnp.where(s > 0, jnp.int32(params.ref_steps), ref)
+    if params.ref_steps:
+        ref = jnp.where(refractory, state.ref - 1, state.ref)
+        ref = jnp.where(s > 0, jnp.int32(params.ref_steps), ref)
+    else:
+        ref = state.ref
     return LIFState(u_post, i * params.syn_decay, ref), s, u_pre
 
 
