@@ -27,25 +27,30 @@ def seed_scaling(blocks: int) -> None:
     tr = build_trainer(cfg)
     x, y = (jnp.asarray(a) for a in build_task(cfg))
     print(f"100-4-1, {blocks} blocks of 0.5 s ({blocks * 0.5:g} s simulated) per seed")
-    print(f"{'seeds':>6} {'wall s':>8} {'s per seed':>11} {'x one seed':>11}")
-    base = None
-    for s in (1, 4, 16, 64):
-        st = init_states(tr, list(range(s)), jnp.float32)
-        f = make_segment_fn(tr, x, y, seed_mesh(s), blocks)
-        jax.block_until_ready(f(st))  # compile
-        t = time.perf_counter()
-        jax.block_until_ready(f(st))
-        wall = time.perf_counter() - t
-        base = base or wall
-        print(f"{s:>6} {wall:>8.3f} {wall / s:>11.4f} {wall / base:>11.2f}")
+    print(f"{'batching':>8} {'seeds':>6} {'wall s':>8} {'s per seed':>11} {'x one seed':>11}")
+    for batching in ("vmap", "map"):
+        base = None
+        for s in (1, 4, 16, 64):
+            st = init_states(tr, list(range(s)), jnp.float32)
+            f = make_segment_fn(tr, x, y, seed_mesh(s), blocks, batching)
+            jax.block_until_ready(f(st))  # compile
+            t = time.perf_counter()
+            jax.block_until_ready(f(st))
+            wall = time.perf_counter() - t
+            base = base or wall
+            print(f"{batching:>8} {s:>6} {wall:>8.3f} {wall / s:>11.4f} {wall / base:>11.2f}")
 
 
 def overhead() -> None:
     path = ROOT / "configs" / "default.yaml"
     walls = {}
-    for name, sets in (("default intervals", []),
-                       ("no logs/checkpoints", ["run.log_every=1000", "run.raster_every=1000",
-                                                "run.checkpoint_every=1000"])):
+    for name, sets in (
+        ("default intervals", []),
+        (
+            "no logs/checkpoints",
+            ["run.log_every=1000", "run.raster_every=1000", "run.checkpoint_every=1000"],
+        ),
+    ):
         cfg = prepare(path, overrides=sets)
         with tempfile.TemporaryDirectory() as d:
             train(cfg, Path(d) / "warm", progress=False)  # compile caches, warm disk
@@ -54,9 +59,11 @@ def overhead() -> None:
             walls[name] = time.perf_counter() - t
     a, b = walls["default intervals"], walls["no logs/checkpoints"]
     r = prepare(path).run
-    print(f"default.yaml (4 seeds x 500 s): {a:.2f} s with logs every {r.log_every} blocks, "
-          f"rasters every {r.raster_every} and checkpoints every {r.checkpoint_every}; {b:.2f} s "
-          f"with one of each at the end; overhead {100 * (a - b) / b:.1f}%")
+    print(
+        f"default.yaml (4 seeds x 500 s): {a:.2f} s with logs every {r.log_every} blocks, "
+        f"rasters every {r.raster_every} and checkpoints every {r.checkpoint_every}; {b:.2f} s "
+        f"with one of each at the end; overhead {100 * (a - b) / b:.1f}%"
+    )
 
 
 def main(argv=None):

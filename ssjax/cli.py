@@ -110,8 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.set_defaults(func=_validate)
 
     # handled in main() by ssjax.rules.compare's own parser; listed here for --help
-    sub.add_parser("compare", help="alignment of SuperSpike and BPTT updates on one block",
-                   add_help=False)
+    sub.add_parser(
+        "compare", help="alignment of SuperSpike and BPTT updates on one block", add_help=False
+    )
 
     d = sub.add_parser("demo", help="BPTT on the paper's 5-spike timing task (no config)")
     d.add_argument("--out", default="runs/demo", help="output folder (PNG files)")

@@ -148,6 +148,9 @@ class RunConfig:
     raster_every: int = 100
     on_nonfinite: str = "halt"
     dtype: str = "float32"
+    # seeds of one device: vmap (batched kernels; needed for speed on accelerators), map (one seed
+    # after another; faster on CPU for small networks), auto (map on CPU, vmap elsewhere)
+    seed_batching: str = "auto"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -339,6 +342,7 @@ _CHECKS = [
     *(_int_ge(f"run.{k}", 1)
       for k in ("checkpoint_every", "keep_checkpoints", "log_every", "raster_every")),
     _choice("run.on_nonfinite", ("halt", "skip")), _choice("run.dtype", ("float32", "float64")),
+    _choice("run.seed_batching", ("auto", "vmap", "map")),
 ]
 # fmt: on
 

@@ -1,15 +1,15 @@
 """The training program: many seeds as one compiled run, segments, checkpoints, logs, resume.
 
 ``ssjax train CONFIG`` ends up in :func:`train`. A run is ``n_blocks`` blocks of the online
-trainer (:mod:`ssjax.train`), ``vmap``ped over seeds and, with several devices, sharded over a
-``seeds`` mesh axis. The blocks are executed as ``lax.scan`` segments of a fixed length, split
-only where logs, raster images or checkpoints are due; the state carried between segments is
-the whole :class:`ssjax.train.TrainState`, so a resumed run is bit-identical to an
-uninterrupted one (CPU).
+trainer (:mod:`ssjax.train`), ``vmap``ped over seeds (or ``lax.map``ped on CPU, where that is
+faster: ``run.seed_batching``) and, with several devices, sharded over a ``seeds`` mesh axis.
+The blocks are executed as ``lax.scan`` segments of a fixed length, split only where logs,
+raster images or checkpoints are due; the state carried between segments is the whole
+:class:`ssjax.train.TrainState`, so a resumed run is bit-identical to an uninterrupted one (CPU).
 
 Seeds: seed ``k`` of a run with ``run.seed = r`` has id ``r + k`` and draws everything (weights,
 feedback matrices) from ``jax.random.PRNGKey(r + k)``; a single-seed run with ``run.seed = r + k``
-reproduces it bit for bit with SuperSpike (see :func:`make_segment_fn`).
+reproduces it bit for bit (see :func:`make_segment_fn` for the one exception: BPTT under vmap).
 
 Multi-host: start each process with ``jax.distributed.initialize()``; ``jax.devices()`` then
 lists every host's devices, the ``seeds`` mesh spans them all, and each process feeds and reads
@@ -92,24 +92,39 @@ class PeriodAccumulator:
                     continue
                 p = int(p0[b]) + s
                 acc = self.partial.setdefault(
-                    p, {"steps": 0, "vr": 0.0, "ended": 0.0, "correct": 0.0,
-                        "spikes": [0.0] * self.n_layers}
+                    p,
+                    {
+                        "steps": 0,
+                        "vr": 0.0,
+                        "ended": 0.0,
+                        "correct": 0.0,
+                        "spikes": [0.0] * self.n_layers,
+                    },
                 )
                 acc["steps"] += int(steps[b, s])
                 for key, arr in parts.items():
                     acc[key] = np.asarray(acc[key]) + arr[:, b, s]
-                acc["spikes"] = [np.asarray(a) + sp[:, b, s] for a, sp in
-                                 zip(acc["spikes"], spikes, strict=True)]
+                acc["spikes"] = [
+                    np.asarray(a) + sp[:, b, s] for a, sp in zip(acc["spikes"], spikes, strict=True)
+                ]
         done = sorted(p for p, a in self.partial.items() if a["steps"] >= self.period_steps)
         return [(p, self.partial.pop(p)) for p in done]
 
     def state(self) -> dict:
         """JSON-able partial sums."""
-        return {str(p): {k: (v if k == "steps" else
-                             [np.asarray(x).tolist() for x in v] if k == "spikes" else
-                             np.asarray(v).tolist())
-                         for k, v in a.items()}
-                for p, a in self.partial.items()}
+        return {
+            str(p): {
+                k: (
+                    v
+                    if k == "steps"
+                    else [np.asarray(x).tolist() for x in v]
+                    if k == "spikes"
+                    else np.asarray(v).tolist()
+                )
+                for k, v in a.items()
+            }
+            for p, a in self.partial.items()
+        }
 
 
 def seed_ids(cfg: Config) -> list[int]:
@@ -130,20 +145,29 @@ def seed_mesh(n_seeds: int) -> Mesh:
     return Mesh(np.asarray(devs[:n]), ("seeds",))
 
 
-def make_segment_fn(trainer: Trainer, pattern_in, pattern_tgt, mesh: Mesh, length: int):
+def make_segment_fn(
+    trainer: Trainer, pattern_in, pattern_tgt, mesh: Mesh, length: int, batching: str = "vmap"
+):
     """Jitted ``state -> (state, metrics)`` running ``length`` blocks for all seeds.
 
-    Seeds are ``vmap``ped (even a single one); with several devices each runs the same vmapped
-    program on its own seeds under ``shard_map``. SuperSpike sums over time with scans and
-    matrix products whose order does not depend on the batch, so a seed's result is the same,
-    bit for bit on CPU, whatever the number of seeds or devices it ran with. BPTT's autodiff
-    reductions are vectorised differently for some batch sizes: there, seed counts agree to
-    float rounding only (resuming is still bit-exact).
+    ``batching``: ``vmap`` runs a device's seeds as one batched program (what accelerators
+    need); ``map`` runs them one after another with ``lax.map`` (on a CPU the per-step work of a
+    small network is latency-bound, and batching it costs more than it saves); ``auto`` picks
+    ``map`` on CPU. With several devices each runs the same program on its own seeds under
+    ``shard_map``. Bit-exactness: ``map`` computes every seed with the one-seed program, so a
+    seed's result never depends on the others; under ``vmap`` SuperSpike is also batch-size
+    invariant (its time sums are scans or matrix products), while BPTT's autodiff reductions
+    are vectorised differently for some batch sizes and agree to float rounding only.
     """
+    if batching == "auto":
+        batching = "map" if mesh.devices.flat[0].platform == "cpu" else "vmap"
     spec = PartitionSpec("seeds")
 
+    def one(s):
+        return run_blocks(trainer, pattern_in, pattern_tgt, s, length)
+
     def local(state):
-        return jax.vmap(lambda s: run_blocks(trainer, pattern_in, pattern_tgt, s, length))(state)
+        return jax.vmap(one)(state) if batching == "vmap" else jax.lax.map(one, state)
 
     if mesh.devices.size == 1:
         return jax.jit(local)
@@ -275,7 +299,9 @@ def train(
         while block < total and stop["signal"] is None:
             n = min(seg_len - block % seg_len, total - block)
             if n not in fns:
-                fns[n] = make_segment_fn(trainer, pattern_in, pattern_tgt, mesh, n)
+                fns[n] = make_segment_fn(
+                    trainer, pattern_in, pattern_tgt, mesh, n, cfg.run.seed_batching
+                )
             if inject_nan is not None and block <= inject_nan[1] < block + n:
                 s = inject_nan[0]
                 state = state._replace(

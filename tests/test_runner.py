@@ -64,8 +64,9 @@ def _spawn_train(path, workdir, **kw):
     return subprocess.Popen(cmd, env=dict(os.environ, JAX_PLATFORMS="cpu"), **kw)
 
 
-def test_seeds_vmapped_equal_single_seed_runs(tmp_path):
-    path = _cfg(tmp_path)
+@pytest.mark.parametrize("batching", ["vmap", "map"])
+def test_seeds_vmapped_equal_single_seed_runs(tmp_path, batching):
+    path = _cfg(tmp_path, SMALL.replace("seeds: 3,", f"seeds: 3, seed_batching: {batching},"))
     cfg = prepare(path)
     train(cfg, tmp_path / "all", progress=False)
     _, all_state = _final_state(tmp_path / "all", cfg)
@@ -225,7 +226,7 @@ def test_nan_skip_policy_keeps_training(tmp_path):
 
 @pytest.mark.parametrize("n_dev", [4])
 def test_seed_sharding_matches_one_device(tmp_path, n_dev):
-    path = _cfg(tmp_path, SMALL.replace("seeds: 3", "seeds: 4"))
+    path = _cfg(tmp_path, SMALL.replace("seeds: 3,", "seeds: 4, seed_batching: vmap,"))
     runs = {}
     for name, flags in (("one", ""), ("many", f"--xla_force_host_platform_device_count={n_dev}")):
         code = (

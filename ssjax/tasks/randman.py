@@ -103,8 +103,13 @@ def _latency_bins(key, manifolds: Randman, n_samples: int, n_bins: int):
 
 
 def manifold_spike_times(
-    key, manifolds: Randman, *, n_samples: int, duration: float = 0.05,
-    t_offset: float = 0.005, dt: float = 1e-4,
+    key,
+    manifolds: Randman,
+    *,
+    n_samples: int,
+    duration: float = 0.05,
+    t_offset: float = 0.005,
+    dt: float = 1e-4,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Spike latencies for given stacked manifolds ([C, M, D, F]); see ``randman_dataset``.
 
@@ -120,8 +125,17 @@ def manifold_spike_times(
 
 
 def randman_dataset(
-    key, *, n_classes: int, n_units: int, dim: int, n_samples: int, duration: float = 0.05,
-    t_offset: float = 0.005, alpha: float = 2.0, dt: float = 1e-4, n_freq: int = 32,
+    key,
+    *,
+    n_classes: int,
+    n_units: int,
+    dim: int,
+    n_samples: int,
+    duration: float = 0.05,
+    t_offset: float = 0.005,
+    alpha: float = 2.0,
+    dt: float = 1e-4,
+    n_freq: int = 32,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Randman classification set: ``n_samples`` per class, every unit fires once per sample.
 
