@@ -9,9 +9,9 @@ and missing or malformed data files each raise :class:`ConfigError`, whose messa
 
 YAML is read with the YAML 1.2 core rules for booleans and floats: only ``true``/``false`` are
 booleans (``yes``/``on`` stay strings and are rejected for a bool key), and ``5e-3`` is a float.
-Data paths (``task.input``, ``task.target``) are relative to the YAML file's folder, paths given
-in overrides relative to the current directory; both are stored absolute, so a dumped config
-loads back equal wherever it is written.
+Data paths (``task.input``, ``task.target``, ``task.image``) are relative to the YAML file's
+folder, paths given in overrides relative to the current directory; both are stored absolute, so a
+dumped config loads back equal wherever it is written.
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ from ssjax.optim import OPTIMIZERS
 from ssjax.rules.feedback import FEEDBACKS
 from ssjax.rules.superspike import METHODS, SuperSpikeConfig
 from ssjax.spike import KINDS, Surrogate
+from ssjax.tasks.image import default_image, image_task, load_image
+from ssjax.tasks.randman import randman_dataset, spike_times_to_raster
 from ssjax.tasks.raster import RasterError, load_raster
 from ssjax.tasks.timing import timing_task
 from ssjax.tasks.xor import XORSpec, xor_stream
@@ -122,7 +124,9 @@ class OptimizerConfig:
 
 @dataclasses.dataclass(frozen=True)
 class TaskConfig:
-    kind: str = "timing"  # timing (generated), ras (files input/target), xor (classification)
+    # timing (generated), ras (files input/target), xor (classification), image (target draws
+    # an image, ssbm recipe), randman (random-manifold classification)
+    kind: str = "timing"
     n_in: int = 100
     n_out: int = 1
     rate_hz: float = 5.0
@@ -133,7 +137,12 @@ class TaskConfig:
     target: str | None = None
     id_offset: int = 0
     target_id_offset: int = 0
-    n_patterns: int = 64  # xor: patterns in the frozen stream that is replayed
+    n_patterns: int = 64  # xor: patterns in the frozen stream; randman: samples per class
+    image: str | None = None  # image: PNG path (relative to the YAML folder); None: default_image()
+    image_threshold: float = 0.5  # image: a pixel darker than this (0 black, 1 white) is a spike
+    randman_dim: int = 1  # randman: intrinsic manifold dimension D
+    randman_duration: float = 0.05  # s, randman: each unit fires once within it per sample
+    gap: float = 0.05  # s, randman: silence after each sample (>= the 15 ms window tail)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,7 +177,7 @@ class Config:
 
 # section name -> dataclass, in schema order
 _SECTIONS = {f.name: f.default_factory for f in dataclasses.fields(Config) if f.name != "source"}
-_PATH_KEYS = ("task.input", "task.target")
+_PATH_KEYS = ("task.input", "task.target", "task.image")
 
 # ------------------------------------------------------------------------------------- types
 
@@ -282,9 +291,13 @@ def _sizes_ok(v, c):
     return len(v) >= 2 and min(v) >= 1 and v[0] == c.task.n_in and v[-1] == c.task.n_out
 
 
-TASK_KINDS = ("timing", "ras", "xor")
+TASK_KINDS = ("timing", "ras", "xor", "image", "randman")
 # tasks whose targets are window annotations (classification) rather than spike trains
-WINDOW_TASKS = ("xor",)
+WINDOW_TASKS = ("xor", "randman")
+# randman: a sample's window is its randman_duration plus this response tail (s), as the 15 ms
+# after the XOR stimulus (SUPERSPIKE.md section 3); task.gap must be at least as long, so that a
+# window ends before the next sample starts and the last one ends with the stream.
+RANDMAN_TAIL = 0.015
 
 
 def _sizes_text(c):
@@ -330,6 +343,15 @@ _CHECKS = [
     ("task.n_out", lambda v, c: c.task.kind != "xor" or v == 2, "2 for task.kind xor"),
     ("task.n_in", lambda v, c: c.task.kind != "xor" or v >= 3, ">= 3 for task.kind xor"),
     _int_ge("task.n_patterns", 1),
+    ("task.n_out", lambda v, c: c.task.kind != "randman" or v >= 2,
+     ">= 2 for task.kind randman (one output per class)"),
+    ("task.image_threshold", lambda v, c: 0 < v <= 1,
+     "> 0 and <= 1 (pixel values: 0 black, 1 white)"),
+    _int_ge("task.randman_dim", 1),
+    _on_grid("task.randman_duration", "> 0"),
+    ("task.gap", lambda v, c: v >= RANDMAN_TAIL - 1e-12 and _multiple(v, c.neuron.dt),
+     lambda c: f">= {RANDMAN_TAIL} s (the window's response tail) and a multiple of "
+     f"neuron.dt = {c.neuron.dt} s"),
     ("task.rate_hz", _rate_ok, lambda c: f">= 0 Hz and <= 1 / neuron.dt = {1 / c.neuron.dt:g} Hz"),
     _on_grid("task.period", "> 0"),
     ("task.target_times", _times_ok,
@@ -418,10 +440,36 @@ def _load_ras(cfg, file, which):
         ) from None
 
 
+def _load_image(cfg, file):
+    """Grayscale [H, W] of task.image (None: default_image()); checks task.n_out == H."""
+    t = cfg.task
+    if t.image is None:
+        img, what = default_image(), "the built-in default_image()"
+    else:
+        if not os.path.isfile(t.image):
+            raise ConfigError(file, "task.image", f"image file not found: {t.image}")
+        try:
+            img = load_image(t.image)
+        except ValueError as exc:
+            raise ConfigError(file, "task.image", f"unreadable image: {exc}") from None
+        what = f"task.image {t.image}"
+    height, width = img.shape
+    if t.n_out != height:
+        raise ConfigError(
+            file,
+            "task.n_out",
+            f"must equal the image's height ({height} rows, one output per row, of {what}, "
+            f"{height} x {width}) for task.kind image, got {t.n_out}",
+        )
+    return img
+
+
 def _check_files(cfg, file):
     if cfg.task.kind == "ras":
         for which in ("input", "target"):
             _load_ras(cfg, file, which)
+    elif cfg.task.kind == "image":
+        _load_image(cfg, file)
 
 
 def _label(cfg):
@@ -616,8 +664,46 @@ def build_trainer(cfg: Config):
         raise ConfigError(_label(cfg), None, f"invalid configuration: {exc}") from None
 
 
+def _randman_stream(cfg: Config, key) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Frozen randman stream: ``(inputs [T, n_in] 0/1, code [T, n_out] int8, labels [N])``.
+
+    ``N = n_out * n_patterns`` samples (randman_dataset, shuffled), each ``randman_duration`` long
+    (every unit fires once; spike times from 0, i.e. ``t_offset = 0``: the gap before a sample
+    keeps its spikes off step 0 of the replayed stream) and followed by ``task.gap`` of silence.
+    Window annotation as in ssjax.tasks.xor: from the sample's onset for ``randman_duration +
+    RANDMAN_TAIL`` (15 ms, the XOR response tail), +1 on the label's output, -1 on the others,
+    +2/-2 at the window's last step, 0 outside. ``T = N (randman_duration + gap) / dt``.
+    """
+    t, dt = cfg.task, cfg.neuron.dt
+    times, labels = randman_dataset(
+        key,
+        n_classes=t.n_out,
+        n_units=t.n_in,
+        dim=t.randman_dim,
+        n_samples=t.n_patterns,
+        duration=t.randman_duration,
+        t_offset=0.0,
+        dt=dt,
+    )
+    S, G = int(round(t.randman_duration / dt)), int(round(t.gap / dt))
+    W = S + int(round(RANDMAN_TAIL / dt))  # <= S + G: task.gap >= RANDMAN_TAIL
+    n = len(labels)
+    rasters = spike_times_to_raster(times, dt, S)  # [N, S, n_in]
+    inputs = np.zeros((n, S + G, t.n_in), np.float32)
+    inputs[:, :S] = rasters
+    code = np.zeros((n, S + G, t.n_out), np.int8)
+    code[:, :W] = -1
+    code[np.arange(n), :W, labels] = 1
+    code[:, W - 1] *= 2
+    return inputs.reshape(-1, t.n_in), code.reshape(-1, t.n_out), labels
+
+
 def build_task(cfg: Config) -> tuple[np.ndarray, np.ndarray]:
-    """One pattern period: ``(inputs [P, N_in], targets [P, N_out])`` in ``run.dtype``."""
+    """One pattern period: ``(inputs [P, N_in], targets [P, N_out])`` in ``run.dtype``.
+
+    For window tasks (WINDOW_TASKS) the period is the whole frozen stream and the targets are its
+    window annotation; for image, P = task.period / neuron.dt and the targets draw the image.
+    """
     cfg = validate_config(cfg)
     t, dtype = cfg.task, np.dtype(cfg.run.dtype)
     if t.kind == "ras":
@@ -628,6 +714,21 @@ def build_task(cfg: Config) -> tuple[np.ndarray, np.ndarray]:
         spec = XORSpec(n_ref=t.n_in - 2 * third, n_a=third, n_b=third, dt=cfg.neuron.dt)
         stream = xor_stream(key, spec, t.n_patterns)
         return np.asarray(stream.inputs, dtype), np.asarray(stream.code, dtype)
+    if t.kind == "randman":
+        inputs, code, _ = _randman_stream(cfg, key)
+        return inputs.astype(dtype), code.astype(dtype)
+    if t.kind == "image":
+        img = _load_image(cfg, _label(cfg))
+        inputs, targets = image_task(
+            img,
+            n_in=t.n_in,
+            duration=t.period,
+            dt=cfg.neuron.dt,
+            key=key,
+            rate_hz=t.rate_hz,
+            threshold=t.image_threshold,
+        )
+        return np.asarray(inputs, dtype), np.asarray(targets, dtype)
     args = (t.n_in, t.rate_hz, t.period, t.target_times, t.n_out, cfg.neuron.dt)
     task = timing_task(key, *args)
     return np.asarray(task.inputs, dtype), np.asarray(task.targets, dtype)

@@ -65,7 +65,7 @@ def write_ras(path, lines):
 
 def _data_missing(cfg_path):
     data = yaml.safe_load(cfg_path.read_text()) or {}
-    files = [(data.get("task") or {}).get(k) for k in ("input", "target")]
+    files = [(data.get("task") or {}).get(k) for k in ("input", "target", "image")]
     return any(f and not (cfg_path.parent / f).is_file() for f in files)
 
 
@@ -82,6 +82,12 @@ def test_every_shipped_config_loads_and_builds(path):
     if cfg.task.kind == "xor":  # the period is the frozen stream of task.n_patterns patterns
         assert x.shape[0] > cfg.task.n_patterns * 0.06 / cfg.neuron.dt
         assert tr.superspike.error == "window" and set(np.unique(y)) <= {-2, -1, 0, 1, 2}
+    elif cfg.task.kind == "randman":  # the period is the stream of n_out * n_patterns samples
+        t = cfg.task
+        n = t.n_out * t.n_patterns
+        assert x.shape[0] == round(n * (t.randman_duration + t.gap) / cfg.neuron.dt)
+        assert tr.superspike.error == "window" and set(np.unique(y)) <= {-2, -1, 0, 1, 2}
+        assert np.all(x.sum(axis=0) == n)  # every unit fires once per sample
     else:
         assert x.shape[0] == round(cfg.task.period / cfg.neuron.dt)
         assert tr.superspike.error == "van_rossum"
@@ -275,7 +281,9 @@ OUT_OF_RANGE = [
     ({"optimizer": {"burn_in": -1.0}}, "optimizer.burn_in", ">= 0 s"),
     ({"optimizer": {"drops": [[-1.0, 0.1]]}}, "optimizer.drops", "[time >= 0 s, factor >= 0]"),
     ({"optimizer": {"drops": [[100.0, -0.1]]}}, "optimizer.drops", "[time >= 0 s, factor >= 0]"),
-    ({"task": {"kind": "mnist"}}, "task.kind", "one of 'timing', 'ras', 'xor'"),
+    ({"task": {"kind": "mnist"}}, "task.kind", "one of 'timing', 'ras', 'xor', 'image', 'randman'"),
+    ({"task": {"image_threshold": 0.0}}, "task.image_threshold", "> 0 and <= 1"),
+    ({"task": {"image_threshold": 1.5}}, "task.image_threshold", "> 0 and <= 1"),
     ({"task": {"n_in": 0}}, "task.n_in", "an integer >= 1"),
     ({"task": {"rate_hz": -1.0}}, "task.rate_hz", ">= 0 Hz"),
     ({"task": {"rate_hz": 20000.0}}, "task.rate_hz", "<= 1 / neuron.dt = 10000 Hz"),
@@ -534,6 +542,102 @@ def test_build_task_ras_from_the_shared_poisson_files(tmp_path):
     assert set(np.nonzero(y[:, 0])[0]) == {830, 1660, 2490, 3320, 4150}
     assert x.sum() > 100 and x.max() == 1
     assert isinstance(build_trainer(c), Trainer)
+
+
+# ------------------------------------------------------------------------ image, randman
+
+
+def _image_cfg(tmp_path, **task):
+    body = {"kind": "image", "n_in": 10, "n_out": 100, "period": 0.7, **task}
+    sizes = [body["n_in"], body["n_out"]]
+    return write(tmp_path, {"network": {"sizes": sizes}, "task": body}, "image.yaml")
+
+
+def test_image_task_draws_the_default_image(tmp_path):
+    from ssjax.tasks.image import default_image
+
+    c = load_config(_image_cfg(tmp_path))
+    x, y = build_task(c)
+    img = default_image()
+    assert img.shape == (100, 70)
+    assert x.shape == (7000, 10) and y.shape == (7000, 100) and y.dtype == np.float32
+    assert y.sum() == np.count_nonzero(img < 0.5) > 0  # one spike per dark pixel
+    assert set(np.unique(x)) <= {0.0, 1.0} and x.sum() > 0
+    assert build_trainer(c).superspike.error == "van_rossum"
+    np.testing.assert_array_equal(build_task(c)[1], y)  # frozen
+    # every target spike lies in its pixel column's bin: column c spans steps [100 c, 100 c + 100)
+    steps, ids = np.nonzero(y)
+    assert np.all(img[99 - ids, steps // 100] < 0.5)
+    dark = load_config(_image_cfg(tmp_path, image_threshold=1.0))
+    assert build_task(dark)[1].sum() == np.count_nonzero(img < 1.0)
+
+
+def test_image_n_out_must_be_the_image_height(tmp_path):
+    e = error(_image_cfg(tmp_path, n_out=50))
+    assert e.key == "task.n_out" and "height" in str(e) and "100" in str(e) and "50" in str(e)
+
+
+def test_image_file_relative_to_the_yaml_and_missing(tmp_path):
+    import matplotlib.image
+
+    pixels = np.ones((12, 8))
+    pixels[3, 2] = pixels[5, 6] = 0.0
+    (tmp_path / "data").mkdir()
+    matplotlib.image.imsave(tmp_path / "data" / "pic.png", pixels, cmap="gray", vmin=0, vmax=1)
+    c = load_config(_image_cfg(tmp_path, image="data/pic.png", n_out=12))
+    assert os.path.samefile(c.task.image, tmp_path / "data" / "pic.png")
+    x, y = build_task(c)
+    assert y.shape == (7000, 12) and y.sum() == 2
+    e = error(_image_cfg(tmp_path, image="data/pic.png", n_out=100))
+    assert e.key == "task.n_out" and "12" in str(e)
+    e = error(_image_cfg(tmp_path, image="data/missing.png", n_out=12))
+    assert e.key == "task.image" and "not found" in str(e)
+
+
+def _randman_cfg(tmp_path, **task):
+    body = {"kind": "randman", "n_in": 8, "n_out": 3, "n_patterns": 5, **task}
+    sizes = [body["n_in"], body["n_out"]]
+    return write(tmp_path, {"network": {"sizes": sizes}, "task": body}, "randman.yaml")
+
+
+def test_randman_stream_windows(tmp_path):
+    c = load_config(_randman_cfg(tmp_path))
+    x, y = build_task(c)
+    n, S, G, W = 15, 500, 500, 650  # samples; steps of sample, gap, window (sample + 15 ms)
+    assert x.shape == (n * (S + G), 8) and y.shape == (n * (S + G), 3)
+    assert build_trainer(c).superspike.error == "window"
+    assert set(np.unique(y)) <= {-2, -1, 0, 1, 2}
+    code = y.reshape(n, S + G, 3)
+    inputs = x.reshape(n, S + G, 8)
+    assert np.all(inputs[:, :S].sum(axis=1) == 1) and inputs[:, S:].sum() == 0
+    assert np.all(code[:, W:] == 0) and np.all(code[:, :W] != 0)
+    # exactly one positive output per window step, the same output over the whole window
+    assert np.all((code[:, :W] > 0).sum(axis=2) == 1)
+    labels = np.argmax(code[:, 0], axis=1)
+    assert np.all(np.argmax(code[:, :W], axis=2) == labels[:, None])
+    assert np.bincount(labels, minlength=3).tolist() == [5, 5, 5]  # n_patterns per class
+    # one window end (+2 on the label, -2 elsewhere) per sample: n_out * n_patterns windows
+    ends = np.flatnonzero(np.any(np.abs(y) == 2, axis=1))
+    assert len(ends) == n and np.all(ends == np.arange(n) * (S + G) + W - 1)
+    assert np.all(y[ends].sum(axis=1) == 2 - 2 * 2)
+    np.testing.assert_array_equal(build_task(c)[0], x)  # frozen
+
+
+@pytest.mark.parametrize(
+    "task, key, allowed",
+    [
+        ({"randman_dim": 0}, "task.randman_dim", "an integer >= 1"),
+        ({"randman_duration": 0.0}, "task.randman_duration", "> 0 s and a multiple of neuron.dt"),
+        ({"randman_duration": 0.05005}, "task.randman_duration", "a multiple of neuron.dt"),
+        ({"gap": 0.01}, "task.gap", ">= 0.015 s"),
+        ({"gap": 0.05005}, "task.gap", "a multiple of neuron.dt"),
+        ({"n_out": 1}, "task.n_out", ">= 2 for task.kind randman"),
+        ({"n_patterns": 0}, "task.n_patterns", "an integer >= 1"),
+    ],
+)
+def test_bad_randman_keys(tmp_path, task, key, allowed):
+    e = error(_randman_cfg(tmp_path, **task))
+    assert e.key == key and allowed in str(e), str(e)
 
 
 def test_config_is_hashable_and_frozen():
