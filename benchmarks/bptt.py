@@ -167,7 +167,11 @@ def time_step(impl: str, wl: Workload, repeats: int) -> dict:
     """Time one JAX implementation's training step; a record's figures."""
     x, y, params = make_data(wl)
     step, opt = make_step(LOSSES[impl], wl)
-    args = (params, opt.init(params), x, y)
+    return step_record(step, (params, opt.init(params), x, y), repeats)
+
+
+def step_record(step, args: tuple, repeats: int) -> dict:
+    """Timing, memory, loss and rate of a step ``(params, opt, x, y) -> (..., loss, rate)``."""
     r = time_jax(step, args, repeats)
     _, _, loss, rate = jax.jit(step)(*args)
     return {

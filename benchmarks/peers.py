@@ -89,8 +89,7 @@ def _spyx(wl, data, repeats: int) -> dict:
     import spyx.nn as snn
     from flax import nnx
 
-    from benchmarks.bptt import cross_entropy
-    from benchmarks.timing import time_jax
+    from benchmarks.bptt import cross_entropy, step_record
 
     x, y, (w_in, w_out) = data
     k = wl.dt / wl.tau_mem
@@ -133,16 +132,7 @@ def _spyx(wl, data, repeats: int) -> dict:
         return optax.apply_updates(params, updates), opt_state, loss, rate
 
     args = (params, opt.init(params), jnp.asarray(x), jnp.asarray(y))
-    r = time_jax(step, args, repeats)
-    _, _, loss, rate = jax.jit(step)(*args)
-    return {
-        "ms_per_step": 1e3 * r["best_s"],
-        "compile_s": r["compile_s"],
-        "peak_mb": r["peak_mb"],
-        "loss": float(loss),
-        "hidden_rate": float(rate),
-        "version": version("spyx"),
-    }
+    return {**step_record(step, args, repeats), "version": version("spyx")}
 
 
 # ----------------------------------------------------------------------------- torch
