@@ -164,13 +164,15 @@ def _corrupt(step_dir, kind):
         m = step_dir / "manifest.json"
         m.write_bytes(m.read_bytes()[:100])
     elif kind == "flip_and_fix_file_hash":  # the per-leaf checksums must still catch it
-        f = _data_files(step_dir)[-1]
-        b = bytearray(f.read_bytes())
-        b[-1] ^= 0x01
-        f.write_bytes(bytes(b))
+        # every 16th byte of every data file, so that array payload is hit whatever the (random)
+        # layout of orbax's files; a single flipped byte may land in unread padding
         m = json.loads((step_dir / "manifest.json").read_text())
-        rel = str(f.relative_to(step_dir / "arrays"))
-        m["files"][rel] = hashlib.sha256(bytes(b)).hexdigest()
+        for f in _data_files(step_dir):
+            b = bytearray(f.read_bytes())
+            for i in range(0, len(b), 16):
+                b[i] ^= 0x01
+            f.write_bytes(bytes(b))
+            m["files"][str(f.relative_to(step_dir / "arrays"))] = hashlib.sha256(b).hexdigest()
         (step_dir / "manifest.json").write_text(json.dumps(m))
 
 
