@@ -97,7 +97,7 @@ class Checkpointer:
     def __init__(self, directory, keep: int = 3):
         if not (isinstance(keep, int) and keep >= 1):
             raise ValueError(f"Checkpointer keep must be an int >= 1, got {keep!r}")
-        self.directory = Path(directory)
+        self.directory = Path(directory).absolute()  # orbax refuses relative paths
         self.keep = keep
         self._verified: set[int] = set()  # steps this process has verified (retention cache)
 

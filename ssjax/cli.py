@@ -1,4 +1,5 @@
-"""The ``ssjax`` command: ``train``, ``validate``, ``compare``, ``demo`` (thin wrappers).
+"""The ``ssjax`` command: ``train``, ``validate``, ``reproduce``, ``compare``, ``demo`` (thin
+wrappers).
 
 Exit codes: 0 success; 2 invalid config, arguments or work directory (nothing was created);
 1 a run that failed (numerical fault, unreadable checkpoint); 128 + signal number when SIGTERM
@@ -57,9 +58,56 @@ def _train(args) -> int:
         return _err(str(e), 1)
     print(json.dumps({k: summary[k] for k in ("median", "simulated_seconds", "wall_seconds")}))
     print(
-        f"wrote {workdir}/summary.json, learning_curve.png, raster.png; "
+        f"wrote {workdir}/summary.json, history.json, learning_curve.png, raster.png; "
         f"tensorboard --logdir {workdir}/tb"
     )
+    return 0
+
+
+def reproduce_command(args) -> str:
+    """The ``ssjax reproduce`` command line that ``args`` stand for (for the report header)."""
+    words = ["ssjax reproduce", args.figure]
+    if args.quick:
+        words.append("--quick")
+    if args.seeds is not None:
+        words.append(f"--seeds {args.seeds}")
+    if args.duration is not None:
+        words.append(f"--duration {args.duration:g}")
+    if args.out != REPRODUCE_OUT:
+        words.append(f"--out {args.out}")
+    return " ".join(words)
+
+
+def _reproduce(args) -> int:
+    from ssjax.checkpoint import CheckpointError
+    from ssjax.config import ConfigError
+    from ssjax.reproduce import FIGURES, format_list, run_figure
+    from ssjax.runner import NumericalError, RunError
+
+    if args.figure is not None and args.figure not in FIGURES:
+        return _err(f"unknown figure {args.figure!r} (one of {', '.join(FIGURES)})", 2)
+    if args.list:
+        print(format_list(args.figure))
+        return 0
+    if args.figure is None:
+        return _err(f"name a figure ({', '.join(FIGURES)}) or give --list", 2)
+    try:
+        report = run_figure(
+            args.figure,
+            quick=args.quick,
+            seeds=args.seeds,
+            duration=args.duration,
+            out=args.out,
+            progress=not args.no_progress,
+            command=reproduce_command(args),
+        )
+    except (ConfigError, RunError) as e:
+        return _err(str(e), 2)
+    except (NumericalError, CheckpointError) as e:
+        return _err(str(e), 1)
+    print(f"{args.figure}: {report['wall_seconds']:.1f} s; wrote " + ", ".join(report["files"]))
+    if report["failed"]:
+        return _err(f"non-finite values in: {', '.join(report['failed'])} (see the report)", 1)
     return 0
 
 
@@ -73,6 +121,9 @@ def _demo(args) -> int:
     )
     print(json.dumps(summary, indent=2))
     return 0
+
+
+REPRODUCE_OUT = "runs/reproduce"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -108,6 +159,23 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("config")
     v.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     v.set_defaults(func=_validate)
+
+    r = sub.add_parser(
+        "reproduce",
+        help="one of the paper's figures: train every condition, write <fig>.md/.json/.png",
+    )
+    r.add_argument(
+        "figure", nargs="?", help="fig1, fig2, fig4, fig5, fig6 (Figs. 6-7), fig8, oxford, randman"
+    )
+    r.add_argument("--quick", action="store_true", help="the quick settings (a few minutes)")
+    r.add_argument("--seeds", type=int, default=None, help="override run.seeds of every condition")
+    r.add_argument(
+        "--duration", type=float, default=None, help="override run.duration (s) of every condition"
+    )
+    r.add_argument("--out", default=REPRODUCE_OUT, help=f"output folder (default {REPRODUCE_OUT})")
+    r.add_argument("--no-progress", action="store_true", help="no progress bars")
+    r.add_argument("--list", action="store_true", help="list figures, conditions, seeds x duration")
+    r.set_defaults(func=_reproduce)
 
     # handled in main() by ssjax.rules.compare's own parser; listed here for --help
     sub.add_parser(

@@ -35,18 +35,18 @@ from ssjax.rules.feedback import FEEDBACKS
 from ssjax.rules.superspike import METHODS, SuperSpikeConfig
 from ssjax.spike import KINDS, Surrogate
 from ssjax.tasks.image import default_image, image_task, load_image
-from ssjax.tasks.randman import randman_dataset, spike_times_to_raster
+from ssjax.tasks.randman import randman_dataset, randman_heldout, spike_times_to_raster
 from ssjax.tasks.raster import RasterError, load_raster
 from ssjax.tasks.timing import timing_task
-from ssjax.tasks.xor import XORSpec, xor_stream
+from ssjax.tasks.xor import XORSpec, xor_stream, xor_timing
 from ssjax.train import RULES, Trainer
 
 # fmt: off
 __all__ = [
     "Config", "ConfigError", "FeedbackConfig", "NetworkConfig", "NeuronConfig", "OptimizerConfig",
     "RegularizerConfig", "RuleConfig", "RunConfig", "TaskConfig", "build_task", "build_trainer",
-    "config_to_dict", "default_config", "diff_configs", "dump_config", "load_config", "n_blocks",
-    "validate_config",
+    "build_heldout", "config_to_dict", "default_config", "diff_configs", "dump_config",
+    "load_config", "n_blocks", "validate_config",
 ]
 # fmt: on
 
@@ -143,6 +143,7 @@ class TaskConfig:
     randman_dim: int = 1  # randman: intrinsic manifold dimension D
     randman_duration: float = 0.05  # s, randman: each unit fires once within it per sample
     gap: float = 0.05  # s, randman: silence after each sample (>= the 15 ms window tail)
+    n_heldout: int = 32  # randman: held-out samples per class, xor: per kind; scored after training
 
 
 @dataclasses.dataclass(frozen=True)
@@ -347,7 +348,7 @@ _CHECKS = [
      ">= 2 for task.kind randman (one output per class)"),
     ("task.image_threshold", lambda v, c: 0 < v <= 1,
      "> 0 and <= 1 (pixel values: 0 black, 1 white)"),
-    _int_ge("task.randman_dim", 1),
+    _int_ge("task.randman_dim", 1), _int_ge("task.n_heldout", 0),
     _on_grid("task.randman_duration", "> 0"),
     ("task.gap", lambda v, c: v >= RANDMAN_TAIL - 1e-12 and _multiple(v, c.neuron.dt),
      lambda c: f">= {RANDMAN_TAIL} s (the window's response tail) and a multiple of "
@@ -664,27 +665,22 @@ def build_trainer(cfg: Config):
         raise ConfigError(_label(cfg), None, f"invalid configuration: {exc}") from None
 
 
-def _randman_stream(cfg: Config, key) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Frozen randman stream: ``(inputs [T, n_in] 0/1, code [T, n_out] int8, labels [N])``.
-
-    ``N = n_out * n_patterns`` samples (randman_dataset, shuffled), each ``randman_duration`` long
-    (every unit fires once; spike times from 0, i.e. ``t_offset = 0``: the gap before a sample
-    keeps its spikes off step 0 of the replayed stream) and followed by ``task.gap`` of silence.
-    Window annotation as in ssjax.tasks.xor: from the sample's onset for ``randman_duration +
-    RANDMAN_TAIL`` (15 ms, the XOR response tail), +1 on the label's output, -1 on the others,
-    +2/-2 at the window's last step, 0 outside. ``T = N (randman_duration + gap) / dt``.
-    """
-    t, dt = cfg.task, cfg.neuron.dt
-    times, labels = randman_dataset(
-        key,
+def _randman_args(cfg: Config) -> dict:
+    t = cfg.task
+    return dict(
         n_classes=t.n_out,
         n_units=t.n_in,
         dim=t.randman_dim,
         n_samples=t.n_patterns,
         duration=t.randman_duration,
         t_offset=0.0,
-        dt=dt,
+        dt=cfg.neuron.dt,
     )
+
+
+def _randman_layout(cfg: Config, times, labels) -> tuple[np.ndarray, np.ndarray]:
+    """Samples one after another: ``(inputs [T, n_in] 0/1, code [T, n_out] int8)``."""
+    t, dt = cfg.task, cfg.neuron.dt
     S, G = int(round(t.randman_duration / dt)), int(round(t.gap / dt))
     W = S + int(round(RANDMAN_TAIL / dt))  # <= S + G: task.gap >= RANDMAN_TAIL
     n = len(labels)
@@ -695,7 +691,60 @@ def _randman_stream(cfg: Config, key) -> tuple[np.ndarray, np.ndarray, np.ndarra
     code[:, :W] = -1
     code[np.arange(n), :W, labels] = 1
     code[:, W - 1] *= 2
-    return inputs.reshape(-1, t.n_in), code.reshape(-1, t.n_out), labels
+    return inputs.reshape(-1, t.n_in), code.reshape(-1, t.n_out)
+
+
+def _randman_stream(cfg: Config, key) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Frozen randman stream: ``(inputs [T, n_in] 0/1, code [T, n_out] int8, labels [N])``.
+
+    ``N = n_out * n_patterns`` samples (randman_dataset, shuffled), each ``randman_duration`` long
+    (every unit fires once; spike times from 0, i.e. ``t_offset = 0``: the gap before a sample
+    keeps its spikes off step 0 of the replayed stream) and followed by ``task.gap`` of silence.
+    Window annotation as in ssjax.tasks.xor: from the sample's onset for ``randman_duration +
+    RANDMAN_TAIL`` (15 ms, the XOR response tail), +1 on the label's output, -1 on the others,
+    +2/-2 at the window's last step, 0 outside. ``T = N (randman_duration + gap) / dt``.
+    """
+    times, labels = randman_dataset(key, **_randman_args(cfg))
+    return (*_randman_layout(cfg, times, labels), labels)
+
+
+def _xor_spec(cfg: Config) -> XORSpec:
+    third = cfg.task.n_in // 3
+    return XORSpec(n_ref=cfg.task.n_in - 2 * third, n_a=third, n_b=third, dt=cfg.neuron.dt)
+
+
+def build_heldout(cfg: Config) -> tuple[np.ndarray, np.ndarray]:
+    """Held-out stream of a window task ``(inputs [T, n_in], code [T, n_out])`` in ``run.dtype``.
+
+    randman: ``task.n_heldout`` new samples per class of the training stream's manifolds
+    (:func:`ssjax.tasks.randman.randman_heldout`: same manifolds, new coordinates, the training
+    set's time code), laid out as the training stream and preceded by one ``task.gap`` of
+    silence, so that, as in training, every sample follows a gap.
+    xor: ``task.n_heldout`` patterns of each of the 4 kinds with the training stream's stimulus
+    timing (the task) but a new order, new gaps and new background noise (drawn from
+    ``fold_in(key, 1)``): a network that memorised the frozen training stream's noise context
+    does not score on it.
+    Raises ConfigError unless ``task.kind`` is randman or xor and ``task.n_heldout >= 1``.
+    """
+    cfg = validate_config(cfg)
+    t = cfg.task
+    if t.kind not in WINDOW_TASKS or t.n_heldout < 1:
+        raise ConfigError(
+            _label(cfg), "task.n_heldout", "a held-out set needs task.kind randman or xor and >= 1"
+        )
+    key = jax.random.PRNGKey(t.input_seed)
+    dtype = np.dtype(cfg.run.dtype)
+    if t.kind == "xor":
+        spec = _xor_spec(cfg)
+        timing = xor_timing(jax.random.split(key, 5)[0], spec)  # as xor_stream draws it
+        stream = xor_stream(jax.random.fold_in(key, 1), spec, 4 * t.n_heldout, timing)
+        return np.asarray(stream.inputs, dtype), np.asarray(stream.code, dtype)
+    times, labels = randman_heldout(key, n_heldout=t.n_heldout, **_randman_args(cfg))
+    inputs, code = _randman_layout(cfg, times, labels)
+    G = int(round(t.gap / cfg.neuron.dt))
+    inputs = np.concatenate([np.zeros((G, t.n_in), inputs.dtype), inputs])
+    code = np.concatenate([np.zeros((G, t.n_out), code.dtype), code])
+    return inputs.astype(dtype), code.astype(dtype)
 
 
 def build_task(cfg: Config) -> tuple[np.ndarray, np.ndarray]:
@@ -710,9 +759,7 @@ def build_task(cfg: Config) -> tuple[np.ndarray, np.ndarray]:
         return _load_ras(cfg, _label(cfg), "input"), _load_ras(cfg, _label(cfg), "target")
     key = jax.random.PRNGKey(t.input_seed)
     if t.kind == "xor":
-        third = t.n_in // 3
-        spec = XORSpec(n_ref=t.n_in - 2 * third, n_a=third, n_b=third, dt=cfg.neuron.dt)
-        stream = xor_stream(key, spec, t.n_patterns)
+        stream = xor_stream(key, _xor_spec(cfg), t.n_patterns)
         return np.asarray(stream.inputs, dtype), np.asarray(stream.code, dtype)
     if t.kind == "randman":
         inputs, code, _ = _randman_stream(cfg, key)

@@ -1,4 +1,5 @@
-"""Pictures: spike rasters over trials (as in the paper's Fig. 2c) and learning curves.
+"""Pictures: spike rasters over trials (as in the paper's Fig. 2c), learning curves, and the
+overview of one reproduced figure (:func:`figure_overview`, used by ``ssjax reproduce``).
 
 Matplotlib with the non-interactive Agg backend; every function writes a PNG and returns its path.
 
@@ -124,6 +125,115 @@ def seed_curves(x, values, path, ylabel="value", xlabel="block") -> str:
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.legend(fontsize="small")
+    return _save(fig, path)
+
+
+# ------------------------------------------------------------------ one figure of the paper
+
+
+def _quartiles(v):
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows give NaN, not an error
+        return np.nanpercentile(np.asarray(v, np.float64), [25, 50, 75], axis=-1)
+
+
+def _spike_panel(ax, spikes, dt, *, color="k", marker="|", size=12, label=None):
+    t, n = np.nonzero(np.asarray(spikes))
+    ax.scatter(t * dt, n, s=size, c=color, marker=marker, linewidths=0.8, label=label)
+
+
+def figure_overview(
+    path,
+    *,
+    title,
+    curves,
+    finals,
+    ylabel,
+    bar_label=None,
+    threshold=None,
+    log=True,
+    raster=None,
+    picture=None,
+) -> str:
+    """One reproduced figure: learning curves, final values per condition, and a raster.
+
+    Args:
+      curves: ``[(label, x [n] seconds, values [n, S])]`` per condition: median and quartile band
+        over the S seeds against simulated time.
+      finals: ``[(label, values [S])]``: bar at the median, one dot per seed.
+      ylabel: what the curves show; bar_label: what the bars show (default ``final <ylabel>``).
+      threshold: success threshold of the bars' values, a dashed line there (None: none).
+      log: symlog y axis (distances); False for accuracies.
+      raster: ``(output [T, N], target [T, N], dt, title)``: output (black ticks) over target
+        (red circles) of one seed, one row per output neuron; title names both.
+      picture: ``(output [T, N], target [T, N], dt, title)``: target and output side by side as
+        pictures (neuron id upwards), for tasks whose target draws an image.
+    """
+    heights = [1.0]
+    if raster is not None:  # a row of ticks per output neuron
+        heights.append(min(1.2, 0.35 + 0.03 * np.asarray(raster[0]).shape[1]))
+    if picture is not None:
+        heights.append(1.2)
+    fig = plt.figure(figsize=(13, 4.2 * sum(heights)))
+    grid = fig.add_gridspec(len(heights), 6, height_ratios=heights)
+    ax_c, ax_b = fig.add_subplot(grid[0, :4]), fig.add_subplot(grid[0, 4:])
+    colors = plt.get_cmap("tab10" if len(curves) <= 10 else "tab20")
+    for i, (label, x, v) in enumerate(curves):
+        if len(x) == 0:
+            continue
+        q1, med, q3 = _quartiles(np.asarray(v, np.float64).reshape(len(x), -1))
+        ax_c.fill_between(x, q1, q3, color=colors(i), alpha=0.2, lw=0)
+        marker = "o" if len(x) < 5 else None  # a curve of one period is a point
+        ax_c.plot(x, med, color=colors(i), lw=1.3, marker=marker, label=label)
+    ax_c.set_xlabel("simulated time (s)")
+    ax_c.set_ylabel(ylabel + " (median, quartiles)")
+    if ax_c.lines:
+        ax_c.legend(fontsize="x-small", ncol=1 + len(curves) // 8, loc="best")
+    rng = np.random.default_rng(0)
+    for i, (_, v) in enumerate(finals):
+        v = np.asarray(v, np.float64)
+        ax_b.bar(i, _quartiles(v)[1], color=colors(i), alpha=0.5)
+        ax_b.scatter(i + rng.uniform(-0.2, 0.2, len(v)), v, s=10, c="k", zorder=3)
+    ax_b.set_xticks(range(len(finals)), [f[0] for f in finals], rotation=60, ha="right")
+    ax_b.set_ylabel(bar_label or "final " + ylabel)
+    if threshold is not None:
+        ax_b.axhline(threshold, color="tab:gray", ls="--", lw=0.8)
+    for ax in (ax_c, ax_b):
+        lo, hi = ax.get_ylim()
+        if threshold is not None:
+            hi = max(hi, 1.2 * threshold)
+        if log and hi > 10 * max(lo, 1e-2):  # symlog only when the values span a decade
+            ax.set_yscale("symlog", linthresh=1e-2)
+        ax.set_ylim(max(lo, 0.0), hi)  # distances and accuracies are >= 0
+    row = 1
+    if raster is not None:
+        out, tgt, dt, sub = raster
+        ax = fig.add_subplot(grid[row, :])
+        _spike_panel(ax, tgt, dt, color="none", marker="o", size=30)
+        ax.collections[-1].set_edgecolors("tab:red")
+        _spike_panel(ax, out, dt, size=40, label="output")
+        ax.set_xlim(0, len(out) * dt)
+        ax.set_ylim(-0.5, np.asarray(out).shape[1] - 0.5)
+        n_out = np.asarray(out).shape[1]
+        if n_out <= 10:
+            ax.set_yticks(range(n_out))
+        else:
+            ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        ax.set_xlabel("time in period (s)")
+        ax.set_ylabel("output neuron")
+        ax.set_title(sub, fontsize="medium")
+        row += 1
+    if picture is not None:
+        out, tgt, dt, sub = picture
+        for col, (img, name) in enumerate(((tgt, "target"), (out, "output, " + sub))):
+            ax = fig.add_subplot(grid[row, 3 * col : 3 * col + 3])
+            _spike_panel(ax, img, dt, marker="s", size=2)
+            ax.set_xlim(0, len(img) * dt)
+            ax.set_ylim(-0.5, np.asarray(img).shape[1] - 0.5)
+            ax.set_xlabel("time in period (s)")
+            ax.set_ylabel("neuron")
+            ax.set_title(name, fontsize="medium")
+    fig.suptitle(title)
     return _save(fig, path)
 
 

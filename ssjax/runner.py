@@ -37,8 +37,10 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from ssjax import plots
 from ssjax.checkpoint import Checkpointer
 from ssjax.config import (
+    WINDOW_TASKS,
     Config,
     ConfigError,
+    build_heldout,
     build_task,
     build_trainer,
     config_to_dict,
@@ -48,7 +50,8 @@ from ssjax.config import (
     n_blocks,
 )
 from ssjax.logging import RunLogger
-from ssjax.network import simulate
+from ssjax.losses import window_outcome
+from ssjax.network import Network, simulate
 from ssjax.train import Trainer, TrainState, init_train_state, run_blocks
 
 
@@ -222,6 +225,26 @@ def _output_raster(trainer: Trainer, state, pattern_in, seed: int):
     return out
 
 
+def window_accuracy(net: Network, weights, inputs, code) -> np.ndarray:
+    """Classification accuracy of trained networks on a window-annotated stream, no learning.
+
+    Each network (``weights``: per-layer arrays with a leading seed axis ``[S, ...]``) is
+    simulated from rest on ``inputs`` ``[T, N_in]``; a window (``code`` ``[T, N_out]``, as
+    :func:`ssjax.losses.window_outcome`) counts as correct when its correct output fired in it
+    and no other output did. Returns ``[S]`` correct windows / windows; seeds run one after
+    another (``lax.map``), so memory does not grow with S.
+    """
+    x = jnp.asarray(inputs, weights[0].dtype)
+    c = jnp.asarray(code)
+
+    def one(w):
+        spikes = simulate(net, w, x)[1].spikes[-1]
+        ended, correct, _ = window_outcome(spikes, c)
+        return jnp.sum(correct) / jnp.maximum(jnp.sum(ended), 1.0)
+
+    return np.asarray(jax.jit(lambda ws: jax.lax.map(one, ws))(tuple(weights)), np.float64)
+
+
 def prepare(config_path, *, seeds=None, overrides=()) -> Config:
     """Load and validate the config (no side effects); ConfigError on any problem."""
     overrides = list(overrides) + ([f"run.seeds={seeds}"] if seeds is not None else [])
@@ -246,6 +269,14 @@ def train(
     cfg: Config, workdir, *, override_config=False, fallback=False, progress=True, inject_nan=None
 ) -> dict:
     """Run (or resume) the configured training in ``workdir``; returns the summary dict.
+
+    ``workdir`` receives ``config.yaml``, ``checkpoints/``, ``metrics.jsonl`` and ``tb/`` as the
+    run goes, and at the end ``summary.json`` (final values per seed and medians; for randman
+    and xor tasks ``final.heldout_accuracy``, for random feedback ``final.feedback_all_negative``),
+    ``history.json`` (per-period ``van_rossum`` and ``accuracy`` ``[periods][seeds]``,
+    ``rate_hz`` ``[periods][layers][seeds]``, ``period_seconds``), ``final_output.npz`` (seed 0's
+    output over one period from the final state, the target, ``dt``), ``learning_curve.png`` and
+    ``raster.png``.
 
     ``inject_nan``: ``(seed_index, block)`` sets that seed's first weight to NaN at the start of
     the segment that contains ``block`` (a hook for testing the numerical-fault handling).
@@ -391,14 +422,11 @@ def _finish(cfg, trainer, workdir, ids, history, state, pattern_in, pattern_tgt,
         n: (rates[-tail:, i].mean(0).tolist() if len(rates) else [])
         for i, n in enumerate(layer_names)
     }
+    has_feedback = cfg.rule.name == "superspike" and trainer.net.n_layers > 1
     summary = {
         "config": cfg.source,
         "rule": cfg.rule.name,
-        "feedback": (
-            cfg.feedback.kind
-            if cfg.rule.name == "superspike" and trainer.net.n_layers > 1
-            else None
-        ),
+        "feedback": cfg.feedback.kind if has_feedback else None,
         "seeds": ids,
         "simulated_seconds": n_blocks(cfg) * trainer.t_b,
         "wall_seconds": wall,
@@ -413,17 +441,38 @@ def _finish(cfg, trainer, workdir, ids, history, state, pattern_in, pattern_tgt,
         accs = np.asarray(history["accuracy"], np.float64)[-tail:].mean(0)
         summary["final"]["accuracy"] = accs.tolist()
         summary["median"]["accuracy"] = float(np.median(accs))
+    if has_feedback and cfg.feedback.kind == "random":
+        # the paper's Fig. 4: random feedback fails only when all feedback weights are negative
+        neg = np.ones(len(ids), bool)
+        for f in state.feedback:
+            neg &= np.asarray(f < 0).reshape(len(ids), -1).all(1)
+        summary["final"]["feedback_all_negative"] = neg.tolist()
+    if cfg.task.kind in WINDOW_TASKS and cfg.task.n_heldout > 0:
+        acc = window_accuracy(trainer.net, state.weights, *build_heldout(cfg))
+        summary["final"]["heldout_accuracy"] = acc.tolist()
+        summary["median"]["heldout_accuracy"] = float(np.median(acc))
     (workdir / "summary.json").write_text(json.dumps(summary, indent=2))
+    period_s = pattern_in.shape[0] * trainer.net.neuron.dt
+    hist = {"period_seconds": period_s, "layers": layer_names, **history}
+    (workdir / "history.json").write_text(json.dumps(hist))
     if len(vr):
         plots.seed_curves(
-            np.asarray(history["period"]) * pattern_in.shape[0] * trainer.net.neuron.dt,
+            np.asarray(history["period"]) * period_s,
             vr,
             workdir / "learning_curve.png",
             ylabel="van Rossum distance per period",
             xlabel="time (s)",
         )
+    out = _output_raster(trainer, state, pattern_in, 0)
+    np.savez_compressed(
+        workdir / "final_output.npz",
+        output=out.astype(np.uint8),
+        target=np.asarray(pattern_tgt).astype(np.int8),
+        dt=trainer.net.neuron.dt,
+        seed=ids[0],
+    )
     plots.output_vs_target(
-        _output_raster(trainer, state, pattern_in, 0),
+        out,
         np.asarray(pattern_tgt),
         trainer.net.neuron.dt,
         workdir / "raster.png",
@@ -432,4 +481,12 @@ def _finish(cfg, trainer, workdir, ids, history, state, pattern_in, pattern_tgt,
     return summary
 
 
-__all__ = ["ConfigError", "NumericalError", "RunError", "check_workdir", "prepare", "train"]
+__all__ = [
+    "ConfigError",
+    "NumericalError",
+    "RunError",
+    "check_workdir",
+    "prepare",
+    "train",
+    "window_accuracy",
+]

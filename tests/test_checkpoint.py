@@ -91,6 +91,19 @@ def test_round_trip_bit_identical_all_dtypes(tmp_path, dtype):
         assert out.weights[0].devices() == {jax.devices()[0]}
 
 
+def test_relative_directory_is_taken_from_the_working_directory(tmp_path, monkeypatch):
+    # orbax needs absolute paths; `ssjax train` passes a relative runs/<name>/checkpoints
+    monkeypatch.chdir(tmp_path)
+    st = _state()
+    ck = Checkpointer(Path("runs") / "ckpt")
+    ck.save(3, st, {"k": 1})
+    monkeypatch.chdir("/")
+    assert ck.directory == tmp_path / "runs" / "ckpt" and ck.latest() == 3
+    step, back, meta = ck.restore(st)
+    assert step == 3 and meta == {"k": 1}
+    _assert_bit_identical(st, back)
+
+
 def test_float64_checkpoint_into_float32_template_names_dtypes(tmp_path):
     with jax.enable_x64(True):
         Checkpointer(tmp_path).save(0, _state(dtype=jnp.float64), {})

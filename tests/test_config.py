@@ -13,6 +13,7 @@ import yaml
 from ssjax.config import (
     Config,
     ConfigError,
+    build_heldout,
     build_task,
     build_trainer,
     config_to_dict,
@@ -621,6 +622,52 @@ def test_randman_stream_windows(tmp_path):
     assert len(ends) == n and np.all(ends == np.arange(n) * (S + G) + W - 1)
     assert np.all(y[ends].sum(axis=1) == 2 - 2 * 2)
     np.testing.assert_array_equal(build_task(c)[0], x)  # frozen
+
+
+def test_randman_heldout_stream(tmp_path):
+    c = load_config(_randman_cfg(tmp_path, n_heldout=4))
+    x, y = build_heldout(c)
+    n, S, G, W = 12, 500, 500, 650  # n_out * n_heldout samples; steps of sample, gap, window
+    assert x.shape == (G + n * (S + G), 8) and y.shape == (G + n * (S + G), 3)
+    assert not x[:G].any() and not y[:G].any()  # a silent gap first, as before every sample
+    inputs, code = x[G:].reshape(n, S + G, 8), y[G:].reshape(n, S + G, 3)
+    assert np.all(inputs[:, :S].sum(axis=1) == 1) and inputs[:, S:].sum() == 0
+    assert np.all(code[:, W:] == 0) and np.all(np.abs(code[:, W - 1]) == 2)
+    assert np.bincount(np.argmax(code[:, 0], axis=1), minlength=3).tolist() == [4, 4, 4]
+    # new samples: none of them is one of the training stream's
+    train = build_task(c)[0].reshape(15, S + G, 8)[:, :S]
+    assert not (inputs[:, None, :S] == train[None]).all(axis=(2, 3)).any()
+    np.testing.assert_array_equal(build_heldout(c)[0], x)  # frozen
+    e = error(_randman_cfg(tmp_path, n_heldout=-1))
+    assert e.key == "task.n_heldout" and "an integer >= 0" in str(e)
+    with pytest.raises(ConfigError, match="task.n_heldout"):
+        build_heldout(load_config(_randman_cfg(tmp_path, n_heldout=0)))
+    with pytest.raises(ConfigError, match="randman"):
+        build_heldout(default_config())
+
+
+def test_xor_heldout_stream_same_patterns_new_context(tmp_path):
+    body = {"kind": "xor", "n_in": 12, "n_out": 2, "n_patterns": 8, "n_heldout": 3}
+    c = load_config(write(tmp_path, {"network": {"sizes": [12, 2]}, "task": body}, "x.yaml"))
+    stim = 100  # 10 ms of noise-free stimulus at dt = 0.1 ms
+
+    def windows(x, y):
+        starts = np.flatnonzero(np.diff(np.concatenate([[0], (y[:, 0] != 0).astype(int)])) == 1)
+        return [x[o : o + stim] for o in starts], y[starts, 1] > 0  # stimuli, label (output 1)
+
+    train, train_lab = windows(*build_task(c))
+    held, held_lab = windows(*build_heldout(c))
+    assert len(held) == 4 * 3 and held_lab.sum() == 2 * 3  # n_heldout of each of the 4 kinds
+    # every held-out stimulus is one of the training stimuli (same task), with the same label
+    for h, lab in zip(held, held_lab, strict=True):
+        match = [k for k, t in enumerate(train) if np.array_equal(h, t)]
+        assert match and all(train_lab[k] == lab for k in match)
+    # ... but the order, the gaps and the background noise are new
+    xt, xh = build_task(c)[0], build_heldout(c)[0]
+    n = min(len(xt), len(xh))
+    assert not np.array_equal(xh[:n], xt[:n])
+    np.testing.assert_array_equal(build_task(c)[0][:n], xt[:n])  # control: the same draw is equal
+    np.testing.assert_array_equal(build_heldout(c)[0], build_heldout(c)[0])  # frozen
 
 
 @pytest.mark.parametrize(

@@ -9,12 +9,14 @@ import time
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from ssjax.checkpoint import Checkpointer
-from ssjax.config import build_trainer, load_config
-from ssjax.runner import NumericalError, init_states, prepare, train
+from ssjax.config import build_heldout, build_trainer, load_config
+from ssjax.network import Network
+from ssjax.runner import NumericalError, init_states, prepare, train, window_accuracy
 
 SMALL = """
 network: {sizes: [40, 3, 1]}
@@ -94,6 +96,17 @@ def test_outputs_summary_logs_and_plots(tmp_path):
     lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [x["block"] for x in lines] == [5, 10, 15, 20, 25, 30]
     assert any(p.name.startswith("events") for p in (tmp_path / "run" / "tb").rglob("*"))
+    # per-period history, seed 0's final output, the feedback signs (random feedback)
+    hist = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert hist["period"] == list(range(15)) and hist["period_seconds"] == pytest.approx(0.2)
+    assert np.asarray(hist["van_rossum"]).shape == (15, 3)
+    assert hist["layers"] == ["hidden0", "output"]
+    np.testing.assert_allclose(np.mean(hist["van_rossum"][-1:], 0), saved["final"]["van_rossum"])
+    npz = np.load(tmp_path / "run" / "final_output.npz")
+    assert npz["output"].shape == npz["target"].shape == (2000, 1) and npz["target"].sum() == 2
+    _, state = _final_state(tmp_path / "run", cfg)
+    negative = [bool(np.all(np.asarray(state.feedback[0][k]) < 0)) for k in range(3)]
+    assert saved["final"]["feedback_all_negative"] == negative
 
 
 def test_sigkill_then_resume_is_bit_identical(tmp_path):
@@ -264,3 +277,40 @@ run: {seeds: 2, duration: 4.0, block: 0.5, checkpoint_every: 4, log_every: 2, ra
     assert any("accuracy" in json.loads(x) for x in lines)
     with pytest.raises(Exception, match="window"):
         train(load_config(_cfg(tmp_path, text, "x2.yaml"), ["rule.name=bptt"]), tmp_path / "b")
+
+
+def test_window_accuracy_hand_checkable():
+    # 1 input -> 2 outputs; a weight of 0.1 V (PSP peak 25 mV > the 10 mV to threshold) makes its
+    # output fire a few ms after the input spike. Five 20 ms windows, 30 ms apart; the input
+    # fires at the start of windows 0-2 only; labels 0, 0, 1, 0, 1.
+    net = Network((1, 2))
+    W, gap, labels, fired = 200, 300, [0, 0, 1, 0, 1], [1, 1, 1, 0, 0]
+    T = 5 * (W + gap)
+    x, code = np.zeros((T, 1), np.float32), np.zeros((T, 2), np.int8)
+    for k, (y, f) in enumerate(zip(labels, fired, strict=True)):
+        on = k * (W + gap) + gap
+        x[on, 0] = f
+        code[on : on + W], code[on : on + W, y] = -1, 1
+        code[on + W - 1] *= 2
+    # seed 0 answers "class 0" to every input: right in windows 0, 1; seed 1 "class 1": window 2
+    # (windows 3, 4 get no spike, so no answer); seed 2 is silent: nothing is right
+    weights = (jnp.asarray([[[0.1, 0.0]], [[0.0, 0.1]], [[0.0, 0.0]]]),)
+    np.testing.assert_allclose(window_accuracy(net, weights, x, code), [0.4, 0.2, 0.0])
+
+
+def test_randman_run_reports_heldout_accuracy(tmp_path):
+    text = """
+network: {sizes: [8, 4, 3]}
+task: {kind: randman, n_in: 8, n_out: 3, n_patterns: 2, n_heldout: 3}
+optimizer: {burn_in: 0.0, drops: []}
+run: {seeds: 2, duration: 1.5, block: 0.5, checkpoint_every: 3, log_every: 3, raster_every: 3}
+"""
+    cfg = prepare(_cfg(tmp_path, text, "randman.yaml"))
+    summary = train(cfg, tmp_path / "rm", progress=False)
+    acc = summary["final"]["heldout_accuracy"]
+    _, state = _final_state(tmp_path / "rm", cfg)
+    want = window_accuracy(build_trainer(cfg).net, state.weights, *build_heldout(cfg))
+    np.testing.assert_allclose(acc, want)
+    assert len(acc) == 2  # 3 classes x 3 held-out samples: multiples of 1/9
+    np.testing.assert_allclose(np.asarray(acc) * 9, np.round(np.asarray(acc) * 9), atol=1e-9)
+    assert summary["median"]["heldout_accuracy"] == pytest.approx(np.median(acc))

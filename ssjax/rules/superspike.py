@@ -290,8 +290,9 @@ def block_stepwise(net, cfg, weights, feedback, inputs, targets, state: RuleStat
                 tr.elig, z[:, None] * sig_d[0][None, :], cfg.tau_rise, cfg.tau_decay, dt
             )
             m = m + lam * errs[l][None, :]
-            het = a_h * tr.het + spikes[l]
+            het = tr.het
             if _regularised(cfg, l, n_layers):
+                het = a_h * tr.het + spikes[l]
                 m = m - _regulariser(cfg, weights[l], het[None], errs[l][None])
             layers.append(LayerTraces(psp, elig, sig_buf, spk_buf, het))
             new_ms.append(m)
@@ -365,8 +366,9 @@ def _layer_update(net, cfg, l, w, tr: LayerTraces, u, s_pre, s_post, e, *, event
     elig = DoubleExpState(
         rise=tr.elig.rise * (a_r**k) + r_new, decay=tr.elig.decay * (a_d**k) + d_new
     )
-    z_het, het = exp_filter(s_post, cfg.het_tau, dt, state=tr.het)
-    if _regularised(cfg, l, net.n_layers):
+    het = tr.het
+    if _regularised(cfg, l, net.n_layers):  # the trace is only read by the regulariser
+        z_het, het = exp_filter(s_post, cfg.het_tau, dt, state=tr.het)
         m = m - _regulariser(cfg, w, z_het, e)
     return m, LayerTraces(psp, elig, sig_buf, spk_buf, het)
 

@@ -30,6 +30,7 @@ __all__ = [
     "make_randman",
     "manifold_spike_times",
     "randman_dataset",
+    "randman_heldout",
     "spike_times_to_raster",
     "train_test_split",
 ]
@@ -155,6 +156,79 @@ def randman_dataset(
     return manifold_spike_times(
         k_data, manifolds, n_samples=n_samples, duration=duration, t_offset=t_offset, dt=dt
     )
+
+
+@functools.partial(jax.jit, static_argnames=("n_samples", "n_draw", "n_bins"))
+def _heldout_bins(k_data, manifolds: Randman, n_samples: int, n_draw: int, n_bins: int):
+    """Training bins [C * n_samples, M] (as _latency_bins, unshuffled) and ``n_draw`` candidate
+    held-out bins per class [C, n_draw, M] on the training set's time code."""
+    n_classes, _, dim, _ = manifolds.amp.shape
+
+    def to_bins(y, lo, hi):
+        u = (y - lo) / jnp.where(hi > lo, hi - lo, 1.0)
+        return jnp.clip(jnp.round(u * (n_bins - 1)), 0, n_bins - 1).astype(jnp.int32)
+
+    k_x = jax.random.split(k_data)[0]  # the training draw of _latency_bins
+    x = jax.random.uniform(k_x, (n_classes, n_samples, dim))
+    y = jax.vmap(eval_randman)(manifolds, x).reshape(n_classes * n_samples, -1)
+    lo, hi = y.min(axis=0), y.max(axis=0)
+    # fold_in gives a key independent of every split of k_data (the training draws)
+    xh = jax.random.uniform(jax.random.fold_in(k_data, 1), (n_classes, n_draw, dim))
+    yh = jax.vmap(eval_randman)(manifolds, xh)  # [C, n_draw, M]
+    return to_bins(y, lo, hi), to_bins(yh, lo, hi)
+
+
+def randman_heldout(
+    key,
+    *,
+    n_classes: int,
+    n_units: int,
+    dim: int,
+    n_samples: int,
+    n_heldout: int,
+    duration: float = 0.05,
+    t_offset: float = 0.005,
+    alpha: float = 2.0,
+    dt: float = 1e-4,
+    n_freq: int = 32,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Held-out samples of the manifolds of ``randman_dataset(key, ...)`` (same arguments).
+
+    The manifolds are those of the training set; the coordinates x are new draws from a key
+    independent of the training draws, ``n_heldout`` per class. Spike times use the *training*
+    set's per-unit min-max (``n_samples`` per class, as ``randman_dataset``), so that a unit's
+    value maps to the same time in both sets; a held-out value outside the training range is
+    clipped to the first or last step. A draw whose spike pattern equals a training sample's
+    (possible on the dt grid when two x lie close on a 1-D manifold) is skipped, so that no
+    held-out pattern was seen in training; patterns one step away remain (they are new).
+    Returns times [C * n_heldout, M] float32 s and labels [C * n_heldout] int32, shuffled.
+    """
+    n_bins = _grid(duration, dt, "duration")
+    if n_bins < 1:
+        raise ValueError(f"duration={duration} s must span at least one step dt={dt} s")
+    if n_heldout < 1:
+        raise ValueError(f"n_heldout must be >= 1, got {n_heldout}")
+    n_off = _grid(t_offset, dt, "t_offset")
+    k_man, k_data = jax.random.split(key)
+    make = functools.partial(make_randman, n_units=n_units, dim=dim, n_freq=n_freq, alpha=alpha)
+    manifolds = jax.vmap(make)(jax.random.split(k_man, n_classes))
+    n_draw = 2 * n_heldout + 8  # spare draws for the skipped duplicates
+    train, cand = _heldout_bins(k_data, manifolds, n_samples, n_draw, n_bins)
+    train, cand = np.asarray(train), np.asarray(cand)
+    seen = {row.tobytes() for row in train}
+    bins = []
+    for c in range(n_classes):
+        new = [row for row in cand[c] if row.tobytes() not in seen][:n_heldout]
+        if len(new) < n_heldout:
+            raise ValueError(
+                f"class {c}: only {len(new)} of {n_draw} held-out draws differ from the "
+                f"training samples (n_heldout={n_heldout}); the manifold is too coarse on dt"
+            )
+        bins += new
+    labels = np.repeat(np.arange(n_classes, dtype=np.int32), n_heldout)
+    perm = np.asarray(jax.random.permutation(jax.random.fold_in(k_data, 2), len(labels)))
+    times = ((np.stack(bins)[perm].astype(np.int64) + n_off) * dt).astype(np.float32)
+    return times, labels[perm]
 
 
 def spike_times_to_raster(times: np.ndarray, dt: float, n_steps: int) -> np.ndarray:

@@ -13,6 +13,7 @@ from ssjax.tasks.randman import (
     make_randman,
     manifold_spike_times,
     randman_dataset,
+    randman_heldout,
     spectrum,
     spike_times_to_raster,
     train_test_split,
@@ -184,3 +185,24 @@ def test_rejects_times_off_the_dt_grid():
             jax.random.PRNGKey(0), n_classes=2, n_units=3, dim=1, n_samples=4, duration=0.05005
         )
     assert math.isclose(N_STEPS * DT, T_OFFSET + DURATION)
+
+
+def test_heldout_samples_are_unseen_draws_of_the_same_manifolds():
+    kw = dict(n_classes=4, n_units=20, dim=1, duration=DURATION, t_offset=T_OFFSET)
+    key = jax.random.PRNGKey(0)
+    train, y_train = randman_dataset(key, n_samples=50, **kw)
+    test, y_test = randman_heldout(key, n_samples=50, n_heldout=30, **kw)
+    assert test.shape == (120, 20) and np.bincount(y_test).tolist() == [30] * 4
+    assert test.min() >= T_OFFSET - 1e-7 and test.max() < T_OFFSET + DURATION
+    # not seen in training: no held-out spike pattern equals a training sample's
+    assert not (test[:, None] == train[None]).all(-1).any()
+    np.testing.assert_array_equal(randman_heldout(key, n_samples=50, n_heldout=30, **kw)[0], test)
+
+    def nearest(x):  # 1-nearest-neighbour label among the training samples
+        return y_train[np.argmin(((x[:, None] - train[None]) ** 2).sum(-1), axis=1)]
+
+    # the same manifolds: held-out samples lie next to training samples of their own class ...
+    assert np.mean(nearest(test) == y_test) >= 0.95
+    # ... which is not true of another key's manifolds
+    other, y_other = randman_heldout(jax.random.PRNGKey(1), n_samples=50, n_heldout=30, **kw)
+    assert np.mean(nearest(other) == y_other) < 0.7
