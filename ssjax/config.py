@@ -38,7 +38,7 @@ from ssjax.tasks.image import default_image, image_task, load_image
 from ssjax.tasks.randman import randman_dataset, randman_heldout, spike_times_to_raster
 from ssjax.tasks.raster import RasterError, load_raster
 from ssjax.tasks.timing import timing_task
-from ssjax.tasks.xor import XORSpec, xor_stream, xor_timing
+from ssjax.tasks.xor import XORSpec, stream_timing, xor_stream
 from ssjax.train import RULES, Trainer
 
 # fmt: off
@@ -736,7 +736,7 @@ def build_heldout(cfg: Config) -> tuple[np.ndarray, np.ndarray]:
     dtype = np.dtype(cfg.run.dtype)
     if t.kind == "xor":
         spec = _xor_spec(cfg)
-        timing = xor_timing(jax.random.split(key, 5)[0], spec)  # as xor_stream draws it
+        timing = stream_timing(key, spec)  # the training stream's patterns
         stream = xor_stream(jax.random.fold_in(key, 1), spec, 4 * t.n_heldout, timing)
         return np.asarray(stream.inputs, dtype), np.asarray(stream.code, dtype)
     times, labels = randman_heldout(key, n_heldout=t.n_heldout, **_randman_args(cfg))

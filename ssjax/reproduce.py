@@ -161,19 +161,13 @@ def _read_condition(fig: Figure, c: Condition, wd: Path, reused: bool, silent):
     final, key = summary["final"], fig.success.metric
     missing = [math.nan] * len(summary["seeds"])  # e.g. a randman run with task.n_heldout 0
     ok = fig.success.passed(final.get(key, missing), silent)
-    row = {
-        "condition": c.name,
-        "overrides": list(c.overrides),
-        "workdir": str(wd),
-        "seeds": summary["seeds"],
-        "simulated_seconds": summary["simulated_seconds"],
-        "wall_seconds": summary["wall_seconds"],
-        "reused": reused,
-        fig.metric: _stats(final[fig.metric]),
-        "success": ok.tolist(),
-        "n_success": int(ok.sum()),
-        "hidden_rate_hz": summary["median"]["rate_hz"].get("hidden0"),
-    }
+    row = _row(c, wd, summary["seeds"], summary["simulated_seconds"], ok)
+    row.update(
+        wall_seconds=summary["wall_seconds"],
+        reused=reused,
+        hidden_rate_hz=summary["median"]["rate_hz"].get("hidden0"),
+    )
+    row[fig.metric] = _stats(final[fig.metric])
     if silent is not None:
         row["silent_distance"] = silent
     if key != fig.metric:
@@ -187,23 +181,29 @@ def _read_condition(fig: Figure, c: Condition, wd: Path, reused: bool, silent):
     return row, (x, values)
 
 
-def _failed_row(fig: Figure, c: Condition, cfg: Config, wd: Path, error: str) -> dict:
-    n = cfg.run.seeds
-    row = {
+def _row(c: Condition, wd: Path, seeds, simulated_seconds, ok) -> dict:
+    """The fields every row has; ``ok``: success per seed."""
+    ok = np.asarray(ok, bool)
+    return {
         "condition": c.name,
         "overrides": list(c.overrides),
         "workdir": str(wd),
-        "seeds": [cfg.run.seed + k for k in range(n)],
-        "simulated_seconds": cfg.run.duration,
+        "seeds": list(seeds),
+        "simulated_seconds": simulated_seconds,
         "wall_seconds": math.nan,
         "reused": False,
-        fig.metric: _stats([math.nan] * n),
-        "success": [False] * n,
-        "n_success": 0,
+        "success": ok.tolist(),
+        "n_success": int(ok.sum()),
         "hidden_rate_hz": None,
-        "error": error,
     }
-    row[fig.success.metric] = _stats([math.nan] * n)
+
+
+def _failed_row(fig: Figure, c: Condition, cfg: Config, wd: Path, error: str) -> dict:
+    n = cfg.run.seeds
+    row = _row(c, wd, [cfg.run.seed + k for k in range(n)], cfg.run.duration, [False] * n)
+    for metric in (fig.metric, fig.success.metric):
+        row[metric] = _stats([math.nan] * n)
+    row["error"] = error
     return row
 
 

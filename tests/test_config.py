@@ -548,10 +548,16 @@ def test_build_task_ras_from_the_shared_poisson_files(tmp_path):
 # ------------------------------------------------------------------------ image, randman
 
 
-def _image_cfg(tmp_path, **task):
-    body = {"kind": "image", "n_in": 10, "n_out": 100, "period": 0.7, **task}
+def _task_cfg(tmp_path, defaults: dict, task: dict):
+    """A ``<kind>.yaml`` with a ``task`` section (``defaults`` updated by ``task``) and a
+    one-layer network sized to it."""
+    body = {**defaults, **task}
     sizes = [body["n_in"], body["n_out"]]
-    return write(tmp_path, {"network": {"sizes": sizes}, "task": body}, "image.yaml")
+    return write(tmp_path, {"network": {"sizes": sizes}, "task": body}, f"{body['kind']}.yaml")
+
+
+def _image_cfg(tmp_path, **task):
+    return _task_cfg(tmp_path, {"kind": "image", "n_in": 10, "n_out": 100, "period": 0.7}, task)
 
 
 def test_image_task_draws_the_default_image(tmp_path):
@@ -596,9 +602,7 @@ def test_image_file_relative_to_the_yaml_and_missing(tmp_path):
 
 
 def _randman_cfg(tmp_path, **task):
-    body = {"kind": "randman", "n_in": 8, "n_out": 3, "n_patterns": 5, **task}
-    sizes = [body["n_in"], body["n_out"]]
-    return write(tmp_path, {"network": {"sizes": sizes}, "task": body}, "randman.yaml")
+    return _task_cfg(tmp_path, {"kind": "randman", "n_in": 8, "n_out": 3, "n_patterns": 5}, task)
 
 
 def test_randman_stream_windows(tmp_path):
@@ -647,8 +651,8 @@ def test_randman_heldout_stream(tmp_path):
 
 
 def test_xor_heldout_stream_same_patterns_new_context(tmp_path):
-    body = {"kind": "xor", "n_in": 12, "n_out": 2, "n_patterns": 8, "n_heldout": 3}
-    c = load_config(write(tmp_path, {"network": {"sizes": [12, 2]}, "task": body}, "x.yaml"))
+    xor = {"kind": "xor", "n_in": 12, "n_out": 2, "n_patterns": 8, "n_heldout": 3}
+    c = load_config(_task_cfg(tmp_path, xor, {}))
     stim = 100  # 10 ms of noise-free stimulus at dt = 0.1 ms
 
     def windows(x, y):

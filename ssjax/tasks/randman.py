@@ -83,21 +83,40 @@ def _grid(value: float, dt: float, name: str) -> int:
     return n
 
 
-@functools.partial(jax.jit, static_argnames=("n_samples", "n_bins"))
-def _latency_bins(key, manifolds: Randman, n_samples: int, n_bins: int):
+def _n_bins(duration: float, dt: float) -> int:
+    """Steps of a sample's ``duration`` (a multiple of dt, at least one step)."""
+    n_bins = _grid(duration, dt, "duration")
+    if n_bins < 1:
+        raise ValueError(f"duration={duration} s must span at least one step dt={dt} s")
+    return n_bins
+
+
+def _values(k_x, manifolds: Randman, n_samples: int) -> jax.Array:
+    """``n_samples`` uniform points per class mapped through its manifold: ``[C * n, M]``."""
     n_classes, _, dim, _ = manifolds.amp.shape
-    k_x, k_perm = jax.random.split(key)
     x = jax.random.uniform(k_x, (n_classes, n_samples, dim))
-    y = jax.vmap(eval_randman)(manifolds, x).reshape(n_classes * n_samples, -1)  # [N, M]
-    # Global (whole dataset) min-max per unit, unlike the reference, which normalises each class
-    # separately: one affine map per unit for all classes keeps the time code a fixed function
-    # of the unit's value, so a class's offset or range is itself information, as it would be for
-    # a real sensor. A constant unit (zero range) maps to u = 0 instead of dividing by zero.
-    lo, hi = y.min(axis=0), y.max(axis=0)
+    return jax.vmap(eval_randman)(manifolds, x).reshape(n_classes * n_samples, -1)
+
+
+def _to_bins(y: jax.Array, lo: jax.Array, hi: jax.Array, n_bins: int) -> jax.Array:
+    """Values -> time bins by the per-unit affine map that sends ``lo`` to 0 and ``hi`` to the
+    last bin; a constant unit (zero range) maps to bin 0 instead of dividing by zero."""
     u = (y - lo) / jnp.where(hi > lo, hi - lo, 1.0)
     # Round onto the grid so the min lands on the first and the max on the last of n_bins steps:
     # times are exact multiples of dt, and rasterising them loses nothing.
-    bins = jnp.clip(jnp.round(u * (n_bins - 1)), 0, n_bins - 1).astype(jnp.int32)
+    return jnp.clip(jnp.round(u * (n_bins - 1)), 0, n_bins - 1).astype(jnp.int32)
+
+
+@functools.partial(jax.jit, static_argnames=("n_samples", "n_bins"))
+def _latency_bins(key, manifolds: Randman, n_samples: int, n_bins: int):
+    n_classes = manifolds.amp.shape[0]
+    k_x, k_perm = jax.random.split(key)
+    y = _values(k_x, manifolds, n_samples)  # [N, M]
+    # Global (whole dataset) min-max per unit, unlike the reference, which normalises each class
+    # separately: one affine map per unit for all classes keeps the time code a fixed function
+    # of the unit's value, so a class's offset or range is itself information, as it would be for
+    # a real sensor.
+    bins = _to_bins(y, y.min(axis=0), y.max(axis=0), n_bins)
     labels = jnp.repeat(jnp.arange(n_classes, dtype=jnp.int32), n_samples)
     perm = jax.random.permutation(k_perm, n_classes * n_samples)
     return bins[perm], labels[perm]
@@ -116,9 +135,7 @@ def manifold_spike_times(
 
     Split out so callers can pass chosen manifolds (e.g. two copies of one, a negative control).
     """
-    n_bins = _grid(duration, dt, "duration")
-    if n_bins < 1:
-        raise ValueError(f"duration={duration} s must span at least one step dt={dt} s")
+    n_bins = _n_bins(duration, dt)
     n_off = _grid(t_offset, dt, "t_offset")
     bins, labels = _latency_bins(key, manifolds, n_samples, n_bins)
     times = ((np.asarray(bins, np.int64) + n_off) * dt).astype(np.float32)
@@ -150,9 +167,7 @@ def randman_dataset(
       t_offset, dt: seconds, duration and t_offset multiples of dt; alpha, n_freq: spectrum.
     Returns: times [N, M] float32 seconds and labels [N] int32 in 0..n_classes-1, shuffled.
     """
-    k_man, k_data = jax.random.split(key)
-    make = functools.partial(make_randman, n_units=n_units, dim=dim, n_freq=n_freq, alpha=alpha)
-    manifolds = jax.vmap(make)(jax.random.split(k_man, n_classes))  # leaves [C, M, D, F]
+    manifolds, k_data = _manifolds(key, n_classes, n_units, dim, n_freq, alpha)
     return manifold_spike_times(
         k_data, manifolds, n_samples=n_samples, duration=duration, t_offset=t_offset, dt=dt
     )
@@ -162,20 +177,19 @@ def randman_dataset(
 def _heldout_bins(k_data, manifolds: Randman, n_samples: int, n_draw: int, n_bins: int):
     """Training bins [C * n_samples, M] (as _latency_bins, unshuffled) and ``n_draw`` candidate
     held-out bins per class [C, n_draw, M] on the training set's time code."""
-    n_classes, _, dim, _ = manifolds.amp.shape
-
-    def to_bins(y, lo, hi):
-        u = (y - lo) / jnp.where(hi > lo, hi - lo, 1.0)
-        return jnp.clip(jnp.round(u * (n_bins - 1)), 0, n_bins - 1).astype(jnp.int32)
-
-    k_x = jax.random.split(k_data)[0]  # the training draw of _latency_bins
-    x = jax.random.uniform(k_x, (n_classes, n_samples, dim))
-    y = jax.vmap(eval_randman)(manifolds, x).reshape(n_classes * n_samples, -1)
+    n_classes = manifolds.amp.shape[0]
+    y = _values(jax.random.split(k_data)[0], manifolds, n_samples)  # the training draw
     lo, hi = y.min(axis=0), y.max(axis=0)
     # fold_in gives a key independent of every split of k_data (the training draws)
-    xh = jax.random.uniform(jax.random.fold_in(k_data, 1), (n_classes, n_draw, dim))
-    yh = jax.vmap(eval_randman)(manifolds, xh)  # [C, n_draw, M]
-    return to_bins(y, lo, hi), to_bins(yh, lo, hi)
+    yh = _values(jax.random.fold_in(k_data, 1), manifolds, n_draw)
+    return _to_bins(y, lo, hi, n_bins), _to_bins(yh, lo, hi, n_bins).reshape(n_classes, n_draw, -1)
+
+
+def _manifolds(key, n_classes, n_units, dim, n_freq, alpha) -> tuple[Randman, jax.Array]:
+    """The classes' manifolds (stacked, ``[C, M, D, F]``) and the key left for the samples."""
+    k_man, k_data = jax.random.split(key)
+    make = functools.partial(make_randman, n_units=n_units, dim=dim, n_freq=n_freq, alpha=alpha)
+    return jax.vmap(make)(jax.random.split(k_man, n_classes)), k_data
 
 
 def randman_heldout(
@@ -203,15 +217,11 @@ def randman_heldout(
     held-out pattern was seen in training; patterns one step away remain (they are new).
     Returns times [C * n_heldout, M] float32 s and labels [C * n_heldout] int32, shuffled.
     """
-    n_bins = _grid(duration, dt, "duration")
-    if n_bins < 1:
-        raise ValueError(f"duration={duration} s must span at least one step dt={dt} s")
+    n_bins = _n_bins(duration, dt)
     if n_heldout < 1:
         raise ValueError(f"n_heldout must be >= 1, got {n_heldout}")
     n_off = _grid(t_offset, dt, "t_offset")
-    k_man, k_data = jax.random.split(key)
-    make = functools.partial(make_randman, n_units=n_units, dim=dim, n_freq=n_freq, alpha=alpha)
-    manifolds = jax.vmap(make)(jax.random.split(k_man, n_classes))
+    manifolds, k_data = _manifolds(key, n_classes, n_units, dim, n_freq, alpha)
     n_draw = 2 * n_heldout + 8  # spare draws for the skipped duplicates
     train, cand = _heldout_bins(k_data, manifolds, n_samples, n_draw, n_bins)
     train, cand = np.asarray(train), np.asarray(cand)

@@ -50,6 +50,7 @@ __all__ = [
     "WindowState",
     "XORSpec",
     "XORStream",
+    "stream_timing",
     "window_accuracy",
     "window_error",
     "xor_stream",
@@ -148,6 +149,12 @@ def xor_timing(key: jax.Array, spec: XORSpec) -> np.ndarray:
     return np.asarray(k, np.int64) * spec.dt
 
 
+def stream_timing(key: jax.Array, spec: XORSpec) -> np.ndarray:
+    """The timing that ``xor_stream(key, spec, n)`` draws when it is given none: pass it to
+    another stream (new order, gaps and noise) to present the same patterns, e.g. a test set."""
+    return xor_timing(jax.random.split(key, 5)[0], spec)
+
+
 def xor_stream(
     key: jax.Array, spec: XORSpec, n_patterns: int, timing: np.ndarray | None = None
 ) -> XORStream:
@@ -167,7 +174,7 @@ def xor_stream(
     n = int(n_patterns)
     k_time, k_extra, k_order, k_gap, k_noise = jax.random.split(key, 5)
     if timing is None:
-        timing = xor_timing(k_time, spec)
+        timing = xor_timing(k_time, spec)  # = stream_timing(key, spec)
     offs = np.rint(np.asarray(timing, np.float64) / spec.dt).astype(np.int64)
     if offs.shape != (spec.n_in,) or offs.min() < 0 or offs.max() >= spec.stim_steps:
         raise ValueError(f"timing must be [{spec.n_in}] offsets in [0, stim={spec.stim}) s")

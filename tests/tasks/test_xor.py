@@ -279,3 +279,15 @@ def test_window_accuracy_missing_kind_is_nan():
     s = xor_stream(KEY, SPEC, 2)
     _, per = window_accuracy(np.zeros(s.code.shape), s)
     assert np.isnan(per).sum() == 2
+
+
+def test_stream_timing_is_the_timing_xor_stream_draws():
+    from ssjax.tasks.xor import stream_timing
+
+    spec = XORSpec(n_ref=4, n_a=4, n_b=4)
+    key = jax.random.PRNGKey(7)
+    own = xor_stream(key, spec, 8)
+    given = xor_stream(key, spec, 8, stream_timing(key, spec))
+    np.testing.assert_array_equal(own.inputs, given.inputs)
+    other = xor_stream(key, spec, 8, stream_timing(jax.random.PRNGKey(8), spec))
+    assert not np.array_equal(own.inputs, other.inputs)  # control: another timing differs
