@@ -271,16 +271,21 @@ def _memory_md(recs: list[dict]) -> list[str]:
 
 def _seeds_md(recs: list[dict]) -> list[str]:
     out = [
-        "## (d) Seed scaling, 100-4-1, SuperSpike (dense)",
+        "## (d) Seed scaling, 100-4-1, SuperSpike (default route: "
+        + recs[0].get("method", "dense")
+        + ")",
         "",
-        "Seeds are vmapped in one compiled segment; `x 1 seed`: time per seed relative to "
-        "the single-seed run.",
+        "One compiled segment for all seeds: `vmap` batches them (the block's inputs, input "
+        "currents and input-layer trace products are shared: every seed is at the same step), "
+        "`map` runs the one-seed program once per seed. `x 1 seed`: time per seed relative to "
+        "the single-seed run; `x 1 seed` times seeds is the whole run against one seed.",
         "",
     ]
     base = next((r["wall_per_seed_s"] for r in recs if r["seeds"] == 1), None)
     rows = [
         [
             r["seeds"],
+            r.get("batching", "vmap"),
             r["blocks"],
             _f(r["wall_s"], ".4f"),
             f"{1e3 * r['wall_per_seed_s']:.2f}",
@@ -294,6 +299,7 @@ def _seeds_md(recs: list[dict]) -> list[str]:
     return out + _table(
         [
             "seeds",
+            "batching",
             "blocks",
             "wall s",
             "ms per seed",
@@ -345,6 +351,11 @@ def markdown(info: dict, records: list[dict]) -> str:
 NOTES = [
     "## Notes",
     "",
+    "- XLA:CPU setting: `import ssjax` adds `--xla_backend_extra_options="
+    "xla_cpu_small_while_loop_byte_threshold=1000000` to `XLA_FLAGS` (unless the user sets "
+    "extra options or `SSJAX_XLA_TUNING=0`; see `ssjax/_xla.py`), so that time scans compile "
+    "as one loop instead of dispatching each step's kernels. Every JAX implementation of this "
+    "run (ssjax, plain-jax, spyx) ran under it.",
     "- Fairness of (a): every implementation computes the input projection for all steps as "
     "one matrix product before its time loop (spyx's `Sequential` would apply it inside the "
     "scan). ssjax and plain-jax are the same model (equal losses and gradients, tested); the "

@@ -30,6 +30,7 @@ PERIOD = 0.5  # s, pattern length
 BLOCK = 5000  # steps (0.5 s)
 NETWORKS = ((100, 1), (100, 4, 1), (100, 256, 100), (200, 256, 200))
 METHODS = ("dense", "event", "stepwise", "bptt")
+METHOD = SuperSpikeConfig().method  # the default route, used by the seeds suite
 AURYN = {  # published cost of the reference C++ (Auryn) code, not measured here
     "suite": "superspike",
     "impl": "auryn-cpp",
@@ -80,18 +81,21 @@ def _rates(metrics, sizes, seeds: int, sim_s: float) -> list[float]:
     ]
 
 
-def time_run(sizes, method: str, seeds: int, blocks: int, repeats: int) -> dict:
+def time_run(
+    sizes, method: str, seeds: int, blocks: int, repeats: int, batching: str = "vmap"
+) -> dict:
     """Compile and time ``blocks`` blocks of ``seeds`` seeds; a record's figures."""
     trainer = trainer_for(sizes, method)
     x, y = task(sizes)
     st = states(trainer, seeds)
-    fn = make_segment_fn(trainer, x, y, seed_mesh(seeds), blocks)
+    fn = make_segment_fn(trainer, x, y, seed_mesh(seeds), blocks, batching)
     r = time_jax(fn, (st,), repeats, jitted=True)
     _, metrics = fn(st)
     sim_s = blocks * trainer.t_b
     return {
         "sizes": list(sizes),
         "seeds": seeds,
+        "batching": batching,
         "blocks": blocks,
         "block_steps": BLOCK,
         "dt": DT,
@@ -175,20 +179,25 @@ def run_memory(quick: bool, log=print) -> list[dict]:
 
 
 def run_seeds(quick: bool, repeats: int, log=print) -> list[dict]:
-    """Suite ``seeds``: wall time per seed for 1, 4, 16, 64 seeds of 100-4-1 (dense)."""
+    """Suite ``seeds``: wall time per seed for 1, 4, 16, 64 seeds of 100-4-1 (default route),
+    vmapped, and the largest count also one seed after another (``map``) for comparison."""
     sizes, blocks = (100, 4, 1), (2 if quick else 10)
+    counts = (1, 4, 16) if quick else (1, 4, 16, 64)
     records = []
-    for seeds in (1, 4, 16) if quick else (1, 4, 16, 64):
-        fig = time_run(sizes, "dense", seeds, blocks, repeats)
+    for seeds, batching in [(n, "vmap") for n in counts] + [(counts[-1], "map")]:
+        fig = time_run(sizes, METHOD, seeds, blocks, repeats, batching)
         fig["wall_per_seed_s"] = fig["wall_s"] / seeds
         records.append(
             {
                 "suite": "seeds",
                 "impl": "ssjax",
-                "method": "dense",
+                "method": METHOD,
                 "network": net_name(sizes),
                 **fig,
             }
         )
-        log(f"seeds x{seeds}: {1e3 * fig['wall_per_seed_s']:.1f} ms per seed ({blocks} blocks)")
+        log(
+            f"seeds x{seeds} ({batching}): {1e3 * fig['wall_per_seed_s']:.1f} ms per seed "
+            f"({blocks} blocks)"
+        )
     return records

@@ -20,9 +20,9 @@ from bench_superspike import _time  # scripts/ is on sys.path when run as a scri
 from ssjax.filters import double_exp_filter
 from ssjax.network import Network, init_weights, input_currents, simulate
 from ssjax.neuron import lif_init, lif_step
+from ssjax.rules.blocked import psp_filter
 from ssjax.rules.superspike import (
     SuperSpikeConfig,
-    _psp_filter,
     init_rule_state,
     superspike_grads,
 )
@@ -94,7 +94,7 @@ def main(argv=None):
         )
     for l, n in enumerate(sizes[:-1]):
         z0 = (jnp.zeros(n), jnp.zeros(n))
-        psp = jax.jit(lambda s, z0: _psp_filter(net.neuron, s, z0)[0])
+        psp = jax.jit(lambda s, z0: psp_filter(net.neuron, s, z0)[0])
         rows.append((f"  PSP trace scan of {n}", _time(psp, (pres[l], z0), rep)))
     for n in sizes[1:]:
         e = jnp.zeros((k, n))

@@ -5,6 +5,7 @@ losses, the learning rules (SuperSpike with its feedback strategies, BPTT), lear
 and the online trainer. Units are SI (seconds, volts); arrays are time-major ``[T, *B, N]``.
 """
 
+from ssjax import _xla  # noqa: F401  (first: sets XLA_FLAGS before JAX starts a backend)
 from ssjax.filters import alpha_kernel, double_exp_filter, epsilon_kernel, exp_filter
 from ssjax.losses import (
     error_distance,

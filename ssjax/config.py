@@ -94,7 +94,7 @@ class RuleConfig:
     tau_decay: float = 0.010
     hebbian_delay: float = 0.0
     sigma_prime: str = "surrogate"
-    method: str = "dense"
+    method: str = "dense"  # dense | event | stepwise (ssjax.rules.superspike)
     max_spikes: int = 4096
 
 
@@ -158,8 +158,10 @@ class RunConfig:
     raster_every: int = 100
     on_nonfinite: str = "halt"
     dtype: str = "float32"
-    # seeds of one device: vmap (batched kernels; needed for speed on accelerators), map (one seed
-    # after another; faster on CPU for small networks), auto (map on CPU, vmap elsewhere)
+    # seeds of one device: vmap (one batched program: needed on accelerators, and on CPU faster
+    # for many seeds of a small network; seeds match single-seed runs to float rounding), map
+    # (one seed after another, each bit-identical to a single-seed run), auto (map on CPU, vmap
+    # elsewhere)
     seed_batching: str = "auto"
 
 

@@ -139,7 +139,11 @@ def input_currents(s_pre: Array, w: Array) -> Array:
 
 
 def simulate(
-    net: Network, weights: Weights, inputs: Array, state: NetState | None = None
+    net: Network,
+    weights: Weights,
+    inputs: Array,
+    state: NetState | None = None,
+    input_layer_currents=input_currents,
 ) -> tuple[NetState, Record]:
     """Simulate layer by layer (one matrix product per layer for all steps).
 
@@ -148,6 +152,8 @@ def simulate(
       weights: tuple of ``[N_l, N_{l+1}]`` arrays (V).
       inputs: ``[T, *B, N_0]`` input spikes (0/1 per step, dt = ``net.neuron.dt``).
       state: carried ``NetState`` (resting state if None).
+      input_layer_currents: ``(s, w) -> s @ w`` for the first layer (the dense product by
+        default; SuperSpike passes an event-driven one).
 
     Returns:
       ``(final_state, Record)`` with per-layer spikes and membrane potentials ``[T, *B, N_l]``.
@@ -157,9 +163,10 @@ def simulate(
         state = init_state(net, inputs.shape[1:-1], weights[0].dtype)
     s = inputs
     layers, delays, spikes, us = [], [], [], []
-    for w, st, buf in zip(weights, state.layers, state.delay, strict=True):
+    for l, (w, st, buf) in enumerate(zip(weights, state.layers, state.delay, strict=True)):
         s_in, buf = delay_line(buf, s)
-        st, s, u = layer_scan(net.neuron, st, input_currents(s_in, w))
+        cur = (input_layer_currents if l == 0 else input_currents)(s_in, w)
+        st, s, u = layer_scan(net.neuron, st, cur)
         layers.append(st)
         delays.append(buf)
         spikes.append(s)

@@ -174,9 +174,9 @@ def block_step(trainer: Trainer, pattern_in: Array, pattern_tgt: Array, state: T
     net, k = trainer.net, trainer.block_steps
     period = pattern_in.shape[0]
     dt = net.neuron.dt
-    idx = (state.pos + jnp.arange(k)) % period
     # patterns may be stored compactly (uint8 spikes, int8 window codes)
-    x, y = pattern_in[idx].astype(state.ema.dtype), pattern_tgt[idx]
+    x = _window(pattern_in, state.pos, k).astype(state.ema.dtype)
+    y = _window(pattern_tgt, state.pos, k)
     if trainer.rule == "superspike":
         grads, rule, aux = superspike_grads(
             net, trainer.superspike, state.weights, state.feedback, x, y, state.rule
@@ -192,11 +192,14 @@ def block_step(trainer: Trainer, pattern_in: Array, pattern_tgt: Array, state: T
 
     finite = _all_finite((weights, opt_state, rule))
     if trainer.on_nonfinite == "skip":
+        advanced = rule
         weights, opt_state, rule = jax.tree.map(
             lambda new, old: jnp.where(finite, new, old),
             (weights, opt_state, rule),
             (state.weights, state.opt_state, state.rule),
         )
+        # the input layer's delay lines hold the input stream, which advances like the clock
+        rule = _with_input_lines(rule, advanced)
 
     # split the block's steps by pattern period
     n_seg = _n_segments(k, period)
@@ -210,11 +213,19 @@ def block_step(trainer: Trainer, pattern_in: Array, pattern_tgt: Array, state: T
     else:
         ended = correct = jnp.zeros(k, sq.dtype)
         outcome = state.outcome
+    # segment sums as products with a [n_seg, K] indicator: it depends on the position alone,
+    # which all seeds share (a scatter-add would run per seed and per element)
+    onehot = seg[None, :] == jnp.arange(n_seg)[:, None]
+    ind = onehot.astype(sq.dtype)
+
+    def seg_sum(x):
+        return jnp.matmul(ind, x, precision=jax.lax.Precision.HIGHEST)
+
     metrics = BlockMetrics(
         period0=period0,
-        steps_seg=jax.ops.segment_sum(jnp.ones(k, jnp.int32), seg, n_seg),
-        sq_err_seg=jax.ops.segment_sum(sq, seg, n_seg),
-        spikes_seg=tuple(jax.ops.segment_sum(jnp.sum(s, -1), seg, n_seg) for s in spikes),
+        steps_seg=jnp.sum(onehot, axis=1, dtype=jnp.int32),
+        sq_err_seg=seg_sum(sq),
+        spikes_seg=tuple(jnp.sum(seg_sum(s), -1) for s in spikes),
         ema=ema / norm,
         weight_norm=jnp.stack([jnp.linalg.norm(w) for w in weights]),
         update_norm=jnp.stack([jnp.linalg.norm(u) for u in updates]),
@@ -222,8 +233,8 @@ def block_step(trainer: Trainer, pattern_in: Array, pattern_tgt: Array, state: T
         out_bits=(
             jnp.packbits(spikes[-1] > 0, axis=0) if trainer.record_output else jnp.zeros((0,))
         ),
-        ended_seg=jax.ops.segment_sum(ended, seg, n_seg),
-        correct_seg=jax.ops.segment_sum(correct, seg, n_seg),
+        ended_seg=seg_sum(ended),
+        correct_seg=seg_sum(correct),
     )
     new = TrainState(
         weights=weights,
@@ -237,6 +248,25 @@ def block_step(trainer: Trainer, pattern_in: Array, pattern_tgt: Array, state: T
         outcome=outcome,
     )
     return new, metrics
+
+
+def _window(pattern: Array, pos: Array, k: int) -> Array:
+    """Steps ``pos .. pos + k - 1`` of ``pattern`` ``[P, ...]`` replayed in a loop: ``[k, ...]``.
+
+    One contiguous slice of the pattern tiled to ``P - 1 + k`` steps (the tiling does not depend
+    on the block and is computed once per scanned segment), instead of a per-step gather.
+    """
+    period = pattern.shape[0]
+    reps = -(-(period - 1 + k) // period)
+    tiled = jnp.tile(pattern, (reps,) + (1,) * (pattern.ndim - 1)) if reps > 1 else pattern
+    return jax.lax.dynamic_slice_in_dim(tiled, pos % period, k)
+
+
+def _with_input_lines(rule: RuleState, source: RuleState) -> RuleState:
+    """``rule`` with the input layer's axonal and Hebbian delay lines taken from ``source``."""
+    net = rule.net._replace(delay=(source.net.delay[0],) + tuple(rule.net.delay[1:]))
+    first = rule.layers[0]._replace(spk_buf=source.layers[0].spk_buf)
+    return rule._replace(net=net, layers=(first,) + tuple(rule.layers[1:]))
 
 
 def _all_finite(tree) -> Array:

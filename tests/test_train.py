@@ -11,6 +11,7 @@ from ssjax.rules.superspike import SuperSpikeConfig
 from ssjax.tasks.timing import timing_task
 from ssjax.train import (
     Trainer,
+    _window,
     init_train_state,
     per_period,
     run_blocks,
@@ -113,3 +114,13 @@ def test_trainer_validation():
         _trainer(r0=-1.0)
     with pytest.raises(ValueError, match="block_steps"):
         _trainer(block_steps=0)
+
+
+@pytest.mark.parametrize("period,k", [(7, 3), (7, 7), (5, 12), (3, 20), (1, 4)])
+def test_window_is_the_looped_pattern(period, k):
+    """The block's slice of the looped pattern equals a gather of ``(pos + t) mod P``."""
+    pattern = (np.arange(period * 2).reshape(period, 2) % 251).astype(np.uint8)
+    for pos in (0, 1, period - 1, period, 3 * period + 2, 1000):
+        got = np.asarray(_window(jnp.asarray(pattern), jnp.int32(pos), k))
+        np.testing.assert_array_equal(got, pattern[(pos + np.arange(k)) % period])
+        assert got.dtype == np.uint8

@@ -20,16 +20,25 @@ Routes, all exact (they agree to float rounding, tested):
 
 - :func:`block_stepwise`: the reference code's integration, one step at a time, carrying the
   per-synapse filter states ``(D, R)`` (``lambda = (D - R)/(tau_d - tau_r)``) and ``m``.
-- :func:`block_dense` (default): weights are fixed within a block, so by the adjoint of the
-  filter ``sum_t e[t] (alpha * x)[t] = sum_t x[t] (alpha^R * e)[t]``, and
+- dense (default, :func:`block_blocked`): weights are fixed within a block, so by the adjoint
+  of the filter ``sum_t e[t] (alpha * x)[t] = sum_t x[t] (alpha^R * e)[t]``, and
   ``m = z^T @ (sigma' (alpha^R * e))`` is one matrix product over the block; what earlier blocks
   carry in enters through ``(D0, R0)`` as ``(D0 c_d - R0 c_r)/(tau_d - tau_r)`` with
-  ``c[i] = sum_t e_i[t] a^(t+1)``, and the new ``(D, R)`` are two more products.
-- :func:`block_event` : the PSP trace is itself a filtered spike train, so
-  ``z^T @ h = s^T @ (epsilon^T h)``: filter the per-neuron signal ``h`` backwards in time with the
-  transposed PSP filter and sum its values at the presynaptic spikes. Cost
-  ``O(K N_post + spikes x N_post)`` instead of ``O(K N_pre N_post)``. Spikes are gathered into a
-  fixed-capacity list; a block with more spikes than ``max_spikes`` falls back to the dense sum.
+  ``c[i] = sum_t e_i[t] a^(t+1)``, and the new ``(D, R)`` are two more products (the three are
+  one product with ``[K, 3 N_post]`` post-side signals). The trace ``z`` is that of the block's
+  spikes from a zero state plus the closed-form decay of the carried trace, so under a seed
+  ``vmap`` with shared inputs the input layer's trace and product are computed once.
+- event (``block_blocked(event=True)``): the dense form, except for the first layer,
+  whose presynaptic spikes are the network's inputs: the PSP trace is a filtered spike train, so
+  ``z^T @ post = s^T @ (epsilon^T post)``: the post-side signals are filtered backwards with
+  the adjoint of the PSP filter (in the same reverse scan that builds them) and summed over the
+  steps that carry input spikes only, ``O(K N_post + steps-with-spikes x N_pre x N_post)``
+  instead of ``O(K N_pre N_post)``. The steps are gathered into a list whose capacity is picked
+  per block (a ``lax.switch``); a block with more than ``max_spikes`` such steps falls back to
+  the dense sum, so it is always exact. The input currents ``s @ W`` of the first layer are
+  computed on the same steps only (:func:`ssjax.rules.blocked.event_currents`). Deeper layers
+  use the dense products: their presynaptic spikes are per seed, so under a seed ``vmap`` the
+  switch would run every branch.
 
 Output layer = gradient: for the output layer, with ``reset_grad=False``, the same surrogate,
 no Hebbian delay, no regulariser, and a block that starts with zero traces (PSP, eligibility)
@@ -46,6 +55,7 @@ fzenke/pub2018superspike (``SuperSpikeConnection``).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import NamedTuple
 
@@ -68,10 +78,17 @@ from ssjax.network import (
     arriving_spikes,
     delay_line,
     init_state,
+    input_currents,
     network_step,
     simulate,
 )
 from ssjax.neuron import psp_trace_step
+from ssjax.rules.blocked import (
+    dense_products,
+    event_currents,
+    event_products,
+    post_signals,
+)
 from ssjax.rules.feedback import check_feedback, layer_errors
 
 Array = jax.Array
@@ -92,8 +109,10 @@ class SuperSpikeConfig:
       (``hidden`` or ``all``); ``z`` jumps by 1 per spike and decays with ``het_tau`` (s).
     het_error_dependent: the reference code's error-dependent variant, which multiplies the
       regulariser by ``e_i^2`` (see :func:`_regulariser`).
-    method: ``dense`` (default), ``event`` or ``stepwise``.
-    max_spikes: presynaptic spikes per block and layer the ``event`` route holds (>= 1).
+    method: ``dense`` (default), ``event`` (dense products, except event-driven input currents
+      and sums for the input layer: faster, equal to float rounding) or ``stepwise``.
+    max_spikes: steps carrying presynaptic spikes, per block and layer, that the ``event``
+      route gathers (>= 1); a block with more uses the dense sum.
     error: ``van_rossum`` (targets are spike trains: ``delta = S^ - S``) or ``window`` (targets
       are window annotations and ``delta`` the window-of-opportunity error spikes of
       :func:`ssjax.losses.window_error`, for classification tasks).
@@ -310,16 +329,6 @@ def _trains(cfg: SuperSpikeConfig, layer: int, n_layers: int) -> bool:
     return cfg.feedback != "none" or layer == n_layers - 1
 
 
-def _psp_filter(params, s: Array, psp0: tuple) -> tuple[Array, tuple]:
-    """PSP trace ``z`` ``[K, C]`` of spikes ``s`` ``[K, C]`` from ``psp0``, and the final state."""
-
-    def step(tr, st):
-        return psp_trace_step(params, tr, st)
-
-    psp, z = jax.lax.scan(step, psp0, s)
-    return z, psp
-
-
 def _delta(cfg: SuperSpikeConfig, targets: Array, out: Array, win: WindowState):
     """Unfiltered output error ``[K, N_out]`` and the carried window state."""
     if cfg.error == "window":
@@ -327,10 +336,11 @@ def _delta(cfg: SuperSpikeConfig, targets: Array, out: Array, win: WindowState):
     return targets.astype(out.dtype) - out, win
 
 
-def _block_common(net, cfg, weights, feedback, inputs, targets, state: RuleState):
+def _block_common(net, cfg, weights, feedback, inputs, targets, state: RuleState, event=False):
     """Simulate the block and compute everything the dense and event routes share."""
     dt = net.neuron.dt
-    net_state, rec = simulate(net, weights, inputs, state.net)
+    currents = functools.partial(event_currents, cfg.max_spikes) if event else input_currents
+    net_state, rec = simulate(net, weights, inputs, state.net, currents)
     delta, win = _delta(cfg, targets, rec.spikes[-1], state.win)
     e_out, err = double_exp_filter(delta, cfg.tau_rise, cfg.tau_decay, dt, state=state.err)
     errs = layer_errors(e_out, weights, feedback, cfg.feedback)
@@ -345,17 +355,19 @@ def _layer_update(net, cfg, l, w, tr: LayerTraces, u, s_pre, s_post, e, *, event
     span = 1.0 / (cfg.tau_decay - cfg.tau_rise)
     sig_d, sig_buf = delay_line(tr.sig_buf, _sigma_prime(net, cfg, u))
     spk_d, spk_buf = delay_line(tr.spk_buf, s_pre)
-    e_rev, e_sums = double_exp_filter(e, cfg.tau_rise, cfg.tau_decay, dt, reverse=True)
     # lag[t] = K-1-t: weights of step t in the eligibility state at the block's end
     lag = jnp.arange(k - 1, -1, -1, dtype=u.dtype)[:, None]
-    pow_d, pow_r = jnp.exp(lag * math.log(a_d)), jnp.exp(lag * math.log(a_r))
-    # post-side signals: h for m, and the end-of-block eligibility weights
-    post = jnp.concatenate([e_rev * sig_d, sig_d * pow_d, sig_d * pow_r], axis=1)
+    pows = jnp.concatenate([jnp.exp(lag * math.log(a_d)), jnp.exp(lag * math.log(a_r))], axis=1)
+    # post-side signals [e_rev sigma', sigma' a_d^lag, sigma' a_r^lag] ([K, 3 N_post]): m and the
+    # end-of-block eligibility are their products with the presynaptic trace
     if event:
-        pre_post, psp = _event_products(net, cfg, spk_d, tr.psp, post)
+        h, e_sums, adj_a0 = post_signals(
+            cfg.tau_rise, cfg.tau_decay, dt, e, sig_d, pows, psp=net.neuron
+        )
+        pre_post, psp = event_products(net.neuron, cfg.max_spikes, spk_d, tr.psp, h, adj_a0)
     else:
-        z, psp = _psp_filter(net.neuron, spk_d, tr.psp)
-        pre_post = jnp.matmul(z.T, post, precision=_HIGHEST)
+        post, e_sums, _ = post_signals(cfg.tau_rise, cfg.tau_decay, dt, e, sig_d, pows)
+        pre_post, psp = dense_products(net.neuron, spk_d, tr.psp, post)
     n_post = u.shape[1]
     m_new, d_new, r_new = (pre_post[:, i * n_post : (i + 1) * n_post] for i in range(3))
     # contribution of the eligibility carried in: lambda gets (D0 a_d^(t+1) - R0 a_r^(t+1)) span
@@ -373,44 +385,13 @@ def _layer_update(net, cfg, l, w, tr: LayerTraces, u, s_pre, s_post, e, *, event
     return m, LayerTraces(psp, elig, sig_buf, spk_buf, het)
 
 
-def _event_products(net, cfg, spikes: Array, psp0: tuple, post: Array):
-    """``z^T @ post`` via the transposed PSP filter and a sum over presynaptic spike events.
-
-    ``spikes``: ``[K, N_pre]``; ``post``: ``[K, P]``. Returns ``([N_pre, P], final psp state)``.
-    """
-    k, n_pre = spikes.shape
-    zero_state = (jnp.zeros(post.shape[1], post.dtype), jnp.zeros(post.shape[1], post.dtype))
-    # the PSP filter is linear in (spikes, initial state): its transpose maps post-side signals
-    # to their values "seen" by a spike at each step and by the carried state
-    filt = jax.linear_transpose(
-        lambda s, st: _psp_filter(net.neuron, s, st)[0], jnp.zeros_like(post), zero_state
-    )
-    h_spk, (h_syn0, h_mem0) = filt(post)
-    carried = psp0[0][:, None] * h_syn0[None, :] + psp0[1][:, None] * h_mem0[None, :]
-    _, psp = _psp_filter(net.neuron, spikes, psp0)  # only the final state is needed
-    n_spikes = jnp.sum(spikes > 0)
-    cap = min(cfg.max_spikes, k * n_pre)
-
-    def sparse(_):
-        t_idx, j_idx = jnp.nonzero(spikes, size=cap, fill_value=0)
-        vals = h_spk[t_idx] * spikes[t_idx, j_idx][:, None]  # padding rows pick count 0 or real
-        valid = (jnp.arange(cap) < n_spikes)[:, None]
-        return jax.ops.segment_sum(jnp.where(valid, vals, 0.0), j_idx, num_segments=n_pre)
-
-    def dense(_):
-        return jnp.matmul(spikes.T, h_spk, precision=_HIGHEST)
-
-    summed = jax.lax.cond(n_spikes <= cap, sparse, dense, None)
-    return summed + carried, psp
-
-
 def block_blocked(net, cfg, weights, feedback, inputs, targets, state: RuleState, *, event=False):
-    """Exact blocked form (dense matrix products, or event-driven with ``event=True``).
+    """Exact blocked form (dense matrix products, or event-driven input layer with ``event=True``).
 
     Same arguments and results as :func:`block_stepwise`.
     """
     net_state, err, win, rec, errs, arriving = _block_common(
-        net, cfg, weights, feedback, inputs, targets, state
+        net, cfg, weights, feedback, inputs, targets, state, event
     )
     k, n_layers = inputs.shape[0], net.n_layers
     grads, layers = [], []
@@ -425,7 +406,7 @@ def block_blocked(net, cfg, weights, feedback, inputs, targets, state: RuleState
             arriving[l],
             rec.spikes[l],
             errs[l],
-            event=event,
+            event=event and l == 0,
         )
         grads.append(_finish(m, k, _trains(cfg, l, n_layers)))
         layers.append(tr)

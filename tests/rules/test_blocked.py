@@ -1,0 +1,52 @@
+"""Blocked products of SuperSpike: the PSP trace split, event-driven currents (the dense and
+event routes against the per-step rule are tested in test_superspike.py)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ssjax.network import input_currents
+from ssjax.neuron import LIFParams
+from ssjax.rules.blocked import event_currents, psp_filter, psp_filter_free
+from ssjax.rules.superspike import SuperSpikeConfig
+from ssjax.tasks.raster import frozen_poisson
+
+
+def test_psp_trace_from_carried_state_is_spike_part_plus_free_decay():
+    """The dense route's split of the presynaptic trace: spikes from a zero state + closed decay."""
+    params = LIFParams()
+    s = (jax.random.uniform(jax.random.PRNGKey(3), (3000, 7)) < 0.01).astype(jnp.float32)
+    y0 = jax.random.uniform(jax.random.PRNGKey(4), (7,), minval=0.0, maxval=2.0)
+    m0 = jax.random.uniform(jax.random.PRNGKey(5), (7,), minval=0.0, maxval=0.5)
+    z_ref, (syn_ref, mem_ref) = psp_filter(params, s, (y0, m0))  # one scan from the state
+    z, (syn, mem) = psp_filter_free(params, s)
+    n = s.shape[1]
+    np.testing.assert_allclose(
+        z[:, :n] + y0 * z[:, n : n + 1] + m0 * z[:, n + 1 :], z_ref, atol=1e-6
+    )
+    np.testing.assert_allclose(syn[:n] + y0 * syn[n], syn_ref, atol=1e-6)
+    np.testing.assert_allclose(mem[:n] + y0 * mem[n] + m0 * mem[n + 1], mem_ref, atol=1e-6)
+    # the free columns are the closed-form decay of a unit state
+    a, _, c = params.membrane_coeffs()
+    t = np.arange(1, 3001)
+    f_syn = c * (a**t - params.syn_decay**t) / (a - params.syn_decay)
+    np.testing.assert_allclose(z[:, n], f_syn, rtol=1e-4, atol=1e-9)
+    np.testing.assert_allclose(z[:, n + 1], a**t, rtol=1e-4, atol=1e-9)
+    # negative control: the carried state matters
+    assert float(jnp.abs(z[:, :n] - z_ref).max()) > 0.1
+
+
+@pytest.mark.parametrize("rate", [5.0, 50.0, 3000.0])  # sparse list, larger list, dense fallback
+def test_event_input_currents_equal_the_dense_product(rate):
+    s = frozen_poisson(jax.random.PRNGKey(6), 50, rate, 0.2, 1e-4)
+    w = jax.random.normal(jax.random.PRNGKey(7), (50, 9)) * 0.01
+    cfg = SuperSpikeConfig()
+    dense = input_currents(s, w)
+    tol = 1e-6 * float(jnp.abs(dense).max())  # the same dot products, summed in another order
+    assert tol > 0
+    np.testing.assert_allclose(event_currents(cfg.max_spikes, s, w), dense, rtol=0, atol=tol)
+    # seeds sharing the inputs: one gathered list, every seed's weights
+    ws = jnp.stack([w, 2 * w, -w])
+    got = jax.vmap(lambda wi: event_currents(cfg.max_spikes, s, wi))(ws)
+    np.testing.assert_allclose(got[1], 2 * dense, rtol=0, atol=2 * tol)
