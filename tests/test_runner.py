@@ -366,8 +366,7 @@ def test_vmapped_seeds_share_the_input_layer_trace(tmp_path):
     assert trace in shapes["map"]  # map: the one-seed program, run per seed
 
 
-@pytest.mark.parametrize("method", ["dense", "event"])
-@pytest.mark.parametrize("skip", [False, True])
+@pytest.mark.parametrize("method,skip", [("dense", False), ("event", True)])
 def test_vmapped_seeds_with_delays_match_one_seed_programs(tmp_path, method, skip):
     """Axonal and Hebbian delays: the input layer's delay lines are shared under vmap (and keep
     following the input stream when a block is skipped); each seed matches its one-seed run."""
