@@ -71,7 +71,6 @@ def post_signals(
     sig: Array,
     pows: Array,
     psp=None,
-    extra: Array | None = None,
 ):
     """``post = [e_rev sig, sig pows[:, 0], sig pows[:, 1]]`` ``[K, 3 N]`` and the reverse
     filter's final state, where ``e_rev = alpha^R * e`` (the error ``e`` ``[K, N]`` filtered
@@ -81,9 +80,7 @@ def post_signals(
     trace and returns ``h = epsilon^T post`` instead of ``post``: ``z^T post = s^T h`` for the
     trace ``z`` of spikes ``s``. The PSP step (``z_syn += s; z = a z + c z_syn;
     z_syn *= a_s``) has the adjoint ``A[t] = post[t] + a A[t+1]``, ``B[t] = A[t] + a_s B[t+1]``,
-    ``h = c B``; ``A[0]`` is returned too (a carried ``z_mem`` sees ``a A[0]``). ``extra``
-    ``[K, E]`` columns are appended to each step's output unchanged (the event route's final
-    PSP state kernel, :func:`final_state_kernel`, so that one product also gives that state).
+    ``h = c B``; ``A[0]`` is returned too (a carried ``z_mem`` sees ``a A[0]``).
 
     Built inside the reverse filter's scan, so that a seed-vmapped block writes it time-major
     ``[K, seeds, 3 N]``, ready for one product with a shared presynaptic trace; a concatenation
@@ -96,20 +93,18 @@ def post_signals(
 
     def step(carry, xs):
         st, adj = carry
-        et, st_sig, pw, ex = xs
+        et, st_sig, pw = xs
         st, e_rev = double_exp_step(st, et, tau_rise, tau_decay, dt)
         out = jnp.concatenate([e_rev * st_sig, st_sig * pw[0], st_sig * pw[1]], axis=-1)
         if psp is not None:
             big_a = out + a_m * adj[0]
             big_b = big_a + a_s * adj[1]
             adj, out = (big_a, big_b), c * big_b
-        if ex is not None:
-            out = jnp.concatenate([out, jnp.broadcast_to(ex, out.shape[:-1] + ex.shape)], -1)
         return (st, adj), out
 
     zeros = jnp.zeros(e.shape[1:-1] + (n3,), e.dtype)
     init = (double_exp_init(e.shape[1:], e.dtype), (zeros, zeros))
-    (sums, adj), post = jax.lax.scan(step, init, (e, sig, pows, extra), reverse=True)
+    (sums, adj), post = jax.lax.scan(step, init, (e, sig, pows), reverse=True)
     return post, sums, adj[0]
 
 
@@ -176,15 +171,15 @@ def event_currents(max_rows: int, s: Array, w: Array) -> Array:
 def event_products(params, max_rows: int, spikes: Array, psp0: tuple, h: Array, adj_a0: Array):
     """``z^T @ post`` as ``s^T @ h`` summed over the steps that carry presynaptic spikes.
 
-    ``h = epsilon^T post`` and ``adj_a0`` come from :func:`post_signals` (``h``: ``[K, P + 2]``,
-    its last two columns the :func:`final_state_kernel`);
+    ``h = epsilon^T post`` and ``adj_a0`` come from :func:`post_signals` (``h``: ``[K, P]``);
     ``spikes``: ``[K, N_pre]``. The steps with at least one spike are gathered into the smallest
     of the capacities ``K/32, K/16, ..., K/2`` (at most ``max_rows``) that holds them; a
     block with more falls back to the dense ``s^T h``, so the result is always exact. The
     product runs over the gathered steps only: inputs at 5 Hz put a spike in about
     one step in ten for 200 inputs at dt = 0.1 ms. The carried trace ``(y0, m0)`` acts like a
     spike at step 0 (``y0``) and a membrane state seen as ``a A[0]`` (``m0``). The final PSP
-    state is closed form. Returns ``([N_pre, P], final psp state)``.
+    state is the spikes' sum with :func:`final_state_kernel` over the same steps plus the
+    carried state's closed-form decay. Returns ``([N_pre, P], final psp state)``.
     """
     k, n_pre = spikes.shape
     a_m, _, _ = params.membrane_coeffs()
@@ -192,26 +187,28 @@ def event_products(params, max_rows: int, spikes: Array, psp0: tuple, h: Array, 
     n_rows = jnp.sum(active)
     s = spikes.astype(h.dtype)
     caps = capacities(max_rows, k)  # the work follows the block's spike count
+    kern = final_state_kernel(params, k, h.dtype)
 
     def sparse(cap):
         def run():
             (rows,) = jnp.nonzero(active, size=cap, fill_value=0)
-            s_rows = jnp.where((jnp.arange(cap) < n_rows)[:, None], s[rows], 0.0)
-            return jnp.matmul(s_rows.T, h[rows], precision=_HIGHEST)
+            s_rows = jnp.where((jnp.arange(cap) < n_rows)[:, None], s[rows], 0.0).T
+            return (
+                jnp.matmul(s_rows, h[rows], precision=_HIGHEST),
+                jnp.matmul(s_rows, kern[rows], precision=_HIGHEST),
+            )
 
         return run
 
     def dense():
-        return jnp.matmul(s.T, h, precision=_HIGHEST)
+        return jnp.matmul(s.T, h, precision=_HIGHEST), jnp.matmul(s.T, kern, precision=_HIGHEST)
 
     y0, m0 = psp0
     branch = jnp.sum(n_rows > jnp.asarray(caps))  # first capacity that holds the block
-    summed = jax.lax.switch(branch, [sparse(c) for c in caps] + [dense])
-    p = h.shape[1] - 2
-    pre_post = summed[:, :p] + y0[:, None] * h[0, :p][None] + m0[:, None] * (a_m * adj_a0)[None]
-    # final state: the spikes' part came with the product; the carried state decays
+    summed, fin = jax.lax.switch(branch, [sparse(c) for c in caps] + [dense])
+    pre_post = summed + y0[:, None] * h[0][None] + m0[:, None] * (a_m * adj_a0)[None]
+    # final state: the spikes' part (summed over the same steps) plus the carried state's decay
     free = psp_free_response(params, k, h.dtype)
-    fin = summed[:, p:]
     psp = (fin[:, 0] + y0 * free[-1, 2], fin[:, 1] + y0 * free[-1, 0] + m0 * free[-1, 1])
     return pre_post, psp
 

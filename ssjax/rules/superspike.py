@@ -87,7 +87,6 @@ from ssjax.rules.blocked import (
     dense_products,
     event_currents,
     event_products,
-    final_state_kernel,
     post_signals,
 )
 from ssjax.rules.feedback import check_feedback, layer_errors
@@ -362,9 +361,8 @@ def _layer_update(net, cfg, l, w, tr: LayerTraces, u, s_pre, s_post, e, *, event
     # post-side signals [e_rev sigma', sigma' a_d^lag, sigma' a_r^lag] ([K, 3 N_post]): m and the
     # end-of-block eligibility are their products with the presynaptic trace
     if event:
-        kern = final_state_kernel(net.neuron, k, u.dtype)
         h, e_sums, adj_a0 = post_signals(
-            cfg.tau_rise, cfg.tau_decay, dt, e, sig_d, pows, psp=net.neuron, extra=kern
+            cfg.tau_rise, cfg.tau_decay, dt, e, sig_d, pows, psp=net.neuron
         )
         pre_post, psp = event_products(net.neuron, cfg.max_spikes, spk_d, tr.psp, h, adj_a0)
     else:
