@@ -53,7 +53,7 @@ from ssjax.config import (
 from ssjax.logging import RunLogger
 from ssjax.losses import window_outcome
 from ssjax.network import Network, simulate
-from ssjax.train import Trainer, TrainState, init_train_state, run_blocks
+from ssjax.train import Trainer, TrainState, init_train_state, input_stream_leaves, run_blocks
 
 
 class RunError(RuntimeError):
@@ -199,20 +199,16 @@ def make_segment_fn(
 
 
 def _shared_leaves(state: TrainState):
-    """A pytree of bools over ``state``: True for the leaves that depend on the input stream
-    alone and are therefore the same for every seed: the position in the pattern and the
-    input layer's delay lines (axonal, :class:`ssjax.network.NetState`, and Hebbian,
-    :class:`ssjax.rules.superspike.LayerTraces`).
+    """A pytree of bools over ``state``: True for the leaves that are the same for every seed,
+    the position in the pattern and the input stream's delay lines
+    (:func:`ssjax.train.input_stream_leaves`).
 
     Passed unbatched to the seed ``vmap``, the block's inputs and everything that depends on
     them alone (the delayed input spikes, the input currents' spike side, the input layer's
     PSP trace and its event list) are computed once for all seeds.
     """
     flags = jax.tree.map(lambda _: False, state)
-    rule = flags.rule
-    net = rule.net._replace(delay=(True,) + tuple(rule.net.delay[1:]))
-    layers = (rule.layers[0]._replace(spk_buf=True),) + tuple(rule.layers[1:])
-    return flags._replace(pos=True, rule=rule._replace(net=net, layers=layers))
+    return flags._replace(pos=True, rule=input_stream_leaves(state.rule))
 
 
 def shard_state(state, mesh: Mesh):

@@ -199,7 +199,9 @@ def block_step(trainer: Trainer, pattern_in: Array, pattern_tgt: Array, state: T
             (state.weights, state.opt_state, state.rule),
         )
         # the input layer's delay lines hold the input stream, which advances like the clock
-        rule = _with_input_lines(rule, advanced)
+        rule = jax.tree.map(
+            lambda keep, new, old: new if keep else old, input_stream_leaves(rule), advanced, rule
+        )
 
     # split the block's steps by pattern period
     n_seg = _n_segments(k, period)
@@ -253,8 +255,8 @@ def block_step(trainer: Trainer, pattern_in: Array, pattern_tgt: Array, state: T
 def _window(pattern: Array, pos: Array, k: int) -> Array:
     """Steps ``pos .. pos + k - 1`` of ``pattern`` ``[P, ...]`` replayed in a loop: ``[k, ...]``.
 
-    One contiguous slice of the pattern tiled to ``P - 1 + k`` steps (the tiling does not depend
-    on the block and is computed once per scanned segment), instead of a per-step gather.
+    One contiguous slice of the pattern tiled to ``P - 1 + k`` steps instead of a per-step
+    gather (XLA fuses the tiling into the slice; nothing of size ``P + k`` is written).
     """
     period = pattern.shape[0]
     reps = -(-(period - 1 + k) // period)
@@ -262,11 +264,15 @@ def _window(pattern: Array, pos: Array, k: int) -> Array:
     return jax.lax.dynamic_slice_in_dim(tiled, pos % period, k)
 
 
-def _with_input_lines(rule: RuleState, source: RuleState) -> RuleState:
-    """``rule`` with the input layer's axonal and Hebbian delay lines taken from ``source``."""
-    net = rule.net._replace(delay=(source.net.delay[0],) + tuple(rule.net.delay[1:]))
-    first = rule.layers[0]._replace(spk_buf=source.layers[0].spk_buf)
-    return rule._replace(net=net, layers=(first,) + tuple(rule.layers[1:]))
+def input_stream_leaves(rule: RuleState):
+    """A pytree of bools over ``rule``: True for the leaves that hold the input stream alone,
+    the same for every seed at a given position: the input layer's axonal delay line
+    (:class:`ssjax.network.NetState`) and Hebbian delay line
+    (:class:`ssjax.rules.superspike.LayerTraces`)."""
+    flags = jax.tree.map(lambda _: False, rule)
+    net = flags.net._replace(delay=(True,) + tuple(flags.net.delay[1:]))
+    layers = (flags.layers[0]._replace(spk_buf=True),) + tuple(flags.layers[1:])
+    return flags._replace(net=net, layers=layers)
 
 
 def _all_finite(tree) -> Array:

@@ -14,7 +14,7 @@ presynaptic PSP trace ``z`` ``[K, N_pre]`` against the post-side signals ``post`
   (:func:`post_signals`), and the sum taken over the steps that carry presynaptic spikes only.
   :func:`event_currents` does the same for a layer's input currents ``s @ W``.
 
-Event lists have a capacity picked per block from a ladder (:func:`capacities`) with a
+Event lists have a capacity picked per block from a ladder (:func:`on_spike_steps`) with a
 ``lax.switch``; a block with more spike-carrying steps than the largest capacity uses the dense
 product, so both forms are always exact (they agree to float rounding, tested).
 
@@ -108,15 +108,6 @@ def post_signals(
     return post, sums, adj[0]
 
 
-def final_state_kernel(params, k: int, dtype) -> Array:
-    """``[K, 2]``: what a spike at step ``j`` leaves in the PSP state after the block,
-    ``(a_s^(K-j), f(K-1-j))`` for ``(z_syn, z_mem)``, ``f`` the one-spike trace
-    (:func:`psp_free_response`), so that the final state is ``s^T kernel`` plus the carried
-    state's decay."""
-    free = psp_free_response(params, k, dtype)
-    return jnp.stack([free[::-1, 2], free[::-1, 0]], axis=1)
-
-
 def dense_products(params, spikes: Array, psp0: tuple, post: Array):
     """``z^T @ post`` for the PSP trace ``z`` of ``spikes`` ``[K, N_pre]`` started at ``psp0``.
 
@@ -143,72 +134,78 @@ def capacities(max_rows: int, k: int) -> list[int]:
     return sorted({min(max_rows, k, max(1, k >> i)) for i in range(1, 6)})
 
 
-def event_currents(max_rows: int, s: Array, w: Array) -> Array:
-    """``s @ w`` (``[K, N_pre] @ [N_pre, N]``) computed on the steps that carry spikes only.
+def on_spike_steps(spikes: Array, max_rows: int, sparse, dense):
+    """``sparse(rows, valid)`` on the steps of ``spikes`` ``[K, N]`` that carry a spike, or
+    ``dense()`` when there are more of them than the largest capacity.
 
-    The steps with a spike are gathered into the smallest capacity of :func:`capacities` that
-    holds them (a ``lax.switch``), multiplied, and written back into a zero ``[K, N]``; a block
-    with more such steps uses the dense product. Each step's current is the same dot product
-    of its spike vector with ``w`` either way.
+    The steps are gathered into the smallest capacity of :func:`capacities` that holds them (a
+    ``lax.switch`` on the block's count): ``rows`` ``[cap]`` are their indices, padded with
+    ``K``, and ``valid`` ``[cap]`` marks the real ones. The work follows the spike count.
     """
-    k = s.shape[0]
-    active = jnp.any(s != 0, axis=1)
+    k = spikes.shape[0]
+    active = jnp.any(spikes != 0, axis=1)
     n_rows = jnp.sum(active)
+    caps = capacities(max_rows, k)
 
-    def sparse(cap):
+    def branch(cap):
         def run():
-            (rows,) = jnp.nonzero(active, size=cap, fill_value=k)  # k: dropped below
-            vals = input_currents(s[jnp.minimum(rows, k - 1)], w)
-            return jnp.zeros((k, w.shape[1]), w.dtype).at[rows].set(vals, mode="drop")
+            (rows,) = jnp.nonzero(active, size=cap, fill_value=k)
+            return sparse(rows, jnp.arange(cap) < n_rows)
 
         return run
 
-    caps = capacities(max_rows, k)
-    branch = jnp.sum(n_rows > jnp.asarray(caps))
-    return jax.lax.switch(branch, [sparse(c) for c in caps] + [lambda: input_currents(s, w)])
+    index = jnp.sum(n_rows > jnp.asarray(caps))  # first capacity that holds the block
+    return jax.lax.switch(index, [branch(c) for c in caps] + [dense])
+
+
+def event_currents(max_rows: int, s: Array, w: Array) -> Array:
+    """``s @ w`` (``[K, N_pre] @ [N_pre, N]``) computed on the steps that carry spikes only
+    (:func:`on_spike_steps`), written back into a zero ``[K, N]``; a block with too many such
+    steps uses the dense product. Each step's current is the same dot product of its spike
+    vector with ``w`` either way.
+    """
+    k = s.shape[0]
+
+    def sparse(rows, valid):
+        vals = input_currents(s[jnp.minimum(rows, k - 1)], w)
+        return jnp.zeros((k, w.shape[1]), w.dtype).at[rows].set(vals, mode="drop")  # pad: K
+
+    return on_spike_steps(s, max_rows, sparse, lambda: input_currents(s, w))
 
 
 def event_products(params, max_rows: int, spikes: Array, psp0: tuple, h: Array, adj_a0: Array):
     """``z^T @ post`` as ``s^T @ h`` summed over the steps that carry presynaptic spikes.
 
     ``h = epsilon^T post`` and ``adj_a0`` come from :func:`post_signals` (``h``: ``[K, P]``);
-    ``spikes``: ``[K, N_pre]``. The steps with at least one spike are gathered into the smallest
-    of the capacities ``K/32, K/16, ..., K/2`` (at most ``max_rows``) that holds them; a
-    block with more falls back to the dense ``s^T h``, so the result is always exact. The
-    product runs over the gathered steps only: inputs at 5 Hz put a spike in about
-    one step in ten for 200 inputs at dt = 0.1 ms. The carried trace ``(y0, m0)`` acts like a
-    spike at step 0 (``y0``) and a membrane state seen as ``a A[0]`` (``m0``). The final PSP
-    state is the spikes' sum with :func:`final_state_kernel` over the same steps plus the
-    carried state's closed-form decay. Returns ``([N_pre, P], final psp state)``.
+    ``spikes``: ``[K, N_pre]``. The sum runs over the steps with a spike only
+    (:func:`on_spike_steps`; a block with too many uses the dense ``s^T h``, so the result is
+    always exact): inputs at 5 Hz put a spike in about one step in ten for 200 inputs at
+    dt = 0.1 ms. The carried trace ``(y0, m0)`` acts like a spike at step 0 (``y0``) and a
+    membrane state seen as ``a A[0]`` (``m0``). The final PSP state is the sum, over the same
+    steps, of what each spike at step ``j`` leaves, ``(a_s^(K-j), f(K-1-j))`` with ``f`` the
+    one-spike trace (:func:`psp_free_response`), plus the carried state's closed-form decay.
+    Returns ``([N_pre, P], final psp state)``.
     """
-    k, n_pre = spikes.shape
+    k = spikes.shape[0]
     a_m, _, _ = params.membrane_coeffs()
-    active = jnp.any(spikes != 0, axis=1)
-    n_rows = jnp.sum(active)
     s = spikes.astype(h.dtype)
-    caps = capacities(max_rows, k)  # the work follows the block's spike count
-    kern = final_state_kernel(params, k, h.dtype)
+    free = psp_free_response(params, k, h.dtype)
+    kern = jnp.stack([free[::-1, 2], free[::-1, 0]], axis=1)  # [K, 2]: what step j leaves
 
-    def sparse(cap):
-        def run():
-            (rows,) = jnp.nonzero(active, size=cap, fill_value=0)
-            s_rows = jnp.where((jnp.arange(cap) < n_rows)[:, None], s[rows], 0.0).T
-            return (
-                jnp.matmul(s_rows, h[rows], precision=_HIGHEST),
-                jnp.matmul(s_rows, kern[rows], precision=_HIGHEST),
-            )
-
-        return run
+    def sparse(rows, valid):
+        rows = jnp.minimum(rows, k - 1)
+        s_rows = jnp.where(valid[:, None], s[rows], 0.0).T
+        return (
+            jnp.matmul(s_rows, h[rows], precision=_HIGHEST),
+            jnp.matmul(s_rows, kern[rows], precision=_HIGHEST),
+        )
 
     def dense():
         return jnp.matmul(s.T, h, precision=_HIGHEST), jnp.matmul(s.T, kern, precision=_HIGHEST)
 
+    summed, fin = on_spike_steps(spikes, max_rows, sparse, dense)
     y0, m0 = psp0
-    branch = jnp.sum(n_rows > jnp.asarray(caps))  # first capacity that holds the block
-    summed, fin = jax.lax.switch(branch, [sparse(c) for c in caps] + [dense])
     pre_post = summed + y0[:, None] * h[0][None] + m0[:, None] * (a_m * adj_a0)[None]
-    # final state: the spikes' part (summed over the same steps) plus the carried state's decay
-    free = psp_free_response(params, k, h.dtype)
     psp = (fin[:, 0] + y0 * free[-1, 2], fin[:, 1] + y0 * free[-1, 0] + m0 * free[-1, 1])
     return pre_post, psp
 
