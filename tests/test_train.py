@@ -7,11 +7,13 @@ import pytest
 
 from ssjax.losses import error_distance, filtered_error, van_rossum_distance
 from ssjax.network import Network, simulate
+from ssjax.neuron import LIFParams
 from ssjax.rules.superspike import SuperSpikeConfig
 from ssjax.tasks.timing import timing_task
 from ssjax.train import (
     Trainer,
     _window,
+    block_step,
     init_train_state,
     per_period,
     run_blocks,
@@ -124,3 +126,23 @@ def test_window_is_the_looped_pattern(period, k):
         got = np.asarray(_window(jnp.asarray(pattern), jnp.int32(pos), k))
         np.testing.assert_array_equal(got, pattern[(pos + np.arange(k)) % period])
         assert got.dtype == np.uint8
+
+
+def test_skipped_block_keeps_the_input_stream_advancing():
+    """on_nonfinite=skip reverts a bad block's learned state, but the input layer's delay lines
+    hold the input stream and advance with the position (control: the hidden layer reverts)."""
+    net = Network((100, 4, 1), LIFParams(delay=1e-3))
+    tr = _trainer(net=net, on_nonfinite="skip", superspike=SuperSpikeConfig(hebbian_delay=1e-3))
+    st = init_train_state(tr, jax.random.PRNGKey(3))
+    st = st._replace(weights=(st.weights[0], jnp.full_like(st.weights[1], jnp.nan)))
+    new, m = block_step(tr, TASK.inputs, TASK.targets, st)
+    assert not bool(m.finite)
+    x = np.asarray(_window(TASK.inputs, st.pos, tr.block_steps), np.float32)
+    # the axonal line holds the last 10 input steps; the Hebbian line the last 10 of the
+    # arriving (axonally delayed) stream; both carry spikes, so a reverted (zero) line fails
+    np.testing.assert_array_equal(new.rule.net.delay[0], x[-10:])
+    np.testing.assert_array_equal(new.rule.layers[0].spk_buf, x[-20:-10])
+    assert float(x[-10:].sum()) > 0 and float(x[-20:-10].sum()) > 0
+    jax.tree.map(np.testing.assert_array_equal, new.rule.layers[1], st.rule.layers[1])
+    np.testing.assert_array_equal(new.weights[0], st.weights[0])
+    assert int(new.pos) == tr.block_steps
