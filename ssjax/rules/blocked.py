@@ -72,9 +72,9 @@ def post_signals(
     pows: Array,
     psp=None,
 ):
-    """``post = [e_rev sig, sig pows[:, 0], sig pows[:, 1]]`` ``[K, 3 N]`` and the reverse
-    filter's final state, where ``e_rev = alpha^R * e`` (the error ``e`` ``[K, N]`` filtered
-    backwards in time).
+    """The post-side signals ``post = (e_rev sig, sig pows[:, 0], sig pows[:, 1])`` (three
+    ``[K, N]`` groups) and the reverse filter's final state, where ``e_rev = alpha^R * e`` (the
+    error ``e`` ``[K, N]`` filtered backwards in time).
 
     With ``psp`` (the neuron's ``LIFParams``) the scan also applies the adjoint of the PSP
     trace and returns ``h = epsilon^T post`` instead of ``post``: ``z^T post = s^T h`` for the
@@ -82,11 +82,11 @@ def post_signals(
     z_syn *= a_s``) has the adjoint ``A[t] = post[t] + a A[t+1]``, ``B[t] = A[t] + a_s B[t+1]``,
     ``h = c B``; ``A[0]`` is returned too (a carried ``z_mem`` sees ``a A[0]``).
 
-    Built inside the reverse filter's scan, so that a seed-vmapped block writes it time-major
-    ``[K, seeds, 3 N]``, ready for one product with a shared presynaptic trace; a concatenation
-    outside the scan would put the seed axis first and cost a transpose.
+    Built inside the reverse filter's scan, so that a seed-vmapped block writes them time-major
+    ``[K, seeds, N]``, ready for one product with a shared presynaptic trace. The groups stay
+    separate arrays: concatenated inside the loop, XLA:CPU selects an operand per element and
+    does not vectorise the body (2.5-3x slower at N = 256).
     """
-    n3 = 3 * e.shape[-1]
     if psp is not None:
         a_m, _, c = psp.membrane_coeffs()
         a_s = psp.syn_decay
@@ -95,33 +95,37 @@ def post_signals(
         st, adj = carry
         et, st_sig, pw = xs
         st, e_rev = double_exp_step(st, et, tau_rise, tau_decay, dt)
-        out = jnp.concatenate([e_rev * st_sig, st_sig * pw[0], st_sig * pw[1]], axis=-1)
+        out = (e_rev * st_sig, st_sig * pw[0], st_sig * pw[1])
         if psp is not None:
-            big_a = out + a_m * adj[0]
-            big_b = big_a + a_s * adj[1]
-            adj, out = (big_a, big_b), c * big_b
+            big_a = tuple(o + a_m * x for o, x in zip(out, adj[0], strict=True))
+            big_b = tuple(x + a_s * y for x, y in zip(big_a, adj[1], strict=True))
+            adj, out = (big_a, big_b), tuple(c * x for x in big_b)
         return (st, adj), out
 
-    zeros = jnp.zeros(e.shape[1:-1] + (n3,), e.dtype)
+    zeros = (jnp.zeros(e.shape[1:], e.dtype),) * 3
     init = (double_exp_init(e.shape[1:], e.dtype), (zeros, zeros))
     (sums, adj), post = jax.lax.scan(step, init, (e, sig, pows), reverse=True)
     return post, sums, adj[0]
 
 
-def dense_products(params, spikes: Array, psp0: tuple, post: Array):
-    """``z^T @ post`` for the PSP trace ``z`` of ``spikes`` ``[K, N_pre]`` started at ``psp0``.
+def dense_products(params, spikes: Array, psp0: tuple, post: tuple):
+    """``z^T @ p`` for each group ``p`` ``[K, P]`` of ``post``, for the PSP trace ``z`` of
+    ``spikes`` ``[K, N_pre]`` started at ``psp0``.
 
     ``z`` is the trace of this block's spikes from a zero state plus the free decay of the
     carried state (:func:`psp_filter_free`), so the spike part depends on the spikes alone:
     when every seed sees the same inputs, a seed-vmapped block computes the input layer's
-    trace once, and the product is one matrix product over all seeds
-    (``[N_pre + 2, K] @ [K, seeds * P]``). Returns ``([N_pre, P], final psp state)``.
+    trace once, and each product is one matrix product over all seeds
+    (``[N_pre + 2, K] @ [K, seeds * P]``). Returns ``(tuple of [N_pre, P], final psp state)``.
     """
     n_pre = spikes.shape[1]
     z, (syn, mem) = psp_filter_free(params, spikes)
-    prod = jnp.matmul(z.T, post, precision=_HIGHEST)
     y0, m0 = psp0
-    pre_post = prod[:n_pre] + y0[:, None] * prod[n_pre][None] + m0[:, None] * prod[n_pre + 1][None]
+
+    def carried(prod):
+        return prod[:n_pre] + y0[:, None] * prod[n_pre][None] + m0[:, None] * prod[n_pre + 1][None]
+
+    pre_post = tuple(carried(jnp.matmul(z.T, p, precision=_HIGHEST)) for p in post)
     psp = (
         syn[:n_pre] + y0 * syn[n_pre],
         mem[:n_pre] + y0 * mem[n_pre] + m0 * mem[n_pre + 1],
@@ -173,10 +177,10 @@ def event_currents(max_rows: int, s: Array, w: Array) -> Array:
     return on_spike_steps(s, max_rows, sparse, lambda: input_currents(s, w))
 
 
-def event_products(params, max_rows: int, spikes: Array, psp0: tuple, h: Array, adj_a0: Array):
+def event_products(params, max_rows: int, spikes: Array, psp0: tuple, h: tuple, adj_a0: tuple):
     """``z^T @ post`` as ``s^T @ h`` summed over the steps that carry presynaptic spikes.
 
-    ``h = epsilon^T post`` and ``adj_a0`` come from :func:`post_signals` (``h``: ``[K, P]``);
+    ``h = epsilon^T post`` and ``adj_a0`` come from :func:`post_signals` (groups ``[K, P]``);
     ``spikes``: ``[K, N_pre]``. The sum runs over the steps with a spike only
     (:func:`on_spike_steps`; a block with too many uses the dense ``s^T h``, so the result is
     always exact): inputs at 5 Hz put a spike in about one step in ten for 200 inputs at
@@ -184,28 +188,33 @@ def event_products(params, max_rows: int, spikes: Array, psp0: tuple, h: Array, 
     membrane state seen as ``a A[0]`` (``m0``). The final PSP state is the sum, over the same
     steps, of what each spike at step ``j`` leaves, ``(a_s^(K-j), f(K-1-j))`` with ``f`` the
     one-spike trace (:func:`psp_free_response`), plus the carried state's closed-form decay.
-    Returns ``([N_pre, P], final psp state)``.
+    Returns ``(tuple of [N_pre, P], final psp state)``.
     """
     k = spikes.shape[0]
     a_m, _, _ = params.membrane_coeffs()
-    s = spikes.astype(h.dtype)
-    free = psp_free_response(params, k, h.dtype)
+    dtype = h[0].dtype
+    s = spikes.astype(dtype)
+    free = psp_free_response(params, k, dtype)
     kern = jnp.stack([free[::-1, 2], free[::-1, 0]], axis=1)  # [K, 2]: what step j leaves
+    cols = [g.shape[-1] for g in h]
+    splits = list(np.cumsum(cols))
 
     def sparse(rows, valid):
         rows = jnp.minimum(rows, k - 1)
         s_rows = jnp.where(valid[:, None], s[rows], 0.0).T
-        return (
-            jnp.matmul(s_rows, h[rows], precision=_HIGHEST),
-            jnp.matmul(s_rows, kern[rows], precision=_HIGHEST),
-        )
+        # the gathered rows are few: one product over all groups
+        rhs = jnp.concatenate([g[rows] for g in h] + [kern[rows]], axis=1)
+        return jnp.split(jnp.matmul(s_rows, rhs, precision=_HIGHEST), splits, axis=1)
 
     def dense():
-        return jnp.matmul(s.T, h, precision=_HIGHEST), jnp.matmul(s.T, kern, precision=_HIGHEST)
+        return [jnp.matmul(s.T, g, precision=_HIGHEST) for g in (*h, kern)]
 
-    summed, fin = on_spike_steps(spikes, max_rows, sparse, dense)
+    *summed, fin = on_spike_steps(spikes, max_rows, sparse, dense)
     y0, m0 = psp0
-    pre_post = summed + y0[:, None] * h[0][None] + m0[:, None] * (a_m * adj_a0)[None]
+    pre_post = tuple(
+        p + y0[:, None] * g[0][None] + m0[:, None] * (a_m * a0)[None]
+        for p, g, a0 in zip(summed, h, adj_a0, strict=True)
+    )
     psp = (fin[:, 0] + y0 * free[-1, 2], fin[:, 1] + y0 * free[-1, 0] + m0 * free[-1, 1])
     return pre_post, psp
 

@@ -24,9 +24,9 @@ Routes, all exact (they agree to float rounding, tested):
   of the filter ``sum_t e[t] (alpha * x)[t] = sum_t x[t] (alpha^R * e)[t]``, and
   ``m = z^T @ (sigma' (alpha^R * e))`` is one matrix product over the block; what earlier blocks
   carry in enters through ``(D0, R0)`` as ``(D0 c_d - R0 c_r)/(tau_d - tau_r)`` with
-  ``c[i] = sum_t e_i[t] a^(t+1)``, and the new ``(D, R)`` are two more products (the three are
-  one product with ``[K, 3 N_post]`` post-side signals). The trace ``z`` is that of the block's
-  spikes from a zero state plus the closed-form decay of the carried trace, so under a seed
+  ``c[i] = sum_t e_i[t] a^(t+1)``, and the new ``(D, R)`` are two more products (three
+  ``[K, N_post]`` post-side signals against the same trace). The trace ``z`` is that of the
+  block's spikes from a zero state plus the closed-form decay of the carried trace, so under a seed
   ``vmap`` with shared inputs the input layer's trace and product are computed once.
 - event (``block_blocked(event=True)``): the dense form, except for the first layer,
   whose presynaptic spikes are the network's inputs: the PSP trace is a filtered spike train, so
@@ -358,7 +358,7 @@ def _layer_update(net, cfg, l, w, tr: LayerTraces, u, s_pre, s_post, e, *, event
     # lag[t] = K-1-t: weights of step t in the eligibility state at the block's end
     lag = jnp.arange(k - 1, -1, -1, dtype=u.dtype)[:, None]
     pows = jnp.concatenate([jnp.exp(lag * math.log(a_d)), jnp.exp(lag * math.log(a_r))], axis=1)
-    # post-side signals [e_rev sigma', sigma' a_d^lag, sigma' a_r^lag] ([K, 3 N_post]): m and the
+    # post-side signals (e_rev sigma', sigma' a_d^lag, sigma' a_r^lag) ([K, N_post] each): m and the
     # end-of-block eligibility are their products with the presynaptic trace
     if event:
         h, e_sums, adj_a0 = post_signals(
@@ -368,8 +368,7 @@ def _layer_update(net, cfg, l, w, tr: LayerTraces, u, s_pre, s_post, e, *, event
     else:
         post, e_sums, _ = post_signals(cfg.tau_rise, cfg.tau_decay, dt, e, sig_d, pows)
         pre_post, psp = dense_products(net.neuron, spk_d, tr.psp, post)
-    n_post = u.shape[1]
-    m_new, d_new, r_new = (pre_post[:, i * n_post : (i + 1) * n_post] for i in range(3))
+    m_new, d_new, r_new = pre_post
     # contribution of the eligibility carried in: lambda gets (D0 a_d^(t+1) - R0 a_r^(t+1)) span
     # the reverse filter's final state is sum_t a^t e[t]: summed in time order by a scan, so the
     # result does not depend on how XLA vectorises a reduction for a given seed-batch size
