@@ -143,7 +143,7 @@ def simulate(
     weights: Weights,
     inputs: Array,
     state: NetState | None = None,
-    input_layer_currents=input_currents,
+    layer_currents=(),
 ) -> tuple[NetState, Record]:
     """Simulate layer by layer (one matrix product per layer for all steps).
 
@@ -152,8 +152,8 @@ def simulate(
       weights: tuple of ``[N_l, N_{l+1}]`` arrays (V).
       inputs: ``[T, *B, N_0]`` input spikes (0/1 per step, dt = ``net.neuron.dt``).
       state: carried ``NetState`` (resting state if None).
-      input_layer_currents: ``(s, w) -> s @ w`` for the first layer (the dense product by
-        default; SuperSpike passes an event-driven one).
+      layer_currents: ``(s, w) -> s @ w`` per layer, for the first ``len(layer_currents)``
+        layers (the dense product for the others; SuperSpike passes event-driven ones).
 
     Returns:
       ``(final_state, Record)`` with per-layer spikes and membrane potentials ``[T, *B, N_l]``.
@@ -165,7 +165,7 @@ def simulate(
     layers, delays, spikes, us = [], [], [], []
     for l, (w, st, buf) in enumerate(zip(weights, state.layers, state.delay, strict=True)):
         s_in, buf = delay_line(buf, s)
-        cur = (input_layer_currents if l == 0 else input_currents)(s_in, w)
+        cur = (layer_currents[l] if l < len(layer_currents) else input_currents)(s_in, w)
         st, s, u = layer_scan(net.neuron, st, cur)
         layers.append(st)
         delays.append(buf)

@@ -175,6 +175,14 @@ def make_segment_fn(
     def one(s):
         return run_blocks(trainer, pattern_in, pattern_tgt, s, length)
 
+    # per-seed event lists under vmap would run every branch of their switch: input layer only
+    batched = dataclasses.replace(
+        trainer, superspike=dataclasses.replace(trainer.superspike, seed_batched=True)
+    )
+
+    def one_batched(s):
+        return run_blocks(batched, pattern_in, pattern_tgt, s, length)
+
     def local(state):
         if state.pos.shape[0] == 1:  # one seed: the one-seed program, without a seed axis
             new, metrics = one(jax.tree.map(lambda a: a[0], state))
@@ -184,7 +192,7 @@ def make_segment_fn(
         shared = _shared_leaves(state)
         axes = jax.tree.map(lambda keep: None if keep else 0, shared)
         unbatched = jax.tree.map(lambda a, keep: a[0] if keep else a, state, shared)
-        new, metrics = jax.vmap(one, in_axes=(axes,), out_axes=(axes, 0))(unbatched)
+        new, metrics = jax.vmap(one_batched, in_axes=(axes,), out_axes=(axes, 0))(unbatched)
         n = state.pos.shape[0]
         new = jax.tree.map(
             lambda a, keep: jnp.broadcast_to(a, (n, *a.shape)) if keep else a, new, shared

@@ -71,6 +71,7 @@ def post_signals(
     sig: Array,
     pows: Array,
     psp=None,
+    sig_fn=None,
 ):
     """The post-side signals ``post = (e_rev sig, sig pows[:, 0], sig pows[:, 1])`` (three
     ``[K, N]`` groups) and the reverse filter's final state, where ``e_rev = alpha^R * e`` (the
@@ -81,6 +82,9 @@ def post_signals(
     trace ``z`` of spikes ``s``. The PSP step (``z_syn += s; z = a z + c z_syn;
     z_syn *= a_s``) has the adjoint ``A[t] = post[t] + a A[t+1]``, ``B[t] = A[t] + a_s B[t+1]``,
     ``h = c B``; ``A[0]`` is returned too (a carried ``z_mem`` sees ``a A[0]``).
+
+    With ``sig_fn``, ``sig`` is the membrane potential and ``sig_fn(sig)`` the surrogate
+    derivative, evaluated in the loop instead of a separate pass over ``[K, N]``.
 
     Built inside the reverse filter's scan, so that a seed-vmapped block writes them time-major
     ``[K, seeds, N]``, ready for one product with a shared presynaptic trace. The groups stay
@@ -94,6 +98,8 @@ def post_signals(
     def step(carry, xs):
         st, adj = carry
         et, st_sig, pw = xs
+        if sig_fn is not None:
+            st_sig = sig_fn(st_sig)
         st, e_rev = double_exp_step(st, et, tau_rise, tau_decay, dt)
         out = (e_rev * st_sig, st_sig * pw[0], st_sig * pw[1])
         if psp is not None:

@@ -28,17 +28,18 @@ Routes, all exact (they agree to float rounding, tested):
   ``[K, N_post]`` post-side signals against the same trace). The trace ``z`` is that of the
   block's spikes from a zero state plus the closed-form decay of the carried trace, so under a seed
   ``vmap`` with shared inputs the input layer's trace and product are computed once.
-- event (``block_blocked(event=True)``): the dense form, except for the first layer,
-  whose presynaptic spikes are the network's inputs: the PSP trace is a filtered spike train, so
-  ``z^T @ post = s^T @ (epsilon^T post)``: the post-side signals are filtered backwards with
-  the adjoint of the PSP filter (in the same reverse scan that builds them) and summed over the
-  steps that carry input spikes only, ``O(K N_post + steps-with-spikes x N_pre x N_post)``
-  instead of ``O(K N_pre N_post)``. The steps are gathered into a list whose capacity is picked
-  per block (a ``lax.switch``); a block with more than ``max_spikes`` such steps falls back to
-  the dense sum, so it is always exact. The input currents ``s @ W`` of the first layer are
-  computed on the same steps only (:func:`ssjax.rules.blocked.event_currents`). Deeper layers
-  use the dense products: their presynaptic spikes are per seed, so under a seed ``vmap`` the
-  switch would run every branch.
+- event (``block_blocked(event_layers=n)``): the dense form, except for the first ``n``
+  layers: the PSP trace is a filtered spike train, so ``z^T @ post = s^T @ (epsilon^T post)``:
+  the post-side signals are filtered backwards with the adjoint of the PSP filter (in the same
+  reverse scan that builds them) and summed over the steps that carry presynaptic spikes only,
+  ``O(K N_post + steps-with-spikes x N_pre x N_post)`` instead of ``O(K N_pre N_post)``. The
+  steps are gathered into a list whose capacity is picked per block (a ``lax.switch``); a block
+  with more than ``max_spikes`` such steps falls back to the dense sum, so it is always exact.
+  The layer's input currents ``s @ W`` are computed on the same steps only
+  (:func:`ssjax.rules.blocked.event_currents`). ``method: event`` applies this to every layer,
+  except under a seed ``vmap`` (``seed_batched``): there the deeper layers' presynaptic spikes
+  are per seed and the switch would run every branch, so only the input layer (whose spikes
+  all seeds share) is event-driven.
 
 Output layer = gradient: for the output layer, with ``reset_grad=False``, the same surrogate,
 no Hebbian delay, no regulariser, and a block that starts with zero traces (PSP, eligibility)
@@ -109,10 +110,12 @@ class SuperSpikeConfig:
       (``hidden`` or ``all``); ``z`` jumps by 1 per spike and decays with ``het_tau`` (s).
     het_error_dependent: the reference code's error-dependent variant, which multiplies the
       regulariser by ``e_i^2`` (see :func:`_regulariser`).
-    method: ``dense`` (default), ``event`` (dense products, except event-driven input currents
-      and sums for the input layer: faster, equal to float rounding) or ``stepwise``.
+    method: ``dense`` (default), ``event`` (event-driven input currents and eligibility sums:
+      faster, equal to float rounding) or ``stepwise``.
     max_spikes: steps carrying presynaptic spikes, per block and layer, that the ``event``
       route gathers (>= 1); a block with more uses the dense sum.
+    seed_batched: set by :func:`ssjax.runner.make_segment_fn` when seeds run under ``vmap``;
+      ``event`` is then restricted to the input layer (see the module docstring).
     error: ``van_rossum`` (targets are spike trains: ``delta = S^ - S``) or ``window`` (targets
       are window annotations and ``delta`` the window-of-opportunity error spikes of
       :func:`ssjax.losses.window_error`, for classification tasks).
@@ -131,6 +134,7 @@ class SuperSpikeConfig:
     method: str = "dense"
     max_spikes: int = 4096
     error: str = "van_rossum"
+    seed_batched: bool = False
 
     def __post_init__(self):
         check_feedback(self.feedback)
@@ -336,10 +340,10 @@ def _delta(cfg: SuperSpikeConfig, targets: Array, out: Array, win: WindowState):
     return targets.astype(out.dtype) - out, win
 
 
-def _block_common(net, cfg, weights, feedback, inputs, targets, state: RuleState, event=False):
+def _block_common(net, cfg, weights, feedback, inputs, targets, state: RuleState, event_layers):
     """Simulate the block and compute everything the dense and event routes share."""
     dt = net.neuron.dt
-    currents = functools.partial(event_currents, cfg.max_spikes) if event else input_currents
+    currents = (functools.partial(event_currents, cfg.max_spikes),) * event_layers
     net_state, rec = simulate(net, weights, inputs, state.net, currents)
     delta, win = _delta(cfg, targets, rec.spikes[-1], state.win)
     e_out, err = double_exp_filter(delta, cfg.tau_rise, cfg.tau_decay, dt, state=state.err)
@@ -353,7 +357,11 @@ def _layer_update(net, cfg, l, w, tr: LayerTraces, u, s_pre, s_post, e, *, event
     dt, k = net.neuron.dt, u.shape[0]
     a_r, a_d = decay_factor(cfg.tau_rise, dt), decay_factor(cfg.tau_decay, dt)
     span = 1.0 / (cfg.tau_decay - cfg.tau_rise)
-    sig_d, sig_buf = delay_line(tr.sig_buf, _sigma_prime(net, cfg, u))
+    if tr.sig_buf.shape[0]:
+        sig_d, sig_buf = delay_line(tr.sig_buf, _sigma_prime(net, cfg, u))
+        sig_fn = None
+    else:  # no Hebbian delay: sigma'(u) is evaluated inside the reverse scan
+        sig_d, sig_buf, sig_fn = u, tr.sig_buf, functools.partial(_sigma_prime, net, cfg)
     spk_d, spk_buf = delay_line(tr.spk_buf, s_pre)
     # lag[t] = K-1-t: weights of step t in the eligibility state at the block's end
     lag = jnp.arange(k - 1, -1, -1, dtype=u.dtype)[:, None]
@@ -362,11 +370,13 @@ def _layer_update(net, cfg, l, w, tr: LayerTraces, u, s_pre, s_post, e, *, event
     # end-of-block eligibility are their products with the presynaptic trace
     if event:
         h, e_sums, adj_a0 = post_signals(
-            cfg.tau_rise, cfg.tau_decay, dt, e, sig_d, pows, psp=net.neuron
+            cfg.tau_rise, cfg.tau_decay, dt, e, sig_d, pows, psp=net.neuron, sig_fn=sig_fn
         )
         pre_post, psp = event_products(net.neuron, cfg.max_spikes, spk_d, tr.psp, h, adj_a0)
     else:
-        post, e_sums, _ = post_signals(cfg.tau_rise, cfg.tau_decay, dt, e, sig_d, pows)
+        post, e_sums, _ = post_signals(
+            cfg.tau_rise, cfg.tau_decay, dt, e, sig_d, pows, sig_fn=sig_fn
+        )
         pre_post, psp = dense_products(net.neuron, spk_d, tr.psp, post)
     m_new, d_new, r_new = pre_post
     # contribution of the eligibility carried in: lambda gets (D0 a_d^(t+1) - R0 a_r^(t+1)) span
@@ -384,13 +394,16 @@ def _layer_update(net, cfg, l, w, tr: LayerTraces, u, s_pre, s_post, e, *, event
     return m, LayerTraces(psp, elig, sig_buf, spk_buf, het)
 
 
-def block_blocked(net, cfg, weights, feedback, inputs, targets, state: RuleState, *, event=False):
-    """Exact blocked form (dense matrix products, or event-driven input layer with ``event=True``).
+def block_blocked(
+    net, cfg, weights, feedback, inputs, targets, state: RuleState, *, event_layers: int = 0
+):
+    """Exact blocked form: dense matrix products, except event-driven currents and sums for the
+    first ``event_layers`` layers.
 
     Same arguments and results as :func:`block_stepwise`.
     """
     net_state, err, win, rec, errs, arriving = _block_common(
-        net, cfg, weights, feedback, inputs, targets, state, event
+        net, cfg, weights, feedback, inputs, targets, state, event_layers
     )
     k, n_layers = inputs.shape[0], net.n_layers
     grads, layers = [], []
@@ -405,7 +418,7 @@ def block_blocked(net, cfg, weights, feedback, inputs, targets, state: RuleState
             arriving[l],
             rec.spikes[l],
             errs[l],
-            event=event and l == 0,
+            event=l < event_layers,
         )
         grads.append(_finish(m, k, _trains(cfg, l, n_layers)))
         layers.append(tr)
@@ -416,6 +429,9 @@ def superspike_grads(net, cfg, weights, feedback, inputs, targets, state: RuleSt
     """SuperSpike updates of one block by ``cfg.method``; ``(grads, state, aux)`` (optax sign)."""
     if cfg.method == "stepwise":
         return block_stepwise(net, cfg, weights, feedback, inputs, targets, state)
+    event_layers = 0
+    if cfg.method == "event":
+        event_layers = 1 if cfg.seed_batched else net.n_layers
     return block_blocked(
-        net, cfg, weights, feedback, inputs, targets, state, event=cfg.method == "event"
+        net, cfg, weights, feedback, inputs, targets, state, event_layers=event_layers
     )

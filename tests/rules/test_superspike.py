@@ -22,7 +22,12 @@ from ssjax.tasks.raster import frozen_poisson
 
 _stepwise = jax.jit(block_stepwise, static_argnums=(0, 1))
 _dense = jax.jit(block_blocked, static_argnums=(0, 1))
-_event = jax.jit(lambda *a: block_blocked(*a, event=True), static_argnums=(0, 1))
+_event = jax.jit(  # every layer event-driven (one seed, or seeds one after another)
+    lambda net, *a: block_blocked(net, *a, event_layers=net.n_layers), static_argnums=(0, 1)
+)
+_event_in = jax.jit(  # the input layer only (seeds under vmap)
+    lambda *a: block_blocked(*a, event_layers=1), static_argnums=(0, 1)
+)
 
 
 def _cos(a, b):
@@ -59,33 +64,40 @@ def test_stepwise_dense_event_agree_over_consecutive_blocks(
         cfg = SuperSpikeConfig(feedback=feedback, hebbian_delay=hdelay, max_spikes=64, **het)
         w = tuple(4 * a for a in init_weights(net, jax.random.PRNGKey(0), dtype))
         fb = init_feedback(jax.random.PRNGKey(1), net, feedback, dtype)
-        s_a = s_b = s_c = init_rule_state(net, cfg, dtype)
+        s_a = s_b = s_c = s_d = init_rule_state(net, cfg, dtype)
         tol = 1e-12 if x64 else 2e-5
         for x, y in _blocks(3, sizes[0], sizes[-1], dtype):
             g_a, s_a, aux = _stepwise(net, cfg, w, fb, x, y, s_a)
             g_b, s_b, _ = _dense(net, cfg, w, fb, x, y, s_b)
             g_c, s_c, _ = _event(net, cfg, w, fb, x, y, s_c)
+            g_d, s_d, _ = _event_in(net, cfg, w, fb, x, y, s_d)
             assert all(float(s.sum()) > 0 for s in aux.record.spikes)  # every layer active
             for l in range(net.n_layers):
                 scale = float(jnp.abs(g_a[l]).max())
                 assert scale > 0
                 np.testing.assert_allclose(g_b[l], g_a[l], rtol=0, atol=tol * scale)
                 np.testing.assert_allclose(g_c[l], g_b[l], rtol=0, atol=tol * scale)
+                np.testing.assert_allclose(g_d[l], g_b[l], rtol=0, atol=tol * scale)
             # carried states agree too (eligibility filters, traces, network)
-            jax.tree.map(
-                lambda p, q: np.testing.assert_allclose(p, q, rtol=tol, atol=tol * 1e-3), s_a, s_b
-            )
+            for s_x in (s_b, s_c, s_d):
+                jax.tree.map(
+                    lambda p, q: np.testing.assert_allclose(p, q, rtol=tol, atol=tol * 1e-3),
+                    s_a,
+                    s_x,
+                )
 
 
 def test_event_route_sparse_and_fallback_branches_match_dense():
     net = Network((60, 8, 2))
     w = tuple(4 * a for a in init_weights(net, jax.random.PRNGKey(2)))
     x, y = next(_blocks(1, 60, 2, jnp.float32))
-    n_rows = int((x.sum(1) > 0).sum())  # steps that carry input spikes
     st = init_rule_state(net, SuperSpikeConfig())
-    g_ref, _, _ = _dense(net, SuperSpikeConfig(), w, (), x, y, st)
-    # overflow -> dense fallback; just fits; room to spare (a smaller capacity of the ladder)
-    for cap in (n_rows // 4, n_rows, 4 * n_rows):
+    g_ref, _, aux = _dense(net, SuperSpikeConfig(), w, (), x, y, st)
+    # steps that carry presynaptic spikes, per layer
+    n_in, n_hid = (int((s.sum(1) > 0).sum()) for s in (x, aux.record.spikes[0]))
+    assert 0 < n_hid < n_in
+    # each layer: overflow -> dense fallback; just fits; room to spare (a smaller capacity)
+    for cap in (n_hid // 4, n_hid, n_in // 4, n_in, 4 * n_in):
         g, _, _ = _event(net, SuperSpikeConfig(max_spikes=cap), w, (), x, y, st)
         for l in range(2):
             np.testing.assert_allclose(g[l], g_ref[l], atol=2e-5 * float(jnp.abs(g_ref[l]).max()))
