@@ -79,7 +79,6 @@ from ssjax.network import (
     arriving_spikes,
     delay_line,
     init_state,
-    input_currents,
     network_step,
     simulate,
 )
