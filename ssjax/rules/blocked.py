@@ -72,6 +72,7 @@ def post_signals(
     pows: Array,
     psp=None,
     sig_fn=None,
+    pre=None,
 ):
     """The post-side signals ``post = (e_rev sig, sig pows[:, 0], sig pows[:, 1])`` (three
     ``[K, N]`` groups) and the reverse filter's final state, where ``e_rev = alpha^R * e`` (the
@@ -86,6 +87,10 @@ def post_signals(
     With ``sig_fn``, ``sig`` is the membrane potential and ``sig_fn(sig)`` the surrogate
     derivative, evaluated in the loop instead of a separate pass over ``[K, N]``.
 
+    With ``pre = (s, kern)`` (and ``psp``) nothing is written per step: the loop accumulates
+    ``sum_t s[t] h[t]^T`` per group and ``sum_t s[t] kern[t]^T`` and returns them in place of
+    ``h`` (see :func:`scan_products`). The adjoint state returned is ``(A[0], B[0])``.
+
     Built inside the reverse filter's scan, so that a seed-vmapped block writes them time-major
     ``[K, seeds, N]``, ready for one product with a shared presynaptic trace. The groups stay
     separate arrays: concatenated inside the loop, XLA:CPU selects an operand per element and
@@ -96,8 +101,8 @@ def post_signals(
         a_s = psp.syn_decay
 
     def step(carry, xs):
-        st, adj = carry
-        et, st_sig, pw = xs
+        st, adj, acc = carry
+        et, st_sig, pw = xs[:3]
         if sig_fn is not None:
             st_sig = sig_fn(st_sig)
         st, e_rev = double_exp_step(st, et, tau_rise, tau_decay, dt)
@@ -106,15 +111,25 @@ def post_signals(
             big_a = tuple(o + a_m * x for o, x in zip(out, adj[0], strict=True))
             big_b = tuple(x + a_s * y for x, y in zip(big_a, adj[1], strict=True))
             adj, out = (big_a, big_b), tuple(c * x for x in big_b)
-        return (st, adj), out
+        if pre is not None:
+            s_t, kern_t = xs[3:]
+            summed, fin = acc
+            summed = tuple(m + s_t[:, None] * h[None, :] for m, h in zip(summed, out, strict=True))
+            acc, out = (summed, fin + s_t[:, None] * kern_t[None, :]), None
+        return (st, adj, acc), out
 
     zeros = (jnp.zeros(e.shape[1:], e.dtype),) * 3
-    init = (double_exp_init(e.shape[1:], e.dtype), (zeros, zeros))
-    (sums, adj), post = jax.lax.scan(step, init, (e, sig, pows), reverse=True)
-    return post, sums, adj[0]
+    xs, acc = (e, sig, pows), None
+    if pre is not None:
+        n_pre = pre[0].shape[1]
+        acc = ((jnp.zeros((n_pre, e.shape[1]), e.dtype),) * 3, jnp.zeros((n_pre, 2), e.dtype))
+        xs = xs + tuple(pre)
+    init = (double_exp_init(e.shape[1:], e.dtype), (zeros, zeros), acc)
+    (sums, adj, acc), post = jax.lax.scan(step, init, xs, reverse=True)
+    return (post if pre is None else acc), sums, adj
 
 
-def dense_products(params, spikes: Array, psp0: tuple, post: tuple):
+def dense_products(params, spikes: Array, psp0: tuple, post: tuple, concat: bool = False):
     """``z^T @ p`` for each group ``p`` ``[K, P]`` of ``post``, for the PSP trace ``z`` of
     ``spikes`` ``[K, N_pre]`` started at ``psp0``.
 
@@ -122,7 +137,9 @@ def dense_products(params, spikes: Array, psp0: tuple, post: tuple):
     carried state (:func:`psp_filter_free`), so the spike part depends on the spikes alone:
     when every seed sees the same inputs, a seed-vmapped block computes the input layer's
     trace once, and each product is one matrix product over all seeds
-    (``[N_pre + 2, K] @ [K, seeds * P]``). Returns ``(tuple of [N_pre, P], final psp state)``.
+    (``[N_pre + 2, K] @ [K, seeds * P]``). ``concat``: one product with the groups side by side
+    (faster for a few narrow groups of one seed, where reading ``z`` dominates).
+    Returns ``(tuple of [N_pre, P], final psp state)``.
     """
     n_pre = spikes.shape[1]
     z, (syn, mem) = psp_filter_free(params, spikes)
@@ -131,7 +148,13 @@ def dense_products(params, spikes: Array, psp0: tuple, post: tuple):
     def carried(prod):
         return prod[:n_pre] + y0[:, None] * prod[n_pre][None] + m0[:, None] * prod[n_pre + 1][None]
 
-    pre_post = tuple(carried(jnp.matmul(z.T, p, precision=_HIGHEST)) for p in post)
+    widths = [p.shape[-1] for p in post]
+    if concat:
+        prod = jnp.matmul(z.T, jnp.concatenate(post, axis=-1), precision=_HIGHEST)
+        prods = jnp.split(prod, list(np.cumsum(widths)[:-1]), axis=-1)
+    else:
+        prods = [jnp.matmul(z.T, p, precision=_HIGHEST) for p in post]
+    pre_post = tuple(carried(p) for p in prods)
     psp = (
         syn[:n_pre] + y0 * syn[n_pre],
         mem[:n_pre] + y0 * mem[n_pre] + m0 * mem[n_pre + 1],
@@ -197,11 +220,10 @@ def event_products(params, max_rows: int, spikes: Array, psp0: tuple, h: tuple, 
     Returns ``(tuple of [N_pre, P], final psp state)``.
     """
     k = spikes.shape[0]
-    a_m, _, _ = params.membrane_coeffs()
     dtype = h[0].dtype
     s = spikes.astype(dtype)
     free = psp_free_response(params, k, dtype)
-    kern = jnp.stack([free[::-1, 2], free[::-1, 0]], axis=1)  # [K, 2]: what step j leaves
+    kern = _spike_kernel(free)
     cols = [g.shape[-1] for g in h]
     splits = list(np.cumsum(cols))
 
@@ -216,13 +238,47 @@ def event_products(params, max_rows: int, spikes: Array, psp0: tuple, h: tuple, 
         return [jnp.matmul(s.T, g, precision=_HIGHEST) for g in (*h, kern)]
 
     *summed, fin = on_spike_steps(spikes, max_rows, sparse, dense)
+    return _with_carried(params, free, summed, fin, psp0, [g[0] for g in h], adj_a0)
+
+
+def _with_carried(params, free, summed, fin, psp0, h0, adj_a0):
+    """Add the carried PSP trace ``(y0, m0)`` to the spike sums ``s^T h`` (``summed``) and
+    ``s^T kern`` (``fin``): it acts like a spike at step 0 (``y0 h[0]``) and a membrane state
+    seen as ``a A[0]``; and its closed-form decay to the final PSP state."""
+    a_m, _, _ = params.membrane_coeffs()
     y0, m0 = psp0
     pre_post = tuple(
-        p + y0[:, None] * g[0][None] + m0[:, None] * (a_m * a0)[None]
-        for p, g, a0 in zip(summed, h, adj_a0, strict=True)
+        p + y0[:, None] * g0[None] + m0[:, None] * (a_m * a0)[None]
+        for p, g0, a0 in zip(summed, h0, adj_a0, strict=True)
     )
     psp = (fin[:, 0] + y0 * free[-1, 2], fin[:, 1] + y0 * free[-1, 0] + m0 * free[-1, 1])
     return pre_post, psp
+
+
+def _spike_kernel(free: Array) -> Array:
+    """``[K, 2]``: what a spike at step ``j`` leaves in the PSP state at the block's end,
+    ``(z_syn, z_mem) = (a_s^(K-j), f(K-1-j))``, from :func:`psp_free_response`."""
+    return jnp.stack([free[::-1, 2], free[::-1, 0]], axis=1)
+
+
+def scan_products(params, spikes: Array, psp0: tuple, post_args: tuple, sig_fn=None):
+    """``z^T @ post`` as ``sum_t s[t] h[t]^T`` accumulated inside the reverse scan of
+    :func:`post_signals` (``post_args``: its ``(tau_rise, tau_decay, dt, e, sig, pows)``).
+
+    For layers so small that a matrix product costs more in layout changes than in arithmetic:
+    per seed under a seed ``vmap`` (e.g. 4 hidden neurons -> 1 output), ``[N_pre, K] @ [K, P]``
+    per seed is a batched product with transposes of ``[K, seeds, N]`` arrays, while the
+    accumulation is ``N_pre x 3 N_post`` multiply-adds per step and writes no ``[K, ...]``
+    array. ``spikes``: ``[K, N_pre]``. Returns ``((tuple of [N_pre, N_post], final psp state),
+    the reverse filter's final state)``.
+    """
+    k = spikes.shape[0]
+    e = post_args[3]
+    free = psp_free_response(params, k, e.dtype)
+    pre = (spikes.astype(e.dtype), _spike_kernel(free))
+    (summed, fin), sums, (a0, b0) = post_signals(*post_args, psp=params, sig_fn=sig_fn, pre=pre)
+    _, _, c = params.membrane_coeffs()
+    return _with_carried(params, free, summed, fin, psp0, [c * b for b in b0], a0), sums
 
 
 def psp_free_response(params, k: int, dtype) -> Array:

@@ -88,6 +88,7 @@ from ssjax.rules.blocked import (
     event_currents,
     event_products,
     post_signals,
+    scan_products,
 )
 from ssjax.rules.feedback import check_feedback, layer_errors
 
@@ -95,6 +96,9 @@ Array = jax.Array
 _HIGHEST = jax.lax.Precision.HIGHEST
 
 METHODS = ("dense", "event", "stepwise")
+# N_pre x 3 N_post up to which a layer's sums are accumulated in its reverse scan
+# (ssjax.rules.blocked.scan_products) instead of matrix products (measured, CPU)
+_TINY = 64
 
 
 @dataclasses.dataclass(frozen=True)
@@ -367,16 +371,17 @@ def _layer_update(net, cfg, l, w, tr: LayerTraces, u, s_pre, s_post, e, *, event
     pows = jnp.concatenate([jnp.exp(lag * math.log(a_d)), jnp.exp(lag * math.log(a_r))], axis=1)
     # post-side signals (e_rev sigma', sigma' a_d^lag, sigma' a_r^lag) ([K, N_post] each): m and the
     # end-of-block eligibility are their products with the presynaptic trace
+    post_args = (cfg.tau_rise, cfg.tau_decay, dt, e, sig_d, pows)
     if event:
-        h, e_sums, adj_a0 = post_signals(
-            cfg.tau_rise, cfg.tau_decay, dt, e, sig_d, pows, psp=net.neuron, sig_fn=sig_fn
-        )
-        pre_post, psp = event_products(net.neuron, cfg.max_spikes, spk_d, tr.psp, h, adj_a0)
+        h, e_sums, adj = post_signals(*post_args, psp=net.neuron, sig_fn=sig_fn)
+        pre_post, psp = event_products(net.neuron, cfg.max_spikes, spk_d, tr.psp, h, adj[0])
+    elif s_pre.shape[-1] * 3 * u.shape[-1] <= _TINY:
+        (pre_post, psp), e_sums = scan_products(net.neuron, spk_d, tr.psp, post_args, sig_fn)
     else:
-        post, e_sums, _ = post_signals(
-            cfg.tau_rise, cfg.tau_decay, dt, e, sig_d, pows, sig_fn=sig_fn
-        )
-        pre_post, psp = dense_products(net.neuron, spk_d, tr.psp, post)
+        post, e_sums, _ = post_signals(*post_args, sig_fn=sig_fn)
+        # measured on CPU: narrow groups of one seed share a product; seed-batched ones do not
+        concat = not cfg.seed_batched and 3 * u.shape[-1] <= 192
+        pre_post, psp = dense_products(net.neuron, spk_d, tr.psp, post, concat)
     m_new, d_new, r_new = pre_post
     # contribution of the eligibility carried in: lambda gets (D0 a_d^(t+1) - R0 a_r^(t+1)) span
     # the reverse filter's final state is sum_t a^t e[t]: summed in time order by a scan, so the

@@ -1,5 +1,6 @@
-"""Blocked products of SuperSpike: the PSP trace split, event-driven currents (the dense and
-event routes against the per-step rule are tested in test_superspike.py)."""
+"""Blocked products of SuperSpike: the PSP trace split, event-driven currents, and the three
+routes to ``z^T post`` against each other and against a direct sum (the routes against the
+per-step rule are tested in test_superspike.py)."""
 
 import jax
 import jax.numpy as jnp
@@ -8,7 +9,15 @@ import pytest
 
 from ssjax.network import input_currents
 from ssjax.neuron import LIFParams
-from ssjax.rules.blocked import event_currents, psp_filter, psp_filter_free
+from ssjax.rules.blocked import (
+    dense_products,
+    event_currents,
+    event_products,
+    post_signals,
+    psp_filter,
+    psp_filter_free,
+    scan_products,
+)
 from ssjax.rules.superspike import SuperSpikeConfig
 from ssjax.tasks.raster import frozen_poisson
 
@@ -50,3 +59,44 @@ def test_event_input_currents_equal_the_dense_product(rate):
     ws = jnp.stack([w, 2 * w, -w])
     got = jax.vmap(lambda wi: event_currents(cfg.max_spikes, s, wi))(ws)
     np.testing.assert_allclose(got[1], 2 * dense, rtol=0, atol=2 * tol)
+
+
+@pytest.mark.parametrize("n_pre,n_post", [(3, 2), (20, 5)])
+def test_product_routes_equal_the_direct_sum(n_pre, n_post):
+    """``z^T post`` and the final PSP state by the dense product, the event-driven sum, the sum
+    accumulated in the reverse scan and the groups side by side, against ``psp_filter`` and
+    ``post_signals`` combined directly, from a carried trace (y0, m0)."""
+    params, k = LIFParams(), 3000
+    keys = jax.random.split(jax.random.PRNGKey(11), 6)
+    s = (jax.random.uniform(keys[0], (k, n_pre)) < 0.01).astype(jnp.float32)
+    e = jax.random.normal(keys[1], (k, n_post))
+    sig = jax.random.uniform(keys[2], (k, n_post))
+    pows = jnp.exp(-jnp.arange(k - 1, -1, -1, dtype=jnp.float32)[:, None] / jnp.array([100, 50]))
+    psp0 = (
+        jax.random.uniform(keys[3], (n_pre,), maxval=2.0),
+        jax.random.uniform(keys[4], (n_pre,), maxval=0.5),
+    )
+    args = (5e-3, 10e-3, 1e-4, e, sig, pows)
+    post, sums, _ = post_signals(*args)
+    z, psp_ref = psp_filter(params, s, psp0)
+    ref = [np.asarray(z, np.float64).T @ np.asarray(p, np.float64) for p in post]
+    h, _, adj = post_signals(*args, psp=params)
+    routes = {
+        "dense": dense_products(params, s, psp0, post),
+        "dense side by side": dense_products(params, s, psp0, post, concat=True),
+        "event": event_products(params, 4096, s, psp0, h, adj[0]),
+        "event, dense fallback": event_products(params, 1, s, psp0, h, adj[0]),
+    }
+    (got, psp), sums_scan = scan_products(params, s, psp0, args)
+    routes["scan"] = (got, psp)
+    np.testing.assert_allclose(sums_scan.decay, sums.decay, rtol=1e-6)
+    for name, (got, psp) in routes.items():
+        for g, r in zip(got, ref, strict=True):
+            scale = np.abs(r).max()
+            assert scale > 0
+            np.testing.assert_allclose(g, r, rtol=0, atol=2e-5 * scale, err_msg=name)
+        for p, q in zip(psp, psp_ref, strict=True):
+            np.testing.assert_allclose(p, q, rtol=1e-5, atol=1e-7, err_msg=name)
+    # negative control: without the carried trace the sums differ
+    (bare, _), _ = scan_products(params, s, (0 * psp0[0], 0 * psp0[1]), args)
+    assert np.abs(np.asarray(bare[0]) - ref[0]).max() > 1e-3 * np.abs(ref[0]).max()
