@@ -227,7 +227,7 @@ def block_step(trainer: Trainer, pattern_in: Array, pattern_tgt: Array, state: T
         period0=period0,
         steps_seg=jnp.sum(onehot, axis=1, dtype=jnp.int32),
         sq_err_seg=seg_sum(sq),
-        spikes_seg=tuple(seg_sum(jnp.sum(s, -1)) for s in spikes),
+        spikes_seg=tuple(jnp.sum(seg_sum(s), -1) for s in spikes),
         ema=ema / norm,
         weight_norm=jnp.stack([jnp.linalg.norm(w) for w in weights]),
         update_norm=jnp.stack([jnp.linalg.norm(u) for u in updates]),

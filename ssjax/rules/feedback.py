@@ -28,7 +28,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from ssjax.network import Network, Weights
+from ssjax.network import Network, Weights, matmul
 
 Array = jax.Array
 
@@ -76,6 +76,6 @@ def layer_errors(e_out: Array, weights: Weights, feedback: tuple, kind: str) -> 
             e = jnp.zeros(e_out.shape[:-1] + (weights[l].shape[0],), e_out.dtype)
         else:
             f = weights[l] if kind == "symmetric" else feedback[l - 1]
-            e = jnp.matmul(errs[0], f.T, precision=jax.lax.Precision.HIGHEST)
+            e = matmul(errs[0], f.T)
         errs.insert(0, e)
     return tuple(errs)

@@ -343,10 +343,11 @@ def _delta(cfg: SuperSpikeConfig, targets: Array, out: Array, win: WindowState):
     return targets.astype(out.dtype) - out, win
 
 
-def _block_common(net, cfg, weights, feedback, inputs, targets, state: RuleState, event_layers):
-    """Simulate the block and compute everything the dense and event routes share."""
+def _block_common(net, cfg, weights, feedback, inputs, targets, state: RuleState, n_currents):
+    """Simulate the block (event-driven currents for the first ``n_currents`` layers) and compute
+    everything the dense and event routes share."""
     dt = net.neuron.dt
-    currents = (functools.partial(event_currents, cfg.max_spikes),) * event_layers
+    currents = (functools.partial(event_currents, cfg.max_spikes),) * n_currents
     net_state, rec = simulate(net, weights, inputs, state.net, currents)
     delta, win = _delta(cfg, targets, rec.spikes[-1], state.win)
     e_out, err = double_exp_filter(delta, cfg.tau_rise, cfg.tau_decay, dt, state=state.err)
@@ -399,15 +400,25 @@ def _layer_update(net, cfg, l, w, tr: LayerTraces, u, s_pre, s_post, e, *, event
 
 
 def block_blocked(
-    net, cfg, weights, feedback, inputs, targets, state: RuleState, *, event_layers: int = 0
+    net,
+    cfg,
+    weights,
+    feedback,
+    inputs,
+    targets,
+    state: RuleState,
+    *,
+    event_layers: int = 0,
+    event_inputs: bool = False,
 ):
     """Exact blocked form: dense matrix products, except event-driven currents and sums for the
-    first ``event_layers`` layers.
+    first ``event_layers`` layers; ``event_inputs``: event-driven input currents for the first
+    layer in any case.
 
     Same arguments and results as :func:`block_stepwise`.
     """
     net_state, err, win, rec, errs, arriving = _block_common(
-        net, cfg, weights, feedback, inputs, targets, state, event_layers
+        net, cfg, weights, feedback, inputs, targets, state, max(event_layers, int(event_inputs))
     )
     k, n_layers = inputs.shape[0], net.n_layers
     grads, layers = [], []
@@ -436,6 +447,15 @@ def superspike_grads(net, cfg, weights, feedback, inputs, targets, state: RuleSt
     event_layers = 0
     if cfg.method == "event":
         event_layers = 1 if cfg.seed_batched else net.n_layers
+    # seeds under vmap share the input spikes: one event list serves every seed's currents
     return block_blocked(
-        net, cfg, weights, feedback, inputs, targets, state, event_layers=event_layers
+        net,
+        cfg,
+        weights,
+        feedback,
+        inputs,
+        targets,
+        state,
+        event_layers=event_layers,
+        event_inputs=cfg.seed_batched,
     )
