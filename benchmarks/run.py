@@ -192,8 +192,9 @@ def _superspike_md(recs: list[dict]) -> list[str]:
         "Simulated seconds per wall second of one network (`sim-s/wall-s`; with 16 seeds, "
         "all seeds' simulated seconds are counted) and its inverse (`wall-s/sim-s`); "
         "`x per-step`: speed-up over the per-step reference form at the same size and seeds. "
-        "`blocks`: 0.5 s blocks per timed run (one `make_segment_fn` segment). Rates: mean "
-        "firing rate per layer (Hz).",
+        "`blocks`: 0.5 s blocks per timed run (one `make_segment_fn` segment). `batching` "
+        "of several seeds: `vmap` (one batched program) or `map` (the one-seed program per "
+        "seed, the CPU default of `ssjax train`). Rates: mean firing rate per layer (Hz).",
         "",
     ]
     rows = []
@@ -202,12 +203,14 @@ def _superspike_md(recs: list[dict]) -> list[str]:
         for r in recs
         if r.get("method") == "stepwise" and r["impl"] == "ssjax"
     }
+    # seeds under vmap (one batched program) or map (the one-seed program per seed)
     for r in recs:
         if r["impl"] != "ssjax":
             rows.append(
                 [
                     r["network"],
                     r["seeds"],
+                    "",
                     f"{r['impl']} ({r['method']})",
                     _f(r["sim_s_per_wall_s"]),
                     _f(r["wall_per_sim_s"]),
@@ -224,6 +227,7 @@ def _superspike_md(recs: list[dict]) -> list[str]:
             [
                 r["network"],
                 r["seeds"],
+                r.get("batching", "vmap") if r["seeds"] > 1 else "",
                 r["method"],
                 _f(r["sim_s_per_wall_s"]),
                 _f(r["wall_per_sim_s"]),
@@ -238,6 +242,7 @@ def _superspike_md(recs: list[dict]) -> list[str]:
         [
             "network",
             "seeds",
+            "batching",
             "method",
             "sim-s/wall-s",
             "wall-s/sim-s",

@@ -110,23 +110,38 @@ def time_run(
 
 
 def _plan(quick: bool):
-    """``(sizes, method, seeds, blocks, repeats)``: 4 blocks (2 s) a run, 1 where a block of all
-    seeds takes over a second (256 hidden units x 16 seeds), once for the per-step form there."""
+    """``(sizes, method, seeds, blocks, repeats, batching)``.
+
+    Blocks per timed run: 10 (5 s), so that the fixed cost of a call (fresh buffers, about
+    15 ms at 200-256-200) weighs as little as in a long run's segments; 4 for the per-step form
+    (its blocks take 0.5 s each) and for 16 seeds of 256 hidden units, where the per-step form
+    runs 1 block once. With several seeds the dense and event routes are timed under both
+    batchings (``map`` is what ``ssjax train`` runs on CPU).
+    """
     seeds_list = (1,) if quick else (1, 16)
     nets = NETWORKS[:2] if quick else NETWORKS
     for sizes in nets:
         for seeds in seeds_list:
             for method in METHODS:
                 heavy = len(sizes) > 2 and sizes[1] > 100 and seeds > 1
-                blocks = 1 if quick or heavy else 4
-                yield sizes, method, seeds, blocks, 1 if heavy and method == "stepwise" else None
+                stepwise = method == "stepwise"
+                if quick:
+                    blocks = 1
+                elif stepwise:
+                    blocks = 1 if heavy else 4
+                else:
+                    blocks = 4 if heavy else 10
+                repeats = 1 if heavy and stepwise else None
+                multi = seeds > 1 and method in ("dense", "event")
+                for batching in ("vmap", "map") if multi else ("vmap",):
+                    yield sizes, method, seeds, blocks, repeats, batching
 
 
 def run(quick: bool, repeats: int, log=print) -> list[dict]:
     """Suite ``superspike``: every network x seeds x method, plus the published C++ figure."""
     records = []
-    for sizes, method, seeds, blocks, rep in _plan(quick):
-        fig = time_run(sizes, method, seeds, blocks, rep or repeats)
+    for sizes, method, seeds, blocks, rep, batching in _plan(quick):
+        fig = time_run(sizes, method, seeds, blocks, rep or repeats, batching)
         records.append(
             {
                 "suite": "superspike",
@@ -137,7 +152,7 @@ def run(quick: bool, repeats: int, log=print) -> list[dict]:
             }
         )
         log(
-            f"superspike {net_name(sizes)} {method} x{seeds}: "
+            f"superspike {net_name(sizes)} {method} x{seeds} {batching}: "
             f"{fig['sim_s_per_wall_s']:.3g} sim-s/wall-s"
         )
     records.append(dict(AURYN))
