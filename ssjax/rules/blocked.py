@@ -191,16 +191,24 @@ def on_spike_steps(spikes: Array, max_rows: int, sparse, dense):
     return jax.lax.switch(index, [branch(c) for c in caps] + [dense])
 
 
-def event_currents(max_rows: int, s: Array, w: Array) -> Array:
+def event_currents(max_rows: int, s: Array, w: Array, gather: bool = False) -> Array:
     """``s @ w`` (``[K, N_pre] @ [N_pre, N]``) computed on the steps that carry spikes only
     (:func:`on_spike_steps`), written back into a zero ``[K, N]``; a block with too many such
     steps uses the dense product. Each step's current is the same dot product of its spike
     vector with ``w`` either way.
+
+    ``gather``: expand the list by a gather (step ``t`` reads entry ``cumsum(active)[t] - 1``)
+    instead of a scatter: under a seed ``vmap`` with shared spikes a scatter of per-seed rows
+    comes out seed-major and costs a transpose to time-major (measured, CPU).
     """
     k = s.shape[0]
 
     def sparse(rows, valid):
         vals = input_currents(s[jnp.minimum(rows, k - 1)], w)
+        if gather:
+            active = jnp.any(s != 0, axis=1)
+            entry = jnp.clip(jnp.cumsum(active) - 1, 0, rows.shape[0] - 1)
+            return jnp.where(active[:, None], vals[entry], 0.0)
         return jnp.zeros((k, w.shape[1]), w.dtype).at[rows].set(vals, mode="drop")  # pad: K
 
     return on_spike_steps(s, max_rows, sparse, lambda: input_currents(s, w))

@@ -347,7 +347,8 @@ def _block_common(net, cfg, weights, feedback, inputs, targets, state: RuleState
     """Simulate the block (event-driven currents for the first ``n_currents`` layers) and compute
     everything the dense and event routes share."""
     dt = net.neuron.dt
-    currents = (functools.partial(event_currents, cfg.max_spikes),) * n_currents
+    gather = cfg.seed_batched  # see event_currents
+    currents = (functools.partial(event_currents, cfg.max_spikes, gather=gather),) * n_currents
     net_state, rec = simulate(net, weights, inputs, state.net, currents)
     delta, win = _delta(cfg, targets, rec.spikes[-1], state.win)
     e_out, err = double_exp_filter(delta, cfg.tau_rise, cfg.tau_decay, dt, state=state.err)
