@@ -443,20 +443,11 @@ def block_blocked(
 
 def superspike_grads(net, cfg, weights, feedback, inputs, targets, state: RuleState):
     """SuperSpike updates of one block by ``cfg.method``; ``(grads, state, aux)`` (optax sign)."""
+    args = (net, cfg, weights, feedback, inputs, targets, state)
     if cfg.method == "stepwise":
-        return block_stepwise(net, cfg, weights, feedback, inputs, targets, state)
+        return block_stepwise(*args)
     event_layers = 0
     if cfg.method == "event":
         event_layers = 1 if cfg.seed_batched else net.n_layers
     # seeds under vmap share the input spikes: one event list serves every seed's currents
-    return block_blocked(
-        net,
-        cfg,
-        weights,
-        feedback,
-        inputs,
-        targets,
-        state,
-        event_layers=event_layers,
-        event_inputs=cfg.seed_batched,
-    )
+    return block_blocked(*args, event_layers=event_layers, event_inputs=cfg.seed_batched)
