@@ -378,8 +378,10 @@ NOTES = [
     "`norse.torch` never imports torchvision, so norse runs either way (torchvision was "
     "uninstalled here).",
     "- (b) Initial weights are the reference initialisation x3 so that every layer spikes; "
-    "rates are those of the timed run (the 16-seed runs of the 256-hidden networks time one "
-    "block, whose rates are higher than the 4-block average). The `auryn-cpp` row is the cost "
+    "rates are those of the timed run, the first `blocks` blocks from the same weights, so "
+    "runs of different lengths (the per-step form runs fewer) show different rates. Each "
+    "timed call also pays a fixed cost (fresh buffers: about 15 ms at 200-256-200), which a "
+    "long run's segments spread over many more blocks. The `auryn-cpp` row is the cost "
     "published for the authors' C++ code (3.3 wall s per simulated s, 200-256-200, one core), "
     "not measured here.",
 ]
