@@ -27,7 +27,11 @@ Routes, all exact (they agree to float rounding, tested):
   ``c[i] = sum_t e_i[t] a^(t+1)``, and the new ``(D, R)`` are two more products (three
   ``[K, N_post]`` post-side signals against the same trace). The trace ``z`` is that of the
   block's spikes from a zero state plus the closed-form decay of the carried trace, so under a seed
-  ``vmap`` with shared inputs the input layer's trace and product are computed once.
+  ``vmap`` with shared inputs the input layer's trace and product are computed once (and its
+  input currents from one list of spike steps). A layer with ``N_pre x 3 N_post <= 64``
+  accumulates the same sums inside its reverse scan instead
+  (:func:`ssjax.rules.blocked.scan_products`): a few neurons per seed make matrix products that
+  cost more in layout changes than in arithmetic.
 - event (``block_blocked(event_layers=n)``): the dense form, except for the first ``n``
   layers: the PSP trace is a filtered spike train, so ``z^T @ post = s^T @ (epsilon^T post)``:
   the post-side signals are filtered backwards with the adjoint of the PSP filter (in the same
