@@ -141,9 +141,10 @@ def input_currents(s_pre: Array, w: Array) -> Array:
 def matmul(x: Array, w: Array) -> Array:
     """``x @ w`` (``[..., M] @ [M, N]``) at full float precision.
 
-    With at most 8 contracted entries (``M``) it is written as ``M`` multiply-adds, summed in
-    index order: a few hidden neurons of many vmapped seeds make a batched product that XLA:CPU
-    transposes to seed-major and back, 10x slower than one elementwise pass (measured).
+    With at most 8 contracted entries (``M``) it is written as ``M`` multiply-adds, summed in a
+    fixed order (entries ``1 .. M-1``, then ``0``): a few hidden neurons of many vmapped seeds
+    make a batched product that XLA:CPU transposes to seed-major and back, 10x slower than one
+    elementwise pass (measured).
     """
     if x.shape[-1] <= 8:
         return sum(x[..., j : j + 1] * w[j] for j in range(1, x.shape[-1])) + x[..., :1] * w[0]

@@ -10,6 +10,7 @@ import pytest
 from ssjax.network import (
     Network,
     init_weights,
+    matmul,
     simulate,
     simulate_stepwise,
 )
@@ -121,3 +122,18 @@ def test_input_validation():
         simulate(net, (jnp.zeros((10, 4)),), jnp.zeros((5, 10)))
     with pytest.raises(ValueError, match="sizes"):
         Network((10,))
+
+
+@pytest.mark.parametrize("m", [1, 3, 8, 9, 40])  # multiply-adds up to 8 entries, then a product
+def test_matmul_equals_the_float64_product(m):
+    x = jax.random.normal(jax.random.PRNGKey(20), (50, 2, m))
+    w = jax.random.normal(jax.random.PRNGKey(21), (m, 5))
+    ref = np.asarray(x, np.float64) @ np.asarray(w, np.float64)
+    terms = np.abs(np.asarray(x, np.float64)) @ np.abs(np.asarray(w, np.float64))
+    got = matmul(x, w)
+    assert got.shape == (50, 2, 5)
+    np.testing.assert_array_less(np.abs(np.asarray(got) - ref), 1e-6 * terms + 1e-30)
+    # seeds under vmap (per-seed weights) give the same values
+    ws = jnp.stack([w, -2 * w])
+    got_v = jax.vmap(lambda wi: matmul(x, wi), out_axes=1)(ws)
+    np.testing.assert_allclose(got_v[:, 1], -2 * got, rtol=1e-6, atol=1e-6)

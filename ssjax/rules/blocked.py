@@ -167,16 +167,22 @@ def capacities(max_rows: int, k: int) -> list[int]:
     return sorted({min(max_rows, k, max(1, k >> i)) for i in range(1, 6)})
 
 
-def on_spike_steps(spikes: Array, max_rows: int, sparse, dense):
+def spike_steps(spikes: Array) -> Array:
+    """``[K]`` bool: the steps of ``spikes`` ``[K, N]`` that carry at least one spike."""
+    return jnp.any(spikes != 0, axis=1)
+
+
+def on_spike_steps(spikes: Array, max_rows: int, sparse, dense, active=None):
     """``sparse(rows, valid)`` on the steps of ``spikes`` ``[K, N]`` that carry a spike, or
     ``dense()`` when there are more of them than the largest capacity.
 
     The steps are gathered into the smallest capacity of :func:`capacities` that holds them (a
     ``lax.switch`` on the block's count): ``rows`` ``[cap]`` are their indices, padded with
     ``K``, and ``valid`` ``[cap]`` marks the real ones. The work follows the spike count.
+    ``active``: :func:`spike_steps` of ``spikes``, when the caller needs it too.
     """
     k = spikes.shape[0]
-    active = jnp.any(spikes != 0, axis=1)
+    active = spike_steps(spikes) if active is None else active
     n_rows = jnp.sum(active)
     caps = capacities(max_rows, k)
 
@@ -202,16 +208,16 @@ def event_currents(max_rows: int, s: Array, w: Array, gather: bool = False) -> A
     comes out seed-major and costs a transpose to time-major (measured, CPU).
     """
     k = s.shape[0]
+    active = spike_steps(s)
 
     def sparse(rows, valid):
         vals = input_currents(s[jnp.minimum(rows, k - 1)], w)
         if gather:
-            active = jnp.any(s != 0, axis=1)
             entry = jnp.clip(jnp.cumsum(active) - 1, 0, rows.shape[0] - 1)
             return jnp.where(active[:, None], vals[entry], 0.0)
         return jnp.zeros((k, w.shape[1]), w.dtype).at[rows].set(vals, mode="drop")  # pad: K
 
-    return on_spike_steps(s, max_rows, sparse, lambda: input_currents(s, w))
+    return on_spike_steps(s, max_rows, sparse, lambda: input_currents(s, w), active)
 
 
 def event_products(params, max_rows: int, spikes: Array, psp0: tuple, h: tuple, adj_a0: tuple):

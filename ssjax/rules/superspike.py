@@ -103,6 +103,8 @@ METHODS = ("dense", "event", "stepwise")
 # N_pre x 3 N_post up to which a layer's sums are accumulated in its reverse scan
 # (ssjax.rules.blocked.scan_products) instead of matrix products (measured, CPU)
 _TINY = 64
+# 3 N_post up to which one seed's three post-side groups share one product (measured, CPU)
+_NARROW = 192
 
 
 @dataclasses.dataclass(frozen=True)
@@ -386,7 +388,7 @@ def _layer_update(net, cfg, l, w, tr: LayerTraces, u, s_pre, s_post, e, *, event
     else:
         post, e_sums, _ = post_signals(*post_args, sig_fn=sig_fn)
         # measured on CPU: narrow groups of one seed share a product; seed-batched ones do not
-        concat = not cfg.seed_batched and 3 * u.shape[-1] <= 192
+        concat = not cfg.seed_batched and 3 * u.shape[-1] <= _NARROW
         pre_post, psp = dense_products(net.neuron, spk_d, tr.psp, post, concat)
     m_new, d_new, r_new = pre_post
     # contribution of the eligibility carried in: lambda gets (D0 a_d^(t+1) - R0 a_r^(t+1)) span
