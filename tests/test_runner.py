@@ -266,7 +266,7 @@ def test_seed_sharding_matches_one_device(tmp_path, n_dev):
             [sys.executable, "-c", code],
             capture_output=True,
             text=True,
-            env=dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=flags),
+            env=dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=flags, SSJAX_CPU_DEVICES="1"),
         )
         assert r.returncode == 0, r.stderr
         runs[name] = r.stdout

@@ -1,4 +1,5 @@
-"""The XLA:CPU setting ssjax applies at import (small while loops compiled as one function)."""
+"""The XLA:CPU settings ssjax applies at import (small while loops compiled as one function;
+one CPU device per core)."""
 
 import os
 import subprocess
@@ -25,6 +26,37 @@ def test_tune_cpu_respects_opt_out_and_user_options():
     mine = "--xla_backend_extra_options=xla_cpu_foo=1"
     env = {"XLA_FLAGS": mine}
     assert not _xla.tune_cpu(env) and env["XLA_FLAGS"] == mine
+
+
+def test_cpu_devices_one_per_core_unless_set():
+    env = {}
+    assert _xla.cpu_devices(env, cores=4) == 4
+    assert env["XLA_FLAGS"] == f"--{_xla.DEVICE_FLAG}=4"
+    env = {"XLA_FLAGS": "--xla_foo=1", "SSJAX_CPU_DEVICES": "3"}
+    assert _xla.cpu_devices(env, cores=4) == 3
+    assert env["XLA_FLAGS"] == f"--xla_foo=1 --{_xla.DEVICE_FLAG}=3"
+    # left alone: one core, one device asked for, the user's own count, or tuning off
+    for env in (
+        {},
+        {"SSJAX_CPU_DEVICES": "1"},
+        {"XLA_FLAGS": f"--{_xla.DEVICE_FLAG}=8"},
+        {"SSJAX_XLA_TUNING": "0"},
+    ):
+        before = dict(env)
+        assert _xla.cpu_devices(env, cores=1 if not env else 4) == 0 and env == before
+    for bad in ("0", "-2", "two", "1.5"):
+        with pytest.raises(ValueError, match="SSJAX_CPU_DEVICES"):
+            _xla.cpu_devices({"SSJAX_CPU_DEVICES": bad}, cores=4)
+
+
+@pytest.mark.parametrize("asked,expected", [("3", 3), ("1", 1)])
+def test_cpu_device_count_reaches_jax(asked, expected):
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    env.update(SSJAX_CPU_DEVICES=asked, JAX_PLATFORMS="cpu")
+    code = "import ssjax, jax; print(len(jax.devices()))"
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert int(r.stdout.split()[-1]) == expected
 
 
 _PROBE = """

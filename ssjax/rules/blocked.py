@@ -9,19 +9,22 @@ presynaptic PSP trace ``z`` ``[K, N_pre]`` against the post-side signals ``post`
   plus the closed-form decay of the carried state (:func:`psp_filter_free`); one matrix product.
   Because the spike part depends on the spikes alone, seeds that share their inputs (a seed
   ``vmap`` with the data position unbatched) compute it once.
-- event-driven (:func:`event_products`): ``z^T @ post = s^T @ (epsilon^T post)``, with the
+- event-driven (:func:`event_sums`): ``z^T @ post = s^T @ (epsilon^T post)``, with the
   adjoint of the PSP filter applied in the reverse scan that builds ``post``
-  (:func:`post_signals`), and the sum taken over the steps that carry presynaptic spikes only.
-  :func:`event_currents` does the same for a layer's input currents ``s @ W``.
+  (:func:`post_signals`), which keeps only the rows of the steps that carry presynaptic spikes,
+  and the sum taken over those steps. :func:`event_currents` does the same for a layer's input
+  currents ``s @ W``.
 
-Event lists have a capacity picked per block from a ladder (:func:`on_spike_steps`) with a
+Event lists have a capacity picked per block from a ladder (:func:`on_capacity`) with a
 ``lax.switch``; a block with more spike-carrying steps than the largest capacity uses the dense
-product, so both forms are always exact (they agree to float rounding, tested).
+route (a ``lax.cond``), so both forms are always exact (they agree to float rounding, tested).
 
 Reference: Zenke & Ganguli (2018), Methods; SUPERSPIKE.md 2.1.
 """
 
 from __future__ import annotations
+
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -73,6 +76,7 @@ def post_signals(
     psp=None,
     sig_fn=None,
     pre=None,
+    slots=None,
 ):
     """The post-side signals ``post = (e_rev sig, sig pows[:, 0], sig pows[:, 1])`` (three
     ``[K, N]`` groups) and the reverse filter's final state, where ``e_rev = alpha^R * e`` (the
@@ -90,6 +94,11 @@ def post_signals(
     With ``pre = (s, kern)`` (and ``psp``) nothing is written per step: the loop accumulates
     ``sum_t s[t] h[t]^T`` per group and ``sum_t s[t] kern[t]^T`` and returns them in place of
     ``h`` (see :func:`scan_products`). The adjoint state returned is ``(A[0], B[0])``.
+
+    With ``slots = (slot, size)`` (``slot`` ``[K]`` int) step ``t``'s row of each group is
+    written to row ``slot[t]`` of a ``[size, N]`` buffer (zeros where nothing is written) and
+    the buffers are returned in place of ``h``: the event route keeps only the steps that carry
+    presynaptic spikes, and points the others at one spare row (see :func:`event_sums`).
 
     Built inside the reverse filter's scan, so that a seed-vmapped block writes them time-major
     ``[K, seeds, N]``, ready for one product with a shared presynaptic trace. The groups stay
@@ -116,6 +125,12 @@ def post_signals(
             summed, fin = acc
             summed = tuple(m + s_t[:, None] * h[None, :] for m, h in zip(summed, out, strict=True))
             acc, out = (summed, fin + s_t[:, None] * kern_t[None, :]), None
+        elif slots is not None:
+            acc = tuple(
+                jax.lax.dynamic_update_index_in_dim(b, h, xs[3], 0)
+                for b, h in zip(acc, out, strict=True)
+            )
+            out = None
         return (st, adj, acc), out
 
     zeros = (jnp.zeros(e.shape[1:], e.dtype),) * 3
@@ -124,9 +139,13 @@ def post_signals(
         n_pre = pre[0].shape[1]
         acc = ((jnp.zeros((n_pre, e.shape[1]), e.dtype),) * 3, jnp.zeros((n_pre, 2), e.dtype))
         xs = xs + tuple(pre)
+    elif slots is not None:
+        slot, size = slots
+        acc = (jnp.zeros((size, *e.shape[1:]), e.dtype),) * 3
+        xs = xs + (slot,)
     init = (double_exp_init(e.shape[1:], e.dtype), (zeros, zeros), acc)
     (sums, adj, acc), post = jax.lax.scan(step, init, xs, reverse=True)
-    return (post if pre is None else acc), sums, adj
+    return (post if acc is None else acc), sums, adj
 
 
 def dense_products(params, spikes: Array, psp0: tuple, post: tuple, concat: bool = False):
@@ -172,29 +191,45 @@ def spike_steps(spikes: Array) -> Array:
     return jnp.any(spikes != 0, axis=1)
 
 
-def on_spike_steps(spikes: Array, max_rows: int, sparse, dense, active=None):
-    """``sparse(rows, valid)`` on the steps of ``spikes`` ``[K, N]`` that carry a spike, or
-    ``dense()`` when there are more of them than the largest capacity.
+def spike_slots(active: Array, size: int) -> Array:
+    """``[K]`` int: the position of each spike-carrying step (``active``) in the block's list,
+    ``size`` (a spare row) for the others; the row each step reads or writes in a compact
+    ``[size + 1, ...]`` buffer."""
+    return jnp.where(active, jnp.cumsum(active) - 1, size).astype(jnp.int32)
 
-    The steps are gathered into the smallest capacity of :func:`capacities` that holds them (a
-    ``lax.switch`` on the block's count): ``rows`` ``[cap]`` are their indices, padded with
-    ``K``, and ``valid`` ``[cap]`` marks the real ones. The work follows the spike count.
-    ``active``: :func:`spike_steps` of ``spikes``, when the caller needs it too.
+
+def on_capacity(active: Array, max_rows: int, fn):
+    """``fn(rows, valid)`` for the steps marked in ``active`` ``[K]``, listed in the smallest
+    capacity of :func:`capacities` that holds them (a ``lax.switch`` on the block's count):
+    ``rows`` ``[cap]`` are their indices in order, padded with ``K``, and ``valid`` ``[cap]``
+    marks the real ones. The caller checks that the count fits the largest capacity.
     """
-    k = spikes.shape[0]
-    active = spike_steps(spikes) if active is None else active
+    k = active.shape[0]
     n_rows = jnp.sum(active)
     caps = capacities(max_rows, k)
 
     def branch(cap):
         def run():
             (rows,) = jnp.nonzero(active, size=cap, fill_value=k)
-            return sparse(rows, jnp.arange(cap) < n_rows)
+            return fn(rows, jnp.arange(cap) < n_rows)
 
         return run
 
     index = jnp.sum(n_rows > jnp.asarray(caps))  # first capacity that holds the block
-    return jax.lax.switch(index, [branch(c) for c in caps] + [dense])
+    return jax.lax.switch(index, [branch(c) for c in caps])
+
+
+def on_spike_steps(spikes: Array, max_rows: int, sparse, dense, active=None):
+    """``sparse(rows, valid)`` on the steps of ``spikes`` ``[K, N]`` that carry a spike
+    (:func:`on_capacity`), or ``dense()`` when there are more of them than the largest
+    capacity. The work follows the spike count. ``active``: :func:`spike_steps` of ``spikes``,
+    when the caller needs it too.
+    """
+    active = spike_steps(spikes) if active is None else active
+    size = capacities(max_rows, spikes.shape[0])[-1]
+    return jax.lax.cond(
+        jnp.sum(active) <= size, lambda: on_capacity(active, max_rows, sparse), dense
+    )
 
 
 def event_currents(max_rows: int, s: Array, w: Array, gather: bool = False) -> Array:
@@ -205,7 +240,9 @@ def event_currents(max_rows: int, s: Array, w: Array, gather: bool = False) -> A
 
     ``gather``: expand the list by a gather (step ``t`` reads entry ``cumsum(active)[t] - 1``)
     instead of a scatter: under a seed ``vmap`` with shared spikes a scatter of per-seed rows
-    comes out seed-major and costs a transpose to time-major (measured, CPU).
+    comes out seed-major and costs a transpose to time-major (measured, CPU). Reading the list
+    from the layer's scan instead (a compact table and a row index per step) was no faster for
+    one seed and 1.4x slower for 64 seeds under ``vmap`` (measured, CPU).
     """
     k = s.shape[0]
     active = spike_steps(s)
@@ -220,39 +257,57 @@ def event_currents(max_rows: int, s: Array, w: Array, gather: bool = False) -> A
     return on_spike_steps(s, max_rows, sparse, lambda: input_currents(s, w), active)
 
 
-def event_products(params, max_rows: int, spikes: Array, psp0: tuple, h: tuple, adj_a0: tuple):
-    """``z^T @ post`` as ``s^T @ h`` summed over the steps that carry presynaptic spikes.
+def event_sums(params, max_rows: int, spikes: Array, psp0: tuple, post_args: tuple, sig_fn=None):
+    """``z^T @ post`` as ``s^T @ h`` summed over the steps that carry presynaptic spikes only.
 
-    ``h = epsilon^T post`` and ``adj_a0`` come from :func:`post_signals` (groups ``[K, P]``);
-    ``spikes``: ``[K, N_pre]``. The sum runs over the steps with a spike only
-    (:func:`on_spike_steps`; a block with too many uses the dense ``s^T h``, so the result is
-    always exact): inputs at 5 Hz put a spike in about one step in ten for 200 inputs at
-    dt = 0.1 ms. The carried trace ``(y0, m0)`` acts like a spike at step 0 (``y0``) and a
-    membrane state seen as ``a A[0]`` (``m0``). The final PSP state is the sum, over the same
-    steps, of what each spike at step ``j`` leaves, ``(a_s^(K-j), f(K-1-j))`` with ``f`` the
-    one-spike trace (:func:`psp_free_response`), plus the carried state's closed-form decay.
-    Returns ``(tuple of [N_pre, P], final psp state)``.
+    ``h = epsilon^T post`` (:func:`post_signals` with the PSP adjoint; ``post_args``: its
+    ``(tau_rise, tau_decay, dt, e, sig, pows)``); ``spikes``: ``[K, N_pre]``. Inputs at 5 Hz put
+    a spike in about one step in ten for 200 inputs at dt = 0.1 ms, so the reverse scan writes
+    only those steps' rows, in order, into buffers of the largest capacity of
+    :func:`capacities` (every other step into one spare row): a third of the time of writing
+    ``[K, N]`` groups at N = 256 (measured, CPU), and no gather afterwards. The product then
+    runs over the smallest capacity that holds the block (a ``lax.switch``). A block with more
+    such steps than the largest capacity takes the dense route instead (a ``lax.cond``: the
+    full-length scan and ``s^T h``), so the result is always exact. The carried trace
+    ``(y0, m0)`` acts like a spike at step 0 (``y0``) and a membrane state seen as ``a A[0]``
+    (``m0``). The final PSP state is the sum, over the same steps, of what each spike at step
+    ``j`` leaves, ``(a_s^(K-j), f(K-1-j))`` with ``f`` the one-spike trace
+    (:func:`psp_free_response`), plus the carried state's closed-form decay.
+    Returns ``((tuple of [N_pre, P], final psp state), the reverse filter's final state)``.
     """
     k = spikes.shape[0]
-    dtype = h[0].dtype
+    dtype = post_args[3].dtype
     s = spikes.astype(dtype)
     free = psp_free_response(params, k, dtype)
     kern = _spike_kernel(free)
-    cols = [g.shape[-1] for g in h]
-    splits = list(np.cumsum(cols))
+    active = spike_steps(spikes)
+    n_rows = jnp.sum(active)
+    size = capacities(max_rows, k)[-1]
+    signals = functools.partial(post_signals, *post_args, psp=params, sig_fn=sig_fn)
 
-    def sparse(rows, valid):
-        rows = jnp.minimum(rows, k - 1)
-        s_rows = jnp.where(valid[:, None], s[rows], 0.0).T
+    def products(s_t, groups):
+        cols = np.cumsum([g.shape[-1] for g in groups])[:-1]
         # the gathered rows are few: one product over all groups
-        rhs = jnp.concatenate([g[rows] for g in h] + [kern[rows]], axis=1)
-        return jnp.split(jnp.matmul(s_rows, rhs, precision=_HIGHEST), splits, axis=1)
+        prod = jnp.matmul(s_t, jnp.concatenate(groups, axis=1), precision=_HIGHEST)
+        return jnp.split(prod, list(cols), axis=1)
+
+    def compact():
+        rows_h, sums, (a0, b0) = signals(slots=(spike_slots(active, size), size + 1))
+
+        def gathered(rows, valid):
+            rows = jnp.minimum(rows, k - 1)
+            s_rows = jnp.where(valid[:, None], s[rows], 0.0).T
+            return products(s_rows, [g[: rows.shape[0]] for g in rows_h] + [kern[rows]])
+
+        return on_capacity(active, max_rows, gathered), sums, a0, b0
 
     def dense():
-        return [jnp.matmul(s.T, g, precision=_HIGHEST) for g in (*h, kern)]
+        h, sums, (a0, b0) = signals()
+        return [jnp.matmul(s.T, g, precision=_HIGHEST) for g in (*h, kern)], sums, a0, b0
 
-    *summed, fin = on_spike_steps(spikes, max_rows, sparse, dense)
-    return _with_carried(params, free, summed, fin, psp0, [g[0] for g in h], adj_a0)
+    (*summed, fin), sums, a0, b0 = jax.lax.cond(n_rows <= size, compact, dense)
+    _, _, c = params.membrane_coeffs()
+    return _with_carried(params, free, summed, fin, psp0, [c * b for b in b0], a0), sums
 
 
 def _with_carried(params, free, summed, fin, psp0, h0, adj_a0):

@@ -90,7 +90,7 @@ from ssjax.neuron import psp_trace_step
 from ssjax.rules.blocked import (
     dense_products,
     event_currents,
-    event_products,
+    event_sums,
     post_signals,
     scan_products,
 )
@@ -381,8 +381,9 @@ def _layer_update(net, cfg, l, w, tr: LayerTraces, u, s_pre, s_post, e, *, event
     # end-of-block eligibility are their products with the presynaptic trace
     post_args = (cfg.tau_rise, cfg.tau_decay, dt, e, sig_d, pows)
     if event:
-        h, e_sums, adj = post_signals(*post_args, psp=net.neuron, sig_fn=sig_fn)
-        pre_post, psp = event_products(net.neuron, cfg.max_spikes, spk_d, tr.psp, h, adj[0])
+        (pre_post, psp), e_sums = event_sums(
+            net.neuron, cfg.max_spikes, spk_d, tr.psp, post_args, sig_fn
+        )
     elif s_pre.shape[-1] * 3 * u.shape[-1] <= _TINY:
         (pre_post, psp), e_sums = scan_products(net.neuron, spk_d, tr.psp, post_args, sig_fn)
     else:

@@ -12,11 +12,12 @@ from ssjax.neuron import LIFParams
 from ssjax.rules.blocked import (
     dense_products,
     event_currents,
-    event_products,
+    event_sums,
     post_signals,
     psp_filter,
     psp_filter_free,
     scan_products,
+    spike_slots,
 )
 from ssjax.rules.superspike import SuperSpikeConfig
 from ssjax.tasks.raster import frozen_poisson
@@ -44,6 +45,11 @@ def test_psp_trace_from_carried_state_is_spike_part_plus_free_decay():
     np.testing.assert_allclose(z[:, n + 1], a**t, rtol=1e-4, atol=1e-9)
     # negative control: the carried state matters
     assert float(jnp.abs(z[:, :n] - z_ref).max()) > 0.1
+
+
+def test_spike_slots_list_the_spike_steps_in_order():
+    active = jnp.array([False, True, False, True, True, False])
+    np.testing.assert_array_equal(spike_slots(active, 5), [5, 0, 5, 1, 2, 5])
 
 
 @pytest.mark.parametrize("rate", [5.0, 50.0, 3000.0])  # sparse list, larger list, dense fallback
@@ -82,13 +88,16 @@ def test_product_routes_equal_the_direct_sum(n_pre, n_post):
     post, sums, _ = post_signals(*args)
     z, psp_ref = psp_filter(params, s, psp0)
     ref = [np.asarray(z, np.float64).T @ np.asarray(p, np.float64) for p in post]
-    h, _, adj = post_signals(*args, psp=params)
     routes = {
         "dense": dense_products(params, s, psp0, post),
         "dense side by side": dense_products(params, s, psp0, post, concat=True),
-        "event": event_products(params, 4096, s, psp0, h, adj[0]),
-        "event, dense fallback": event_products(params, 1, s, psp0, h, adj[0]),
     }
+    # event: the list fits the largest capacity (compact rows) or overflows (dense fallback)
+    n_steps = int(jnp.sum(jnp.any(s != 0, axis=1)))
+    assert 10 < n_steps < 1000
+    for name, cap in (("event", 4096), ("event, dense fallback", n_steps - 1)):
+        routes[name], sums_event = event_sums(params, cap, s, psp0, args)
+        np.testing.assert_allclose(sums_event.decay, sums.decay, rtol=1e-6, err_msg=name)
     (got, psp), sums_scan = scan_products(params, s, psp0, args)
     routes["scan"] = (got, psp)
     np.testing.assert_allclose(sums_scan.decay, sums.decay, rtol=1e-6)
