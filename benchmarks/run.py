@@ -194,7 +194,9 @@ def _superspike_md(recs: list[dict]) -> list[str]:
         "`x per-step`: speed-up over the per-step reference form at the same size and seeds. "
         "`blocks`: 0.5 s blocks per timed run (one `make_segment_fn` segment). `batching` "
         "of several seeds: `vmap` (one batched program) or `map` (the one-seed program per "
-        "seed, the CPU default of `ssjax train`). Rates: mean firing rate per layer (Hz).",
+        "seed, the CPU default of `ssjax train`); `devices`: CPU devices the seeds are "
+        "sharded over (`import ssjax` makes one per core, `SSJAX_CPU_DEVICES`). Rates: mean "
+        "firing rate per layer (Hz).",
         "",
     ]
     rows = []
@@ -210,6 +212,7 @@ def _superspike_md(recs: list[dict]) -> list[str]:
                 [
                     r["network"],
                     r["seeds"],
+                    "",
                     "",
                     f"{r['impl']} ({r['method']})",
                     _f(r["sim_s_per_wall_s"]),
@@ -228,6 +231,7 @@ def _superspike_md(recs: list[dict]) -> list[str]:
                 r["network"],
                 r["seeds"],
                 r.get("batching", "vmap") if r["seeds"] > 1 else "",
+                r.get("devices", 1),
                 r["method"],
                 _f(r["sim_s_per_wall_s"]),
                 _f(r["wall_per_sim_s"]),
@@ -243,6 +247,7 @@ def _superspike_md(recs: list[dict]) -> list[str]:
             "network",
             "seeds",
             "batching",
+            "devices",
             "method",
             "sim-s/wall-s",
             "wall-s/sim-s",
@@ -291,6 +296,7 @@ def _seeds_md(recs: list[dict]) -> list[str]:
         [
             r["seeds"],
             r.get("batching", "vmap"),
+            r.get("devices", 1),
             r["blocks"],
             _f(r["wall_s"], ".4f"),
             f"{1e3 * r['wall_per_seed_s']:.2f}",
@@ -305,6 +311,7 @@ def _seeds_md(recs: list[dict]) -> list[str]:
         [
             "seeds",
             "batching",
+            "devices",
             "blocks",
             "wall s",
             "ms per seed",

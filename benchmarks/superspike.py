@@ -21,7 +21,7 @@ import numpy as np
 from benchmarks.timing import memory_only, time_jax
 from ssjax.network import Network
 from ssjax.rules.superspike import SuperSpikeConfig
-from ssjax.runner import init_states, make_segment_fn, seed_mesh
+from ssjax.runner import init_states, make_segment_fn, seed_mesh, shard_state
 from ssjax.tasks.raster import frozen_poisson
 from ssjax.train import Trainer
 
@@ -87,8 +87,9 @@ def time_run(
     """Compile and time ``blocks`` blocks of ``seeds`` seeds; a record's figures."""
     trainer = trainer_for(sizes, method)
     x, y = task(sizes)
-    st = states(trainer, seeds)
-    fn = make_segment_fn(trainer, x, y, seed_mesh(seeds), blocks, batching)
+    mesh = seed_mesh(seeds)  # as in ssjax train: seeds sharded over the CPU devices (cores)
+    st = shard_state(states(trainer, seeds), mesh)
+    fn = make_segment_fn(trainer, x, y, mesh, blocks, batching)
     r = time_jax(fn, (st,), repeats, jitted=True)
     _, metrics = fn(st)
     sim_s = blocks * trainer.t_b
@@ -96,6 +97,7 @@ def time_run(
         "sizes": list(sizes),
         "seeds": seeds,
         "batching": batching,
+        "devices": int(mesh.devices.size),
         "blocks": blocks,
         "block_steps": BLOCK,
         "dt": DT,
