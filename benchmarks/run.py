@@ -367,7 +367,9 @@ NOTES = [
     "xla_cpu_small_while_loop_byte_threshold=1000000` to `XLA_FLAGS` (unless the user sets "
     "extra options or `SSJAX_XLA_TUNING=0`; see `ssjax/_xla.py`), so that time scans compile "
     "as one loop instead of dispatching each step's kernels. Every JAX implementation of this "
-    "run (ssjax, plain-jax, spyx) ran under it.",
+    "run (ssjax, plain-jax, spyx) ran under it. It also asks for one CPU device per usable "
+    "core (`SSJAX_CPU_DEVICES`), over which (b) and (d) shard their seeds as `ssjax train` "
+    "does (`devices` column); one seed, and every BPTT step of (a), runs on one device.",
     "- Fairness of (a): every implementation computes the input projection for all steps as "
     "one matrix product before its time loop (spyx's `Sequential` would apply it inside the "
     "scan). ssjax and plain-jax are the same model (equal losses and gradients, tested); the "
