@@ -47,6 +47,7 @@ def quick_run(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow  # the quick suite takes 40 s: run by .ci/run after the default suite
 def test_quick_run_writes_records(quick_run):
     records = json.loads((quick_run / "results.json").read_text())
     assert isinstance(records, list) and records
@@ -73,6 +74,7 @@ def test_quick_run_writes_records(quick_run):
             assert r["wall_per_seed_s"] == pytest.approx(r["wall_s"] / r["seeds"])
 
 
+@pytest.mark.slow
 def test_quick_run_writes_report(quick_run):
     md = (quick_run / "results.md").read_text()
     assert "machine:" in md and "load average" in md and "jax 0." in md

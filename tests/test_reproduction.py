@@ -41,11 +41,13 @@ def xor_results(tmp_path_factory):
     }
 
 
+@pytest.mark.slow  # 100 s: run by .ci/run after the default suite
 def test_fig5_symmetric_and_random_feedback_solve_xor(xor_results):
     assert np.sum(xor_results["symmetric"] >= 0.99) == 4
     assert np.sum(xor_results["random"] >= 0.99) >= 3
 
 
+@pytest.mark.slow  # 100 s: run by .ci/run after the default suite
 def test_fig5_no_hidden_layer_cannot_and_uniform_is_worst(xor_results):
     assert np.all(xor_results["no_hidden"] < 0.6)  # XOR is not linearly separable
     assert np.median(xor_results["uniform"]) < np.median(xor_results["random"])
