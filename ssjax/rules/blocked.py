@@ -257,7 +257,46 @@ def event_currents(max_rows: int, s: Array, w: Array, gather: bool = False) -> A
     return on_spike_steps(s, max_rows, sparse, lambda: input_currents(s, w), active)
 
 
-def event_sums(params, max_rows: int, spikes: Array, psp0: tuple, post_args: tuple, sig_fn=None):
+def per_spike(s_t: Array, rhs: Array, precision=_HIGHEST) -> Array:
+    """``s_t @ rhs`` (``[N_pre, R] @ [R, C]``) for a sparse ``s_t`` whose columns (listed
+    steps) mostly hold one unit spike: those rows of ``rhs`` are added to their neuron's sum
+    (a ``segment_sum``, ``R x C`` additions instead of ``N_pre x R x C`` multiply-adds); the
+    other columns (several spikes, or a count other than 1) go through a product over a list of
+    capacity ``R/8``, or over all columns when there are more (a ``lax.cond``). Exact: the
+    same terms, summed in another order.
+    """
+    n_pre, r = s_t.shape
+    s_rows = s_t.T
+    nz = s_rows != 0
+    n_nz = jnp.sum(nz, axis=1)
+    single = (n_nz == 1) & (jnp.sum(s_rows, axis=1) == 1)
+    # index of the one spike; rows that are not single go to an extra segment, dropped
+    idx = jnp.sum(jnp.where(nz, jnp.arange(n_pre), 0), axis=1)
+    total = jax.ops.segment_sum(rhs, jnp.where(single, idx, n_pre), n_pre + 1)[:n_pre]
+    rest = (n_nz > 0) & ~single
+    n_rest = jnp.sum(rest)
+    cap = max(1, r // 8)
+
+    def few():
+        (rows,) = jnp.nonzero(rest, size=cap, fill_value=0)
+        s_few = jnp.where((jnp.arange(cap) < n_rest)[:, None], s_rows[rows], 0.0)
+        return jnp.matmul(s_few.T, rhs[rows], precision=precision)
+
+    def many():
+        return jnp.matmul(jnp.where(rest[:, None], s_rows, 0.0).T, rhs, precision=precision)
+
+    return total + jax.lax.cond(n_rest <= cap, few, many)
+
+
+def event_sums(
+    params,
+    max_rows: int,
+    spikes: Array,
+    psp0: tuple,
+    post_args: tuple,
+    sig_fn=None,
+    segment: bool = False,
+):
     """``z^T @ post`` as ``s^T @ h`` summed over the steps that carry presynaptic spikes only.
 
     ``h = epsilon^T post`` (:func:`post_signals` with the PSP adjoint; ``post_args``: its
@@ -273,6 +312,10 @@ def event_sums(params, max_rows: int, spikes: Array, psp0: tuple, post_args: tup
     (``m0``). The final PSP state is the sum, over the same steps, of what each spike at step
     ``j`` leaves, ``(a_s^(K-j), f(K-1-j))`` with ``f`` the one-spike trace
     (:func:`psp_free_response`), plus the carried state's closed-form decay.
+    ``segment``: sum the listed rows per spike (:func:`per_spike`) instead of a product: the
+    listed steps mostly carry one spike among ``N_pre``, so the product multiplies mostly
+    zeros. Not under a seed ``vmap``, where the rows are per seed and one product with the
+    shared spikes serves every seed.
     Returns ``((tuple of [N_pre, P], final psp state), the reverse filter's final state)``.
     """
     k = spikes.shape[0]
@@ -285,18 +328,18 @@ def event_sums(params, max_rows: int, spikes: Array, psp0: tuple, post_args: tup
     size = capacities(max_rows, k)[-1]
     signals = functools.partial(post_signals, *post_args, psp=params, sig_fn=sig_fn)
 
-    def products(s_t, groups):
+    def products(s_rows, groups):
         cols = np.cumsum([g.shape[-1] for g in groups])[:-1]
-        # the gathered rows are few: one product over all groups
-        prod = jnp.matmul(s_t, jnp.concatenate(groups, axis=1), precision=_HIGHEST)
-        return jnp.split(prod, list(cols), axis=1)
+        rhs = jnp.concatenate(groups, axis=1)  # the listed rows are few: one sum for all groups
+        total = (per_spike if segment else jnp.matmul)(s_rows.T, rhs, precision=_HIGHEST)
+        return jnp.split(total, list(cols), axis=1)
 
     def compact():
         rows_h, sums, (a0, b0) = signals(slots=(spike_slots(active, size), size + 1))
 
         def gathered(rows, valid):
             rows = jnp.minimum(rows, k - 1)
-            s_rows = jnp.where(valid[:, None], s[rows], 0.0).T
+            s_rows = jnp.where(valid[:, None], s[rows], 0.0)
             return products(s_rows, [g[: rows.shape[0]] for g in rows_h] + [kern[rows]])
 
         return on_capacity(active, max_rows, gathered), sums, a0, b0

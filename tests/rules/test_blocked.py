@@ -13,6 +13,7 @@ from ssjax.rules.blocked import (
     dense_products,
     event_currents,
     event_sums,
+    per_spike,
     post_signals,
     psp_filter,
     psp_filter_free,
@@ -69,6 +70,27 @@ def test_event_input_currents_equal_the_dense_product(rate):
         np.testing.assert_allclose(got[2], -dense, rtol=0, atol=tol)
 
 
+@pytest.mark.parametrize("p_multi", [0.05, 0.5])  # few multi-spike columns; more than R/8
+def test_per_spike_sum_equals_the_product(p_multi):
+    """Columns with one unit spike summed per spike, the rest (several spikes, a count of 2,
+    empty padding) by a product over a short list or, with too many, over all columns."""
+    n_pre, r, c = 30, 200, 7
+    keys = jax.random.split(jax.random.PRNGKey(21), 5)
+    one = jax.nn.one_hot(jax.random.randint(keys[0], (r,), 0, n_pre), n_pre)
+    extra = jax.random.uniform(keys[1], (r, n_pre)) < p_multi / n_pre * 2
+    s_rows = one + extra * (jax.random.uniform(keys[2], (r, 1)) < 0.5)  # some columns: 2+
+    s_rows = s_rows.at[3, :].set(0.0).at[5].set(2.0 * one[5])  # an empty column, a count of 2
+    rhs = jax.random.normal(keys[3], (r, c))
+    ref = np.asarray(s_rows, np.float64).T @ np.asarray(rhs, np.float64)
+    n_rest = int(jnp.sum((jnp.sum(s_rows != 0, 1) > 1) | (jnp.sum(s_rows, 1) > 1)))
+    assert (n_rest <= r // 8) == (p_multi < 0.1) and n_rest > 0  # which branch runs
+    got = per_spike(s_rows.T, rhs)
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-5 * np.abs(ref).max())
+    # negative control: the per-spike part alone misses the multi-spike columns
+    single = (jnp.sum(s_rows != 0, 1) == 1) & (jnp.sum(s_rows, 1) == 1)
+    assert np.abs(np.asarray(per_spike((s_rows * single[:, None]).T, rhs)) - ref).max() > 1e-3
+
+
 @pytest.mark.parametrize("n_pre,n_post", [(3, 2), (20, 5)])
 def test_product_routes_equal_the_direct_sum(n_pre, n_post):
     """``z^T post`` and the final PSP state by the dense product, the event-driven sum, the sum
@@ -95,8 +117,12 @@ def test_product_routes_equal_the_direct_sum(n_pre, n_post):
     # event: the list fits the largest capacity (compact rows) or overflows (dense fallback)
     n_steps = int(jnp.sum(jnp.any(s != 0, axis=1)))
     assert 10 < n_steps < 1000
-    for name, cap in (("event", 4096), ("event, dense fallback", n_steps - 1)):
-        routes[name], sums_event = event_sums(params, cap, s, psp0, args)
+    for name, cap, seg in (
+        ("event", 4096, False),
+        ("event, per spike", 4096, True),
+        ("event, dense fallback", n_steps - 1, False),
+    ):
+        routes[name], sums_event = event_sums(params, cap, s, psp0, args, segment=seg)
         np.testing.assert_allclose(sums_event.decay, sums.decay, rtol=1e-6, err_msg=name)
     (got, psp), sums_scan = scan_products(params, s, psp0, args)
     routes["scan"] = (got, psp)

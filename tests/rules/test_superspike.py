@@ -10,6 +10,7 @@ import pytest
 
 from ssjax.network import Network, init_weights
 from ssjax.neuron import LIFParams
+from ssjax.rules import superspike
 from ssjax.rules.bptt import bptt_grad
 from ssjax.rules.feedback import init_feedback, layer_errors
 from ssjax.rules.superspike import (
@@ -88,17 +89,19 @@ def test_stepwise_dense_event_agree_over_consecutive_blocks(
                 )
 
 
-def test_event_route_sparse_and_fallback_branches_match_dense():
-    net = Network((60, 8, 2))
+@pytest.mark.parametrize("n_in", [60, 130])  # 130: the input layer sums per spike
+def test_event_route_sparse_and_fallback_branches_match_dense(n_in):
+    net = Network((n_in, 8, 2))
     w = tuple(4 * a for a in init_weights(net, jax.random.PRNGKey(2)))
-    x, y = next(_blocks(1, 60, 2, jnp.float32))
+    x, y = next(_blocks(1, n_in, 2, jnp.float32))
     st = init_rule_state(net, SuperSpikeConfig())
     g_ref, _, aux = _dense(net, SuperSpikeConfig(), w, (), x, y, st)
     # steps that carry presynaptic spikes, per layer
-    n_in, n_hid = (int((s.sum(1) > 0).sum()) for s in (x, aux.record.spikes[0]))
-    assert 0 < n_hid < n_in
+    n_steps, n_hid = (int((s.sum(1) > 0).sum()) for s in (x, aux.record.spikes[0]))
+    assert 0 < n_hid < n_steps
+    assert (n_in >= superspike._PER_SPIKE) == (n_in == 130)  # which sum the input layer takes
     # each layer: overflow -> dense fallback; just fits; room to spare (a smaller capacity)
-    for cap in (n_hid // 4, n_hid, n_in // 4, n_in, 4 * n_in):
+    for cap in (n_hid // 4, n_hid, n_steps // 4, n_steps, 4 * n_steps):
         g, _, _ = _event(net, SuperSpikeConfig(max_spikes=cap), w, (), x, y, st)
         for l in range(2):
             np.testing.assert_allclose(g[l], g_ref[l], atol=2e-5 * float(jnp.abs(g_ref[l]).max()))
