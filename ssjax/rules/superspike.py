@@ -40,7 +40,10 @@ Routes, all exact (they agree to float rounding, tested):
   steps are gathered into a list whose capacity is picked per block (a ``lax.switch``); a block
   with more than ``max_spikes`` such steps falls back to the dense sum, so it is always exact.
   The layer's input currents ``s @ W`` are computed on the same steps only
-  (:func:`ssjax.rules.blocked.event_currents`). ``method: event`` applies this to every layer,
+  (:func:`ssjax.rules.blocked.event_currents`). The reverse scan writes only the listed steps'
+  rows; for a presynaptic layer of at least ``_PER_SPIKE`` neurons, the listed rows that carry
+  one spike are added to that neuron's sum instead of a product over mostly zeros
+  (:func:`ssjax.rules.blocked.per_spike`). ``method: event`` applies this to every layer,
   except under a seed ``vmap`` (``seed_batched``): there the deeper layers' presynaptic spikes
   are per seed and the switch would run every branch, so only the input layer (whose spikes
   all seeds share) is event-driven.
