@@ -257,16 +257,15 @@ def event_currents(max_rows: int, s: Array, w: Array, gather: bool = False) -> A
     return on_spike_steps(s, max_rows, sparse, lambda: input_currents(s, w), active)
 
 
-def per_spike(s_t: Array, rhs: Array, precision=_HIGHEST) -> Array:
-    """``s_t @ rhs`` (``[N_pre, R] @ [R, C]``) for a sparse ``s_t`` whose columns (listed
-    steps) mostly hold one unit spike: those rows of ``rhs`` are added to their neuron's sum
-    (a ``segment_sum``, ``R x C`` additions instead of ``N_pre x R x C`` multiply-adds); the
-    other columns (several spikes, or a count other than 1) go through a product over a list of
-    capacity ``R/8``, or over all columns when there are more (a ``lax.cond``). Exact: the
-    same terms, summed in another order.
+def per_spike(s_rows: Array, rhs: Array) -> Array:
+    """``s_rows^T @ rhs`` (``[R, N_pre]``, ``[R, C]`` -> ``[N_pre, C]``) for sparse ``s_rows``
+    whose rows (listed steps) mostly hold one unit spike: those rows of ``rhs`` are added to
+    their neuron's sum (a ``segment_sum``, ``R x C`` additions instead of ``N_pre x R x C``
+    multiply-adds); the other rows (several spikes, or a count other than 1) go through a
+    product over a list of capacity ``R/8``, or over all rows when there are more (a
+    ``lax.cond``). Exact: the same terms, summed in another order.
     """
-    n_pre, r = s_t.shape
-    s_rows = s_t.T
+    r, n_pre = s_rows.shape
     nz = s_rows != 0
     n_nz = jnp.sum(nz, axis=1)
     single = (n_nz == 1) & (jnp.sum(s_rows, axis=1) == 1)
@@ -280,10 +279,10 @@ def per_spike(s_t: Array, rhs: Array, precision=_HIGHEST) -> Array:
     def few():
         (rows,) = jnp.nonzero(rest, size=cap, fill_value=0)
         s_few = jnp.where((jnp.arange(cap) < n_rest)[:, None], s_rows[rows], 0.0)
-        return jnp.matmul(s_few.T, rhs[rows], precision=precision)
+        return jnp.matmul(s_few.T, rhs[rows], precision=_HIGHEST)
 
     def many():
-        return jnp.matmul(jnp.where(rest[:, None], s_rows, 0.0).T, rhs, precision=precision)
+        return jnp.matmul(jnp.where(rest[:, None], s_rows, 0.0).T, rhs, precision=_HIGHEST)
 
     return total + jax.lax.cond(n_rest <= cap, few, many)
 
@@ -331,7 +330,10 @@ def event_sums(
     def products(s_rows, groups):
         cols = np.cumsum([g.shape[-1] for g in groups])[:-1]
         rhs = jnp.concatenate(groups, axis=1)  # the listed rows are few: one sum for all groups
-        total = (per_spike if segment else jnp.matmul)(s_rows.T, rhs, precision=_HIGHEST)
+        if segment:
+            total = per_spike(s_rows, rhs)
+        else:
+            total = jnp.matmul(s_rows.T, rhs, precision=_HIGHEST)
         return jnp.split(total, list(cols), axis=1)
 
     def compact():

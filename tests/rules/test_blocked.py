@@ -84,11 +84,11 @@ def test_per_spike_sum_equals_the_product(p_multi):
     ref = np.asarray(s_rows, np.float64).T @ np.asarray(rhs, np.float64)
     n_rest = int(jnp.sum((jnp.sum(s_rows != 0, 1) > 1) | (jnp.sum(s_rows, 1) > 1)))
     assert (n_rest <= r // 8) == (p_multi < 0.1) and n_rest > 0  # which branch runs
-    got = per_spike(s_rows.T, rhs)
+    got = per_spike(s_rows, rhs)
     np.testing.assert_allclose(got, ref, rtol=0, atol=1e-5 * np.abs(ref).max())
     # negative control: the per-spike part alone misses the multi-spike columns
     single = (jnp.sum(s_rows != 0, 1) == 1) & (jnp.sum(s_rows, 1) == 1)
-    assert np.abs(np.asarray(per_spike((s_rows * single[:, None]).T, rhs)) - ref).max() > 1e-3
+    assert np.abs(np.asarray(per_spike(s_rows * single[:, None], rhs)) - ref).max() > 1e-3
 
 
 @pytest.mark.parametrize("n_pre,n_post", [(3, 2), (20, 5)])
