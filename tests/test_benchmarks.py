@@ -16,6 +16,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks import bptt  # noqa: E402
+from ssjax.runner import seed_mesh  # noqa: E402
 
 SIZE_KEYS = {
     "bptt": ("workload", "T", "batch", "n_in", "hidden", "n_out"),
@@ -72,6 +73,8 @@ def test_quick_run_writes_records(quick_run):
     for r in records:
         if r["suite"] == "seeds":
             assert r["wall_per_seed_s"] == pytest.approx(r["wall_s"] / r["seeds"])
+            # seeds sharded as ssjax train shards them (one CPU device per core)
+            assert r["devices"] == seed_mesh(r["seeds"]).devices.size
 
 
 @pytest.mark.slow
