@@ -31,6 +31,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from ssjax._scan import overwrite_scan
+
 Array = jax.Array
 
 
@@ -122,6 +124,7 @@ def double_exp_filter(
     *,
     state: DoubleExpState | None = None,
     reverse: bool = False,
+    overwrite: bool = False,
 ) -> tuple[Array, DoubleExpState]:
     """Filter ``[T, ...]`` along axis 0 with the unit-integral kernel ``alpha`` (see module doc).
 
@@ -131,6 +134,8 @@ def double_exp_filter(
     Args:
       x: ``[T, ...]`` input; tau_rise < tau_decay and dt in seconds.
       state: carried filter state (zeros if None).
+      overwrite: write ``y`` into ``x``'s buffer (:func:`ssjax._scan.overwrite_scan`), for code
+        that is not differentiated; bit-identical.
 
     Returns:
       ``(y, final_state)``; ``y`` has the shape of ``x`` and units of ``x`` per second.
@@ -140,7 +145,8 @@ def double_exp_filter(
     def step(s, xt):
         return double_exp_step(s, xt, tau_rise, tau_decay, dt)
 
-    sT, ys = jax.lax.scan(step, s0, x, reverse=reverse)
+    scan = overwrite_scan if overwrite else jax.lax.scan
+    sT, ys = scan(step, s0, x, reverse=reverse)
     return ys, sT
 
 

@@ -28,6 +28,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from ssjax._scan import overwrite_scan
 from ssjax.neuron import LIFParams, LIFState, lif_init, lif_step
 
 Array = jax.Array
@@ -122,8 +123,24 @@ def delay_line(buffer: Array, s: Array) -> tuple[Array, Array]:
     return full[: s.shape[0]], full[s.shape[0] :]
 
 
-def layer_scan(params: LIFParams, state: LIFState, x: Array) -> tuple[LIFState, Array, Array]:
-    """Run one LIF layer over precomputed inputs ``x`` ``[T, *B, N]``; returns ``(state, s, u)``."""
+def layer_scan(
+    params: LIFParams, state: LIFState, x: Array, *, overwrite: bool = False
+) -> tuple[LIFState, Array, Array]:
+    """Run one LIF layer over precomputed inputs ``x`` ``[T, *B, N]``; returns ``(state, s, u)``.
+
+    ``overwrite``: the potentials overwrite ``x`` row by row (:func:`ssjax._scan.overwrite_scan`)
+    and the spikes are recomputed from them afterwards, ``s = H(u - theta)`` exactly as
+    :func:`ssjax.neuron.lif_step` decides them, so the results are bit-identical; faster on
+    CPU, for code that is not differentiated (SuperSpike's blocked routes).
+    """
+    if overwrite:
+
+        def step_u(st, xt):
+            st, _, u = lif_step(params, st, xt)
+            return st, u
+
+        state, u = overwrite_scan(step_u, state, x)
+        return state, params.surrogate(u - params.theta), u
 
     def step(st, xt):
         st, s, u = lif_step(params, st, xt)
@@ -157,6 +174,8 @@ def simulate(
     inputs: Array,
     state: NetState | None = None,
     layer_currents=(),
+    *,
+    overwrite: bool = False,
 ) -> tuple[NetState, Record]:
     """Simulate layer by layer (one matrix product per layer for all steps).
 
@@ -167,6 +186,8 @@ def simulate(
       state: carried ``NetState`` (resting state if None).
       layer_currents: ``(s, w) -> s @ w`` per layer, for the first ``len(layer_currents)``
         layers (the dense product for the others; SuperSpike passes event-driven ones).
+      overwrite: each layer's potentials overwrite its input currents in place
+        (:func:`layer_scan`); bit-identical, for code that is not differentiated.
 
     Returns:
       ``(final_state, Record)`` with per-layer spikes and membrane potentials ``[T, *B, N_l]``.
@@ -179,7 +200,7 @@ def simulate(
     for l, (w, st, buf) in enumerate(zip(weights, state.layers, state.delay, strict=True)):
         s_in, buf = delay_line(buf, s)
         cur = (layer_currents[l] if l < len(layer_currents) else input_currents)(s_in, w)
-        st, s, u = layer_scan(net.neuron, st, cur)
+        st, s, u = layer_scan(net.neuron, st, cur, overwrite=overwrite)
         layers.append(st)
         delays.append(buf)
         spikes.append(s)

@@ -208,7 +208,7 @@ def block_step(trainer: Trainer, pattern_in: Array, pattern_tgt: Array, state: T
     period0 = state.pos // period
     seg = (state.pos + jnp.arange(k)) // period - period0
     norm = alpha_sq_sum(trainer.superspike.tau_rise, trainer.superspike.tau_decay, dt)
-    sq = e_out * e_out * (dt / norm)
+    sq = e_out * e_out  # the same product as the moving average's (one pass, shared)
     ema = moving_average_cost(e_out, dt, tau=trainer.ema_tau, state=state.ema)
     if trainer.superspike.error == "window":
         ended, correct, outcome = window_outcome(spikes[-1], y, state.outcome)
@@ -226,7 +226,7 @@ def block_step(trainer: Trainer, pattern_in: Array, pattern_tgt: Array, state: T
     metrics = BlockMetrics(
         period0=period0,
         steps_seg=jnp.sum(onehot, axis=1, dtype=jnp.int32),
-        sq_err_seg=seg_sum(sq),
+        sq_err_seg=seg_sum(sq) * (dt / norm),
         spikes_seg=tuple(jnp.sum(seg_sum(s), -1) for s in spikes),
         ema=ema / norm,
         weight_norm=jnp.stack([jnp.linalg.norm(w) for w in weights]),

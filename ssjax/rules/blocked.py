@@ -232,27 +232,25 @@ def on_spike_steps(spikes: Array, max_rows: int, sparse, dense, active=None):
     )
 
 
-def event_currents(max_rows: int, s: Array, w: Array, gather: bool = False) -> Array:
+def event_currents(max_rows: int, s: Array, w: Array) -> Array:
     """``s @ w`` (``[K, N_pre] @ [N_pre, N]``) computed on the steps that carry spikes only
-    (:func:`on_spike_steps`), written back into a zero ``[K, N]``; a block with too many such
-    steps uses the dense product. Each step's current is the same dot product of its spike
-    vector with ``w`` either way.
+    (:func:`on_spike_steps`); a block with too many such steps uses the dense product. Each
+    step's current is the same dot product of its spike vector with ``w`` either way.
 
-    ``gather``: expand the list by a gather (step ``t`` reads entry ``cumsum(active)[t] - 1``)
-    instead of a scatter: under a seed ``vmap`` with shared spikes a scatter of per-seed rows
-    comes out seed-major and costs a transpose to time-major (measured, CPU). Reading the list
-    from the layer's scan instead (a compact table and a row index per step) was no faster for
-    one seed and 1.4x slower for 64 seeds under ``vmap`` (measured, CPU).
+    The list is expanded to ``[K, N]`` by a gather (step ``t`` reads entry
+    ``cumsum(active)[t] - 1``, zero where ``t`` has no spike): one pass, where a scatter into
+    zeros needs a fill first, and under a seed ``vmap`` with shared spikes a scatter of per-seed
+    rows comes out seed-major and costs a transpose to time-major (measured, CPU). Reading the
+    list from the layer's scan instead (a compact table and a row index per step) was no faster
+    for one seed and 1.4x slower for 64 seeds under ``vmap`` (measured, CPU).
     """
     k = s.shape[0]
     active = spike_steps(s)
 
     def sparse(rows, valid):
         vals = input_currents(s[jnp.minimum(rows, k - 1)], w)
-        if gather:
-            entry = jnp.clip(jnp.cumsum(active) - 1, 0, rows.shape[0] - 1)
-            return jnp.where(active[:, None], vals[entry], 0.0)
-        return jnp.zeros((k, w.shape[1]), w.dtype).at[rows].set(vals, mode="drop")  # pad: K
+        entry = jnp.clip(jnp.cumsum(active) - 1, 0, rows.shape[0] - 1)
+        return jnp.where(active[:, None], vals[entry], 0.0)
 
     return on_spike_steps(s, max_rows, sparse, lambda: input_currents(s, w), active)
 

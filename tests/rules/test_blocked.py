@@ -62,12 +62,11 @@ def test_event_input_currents_equal_the_dense_product(rate):
     tol = 1e-6 * float(jnp.abs(dense).max())  # the same dot products, summed in another order
     assert tol > 0
     np.testing.assert_allclose(event_currents(cfg.max_spikes, s, w), dense, rtol=0, atol=tol)
-    # seeds sharing the inputs: one gathered list, every seed's weights; scatter or gather
+    # seeds sharing the inputs: one gathered list, every seed's weights
     ws = jnp.stack([w, 2 * w, -w])
-    for gather in (False, True):
-        got = jax.vmap(lambda wi, g=gather: event_currents(cfg.max_spikes, s, wi, g))(ws)
-        np.testing.assert_allclose(got[1], 2 * dense, rtol=0, atol=2 * tol)
-        np.testing.assert_allclose(got[2], -dense, rtol=0, atol=tol)
+    got = jax.vmap(lambda wi: event_currents(cfg.max_spikes, s, wi))(ws)
+    np.testing.assert_allclose(got[1], 2 * dense, rtol=0, atol=2 * tol)
+    np.testing.assert_allclose(got[2], -dense, rtol=0, atol=tol)
 
 
 @pytest.mark.parametrize("p_multi", [0.05, 0.5])  # few multi-spike columns; more than R/8
