@@ -63,6 +63,8 @@ def test_every_condition_validates_quick_and_full(name):
     if name == "oxford":
         full = runs["symmetric"][False]
         assert full.task.target_id_offset == 1 and full.run.duration == 1022.0
+        # the long demo runs the event-driven route, the quick one alike
+        assert full.rule.method == runs["symmetric"][True].rule.method == "event"
     if name == "fig1":
         fixed = runs["fixed_1e-5"][True].optimizer
         assert (fixed.name, fixed.r0) == ("fixed", 1e-5)
