@@ -68,6 +68,7 @@ def test_01_quickstart(in_tmp):
         assert (in_tmp / png).stat().st_size > 0
 
 
+@pytest.mark.slow  # 21 s: run by .ci/run after the default suite
 def test_02_feedback_strategies(in_tmp):
     ns = run_notebook("02_feedback_strategies")
     feedbacks = ("symmetric", "random", "uniform", "none")

@@ -123,6 +123,7 @@ def test_outputs_summary_logs_and_plots(tmp_path):
     assert saved["final"]["feedback_all_negative"] == negative
 
 
+@pytest.mark.slow  # 45 s (three training processes): run by .ci/run after the default suite
 def test_sigkill_then_resume_is_bit_identical(tmp_path):
     path = _cfg(tmp_path, SMALL.replace("duration: 3.0", "duration: 30.0"))
     ref = tmp_path / "ref"
