@@ -54,6 +54,7 @@ def test_fig5_no_hidden_layer_cannot_and_uniform_is_worst(xor_results):
     assert np.median(xor_results["uniform"]) < np.median(xor_results["no_hidden"])
 
 
+@pytest.mark.slow  # 17 s: run by .ci/run after the default suite
 def test_fig2_silent_start_learns_the_five_spikes(tmp_path):
     report = run_figure(
         "fig2", quick=True, seeds=4, out=tmp_path, progress=False, log=lambda m: None

@@ -253,6 +253,7 @@ def test_nan_skip_policy_keeps_training(tmp_path):
 
 
 @pytest.mark.parametrize("n_dev", [4])
+@pytest.mark.slow  # 21 s (a 4-device subprocess): run by .ci/run after the default suite
 def test_seed_sharding_matches_one_device(tmp_path, n_dev):
     # map: each device runs the one-seed program on its seeds, so the results are bit-identical
     path = _cfg(tmp_path, SMALL.replace("seeds: 3,", "seeds: 4, seed_batching: map,"))
@@ -278,6 +279,7 @@ def test_seed_sharding_matches_one_device(tmp_path, n_dev):
     jax.tree.map(np.testing.assert_array_equal, a, b)
 
 
+@pytest.mark.slow  # 14 s: run by .ci/run after the default suite
 def test_xor_classification_run_reports_accuracy(tmp_path):
     text = """
 network: {sizes: [30, 3, 2]}
@@ -314,6 +316,7 @@ def test_window_accuracy_hand_checkable():
     np.testing.assert_allclose(window_accuracy(net, weights, x, code), [0.4, 0.2, 0.0])
 
 
+@pytest.mark.slow  # 12 s: run by .ci/run after the default suite
 def test_randman_run_reports_heldout_accuracy(tmp_path):
     text = """
 network: {sizes: [8, 4, 3]}
