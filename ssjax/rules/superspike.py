@@ -363,7 +363,7 @@ def _block_common(net, cfg, weights, feedback, inputs, targets, state: RuleState
     currents = (functools.partial(event_currents, cfg.max_spikes),) * n_currents
     # the simulation is not differentiated, so the scans may write their outputs over their
     # inputs; not under a seed vmap, where the carried [seeds, K, N] arrays are seed-major and
-    # 64 seeds of 100-4-1 ran 1.2x slower (measured, CPU)
+    # 64 seeds of 100-4-1 ran 1.1-1.2x slower (measured, CPU)
     overwrite = not cfg.seed_batched
     net_state, rec = simulate(net, weights, inputs, state.net, currents, overwrite=overwrite)
     delta, win = _delta(cfg, targets, rec.spikes[-1], state.win)
