@@ -105,7 +105,7 @@ class FeedbackConfig:
 
 @dataclasses.dataclass(frozen=True)
 class RegularizerConfig:
-    rho: float = 0.0
+    rho: float = 0.0  # reference-code units (the paper's rho = 1), ssjax.rules.regulariser
     a: float = 4.0
     tau: float = 0.1  # s
     error_dependent: bool = False

@@ -109,7 +109,22 @@ def _c(name, *overrides, full_only=False):
 _R0 = ("1e-2", "5e-3", "1e-3", "5e-4", "1e-4")
 _R0_FIXED = ("1e-4", "5e-5", "1e-5", "5e-6", "1e-6")
 _FB = ("symmetric", "random", "uniform")
-_RHO = ("0", "0.1", "1", "10", "100")  # Fig. 8's regulariser strengths (a = 0: rho 1 and 100)
+# Fig. 8's regulariser strengths (the reference code's units): the paper's figure spans about
+# 1e-1 .. 1e2; widened on both sides so that an optimum is bracketed (a = 4), and past 100 for
+# a = 0, where the paper reports instability
+_RHO_A4 = ("0", "0.01", "0.1", "1", "10", "100", "1000")
+_RHO_A0 = ("1", "100", "1000")
+# the reference code's demo settings (sim/run_symfb.sh, run_rfb.sh): eta 5e-4, 0.8 ms axonal
+# delay with the Hebbian term delayed to match, the code's surrogate (0 below -80 mV), rate / 10
+# from block 20 (20 s burn-in + 20 x 20 s); configs/oxford_rfb.yaml is the random-feedback one
+_CODE_DEMO = (
+    "neuron.delay=8e-4",
+    "rule.hebbian_delay=8e-4",
+    "neuron.surrogate=superspike_code",
+    "optimizer.r0=5e-4",
+    "optimizer.drops=[[420.0,0.1]]",
+)
+_RFB = ("feedback.kind=random", "regularizer.rho=1.0", "regularizer.a=4", "regularizer.tau=0.1")
 
 FIGURES = {
     f.name: f
@@ -164,16 +179,14 @@ FIGURES = {
             "fig6.yaml",
             "fig6_quick.yaml",
             (
-                _c("symmetric"),
+                _c("symmetric"),  # n_h = 256, as Fig. 7c-g
                 _c("random", "feedback.kind=random"),
                 _c("random_reg", "feedback.kind=random", "regularizer.rho=1.0", "regularizer.a=4"),
-                _c("symmetric_reg", "regularizer.rho=1.0", "regularizer.a=4"),
                 _c("uniform", "feedback.kind=uniform"),
                 _c("no_hidden", "network.sizes=[100,100]"),
                 _c("sigma_one", "rule.sigma_prime=one"),
                 _c("fixed_hidden", "feedback.kind=none"),
-                _c("nh16", "network.sizes=[100,16,100]"),
-                _c("nh64", "network.sizes=[100,64,100]"),
+                *(_c(f"nh{n}", f"network.sizes=[100,{n},100]") for n in (16, 32, 64)),
                 _c("nh128", "network.sizes=[100,128,100]", full_only=True),
             ),
             PICTURE,
@@ -185,18 +198,24 @@ FIGURES = {
             "fig8.yaml",
             "fig8_quick.yaml",
             (
-                *(_c(f"a4_rho{r}", f"regularizer.rho={r}") for r in _RHO),
-                *(_c(f"a0_rho{r}", "regularizer.a=0", f"regularizer.rho={r}") for r in _RHO[2::2]),
+                *(_c(f"a4_rho{r}", f"regularizer.rho={r}") for r in _RHO_A4),
+                *(_c(f"a0_rho{r}", "regularizer.a=0", f"regularizer.rho={r}") for r in _RHO_A0),
             ),
             PICTURE,
             picture=True,
         ),
         Figure(
             "oxford",
-            "Code demo: the Radcliffe Camera (200-256-200, ssbm oxford), symmetric feedback",
+            "Code demo: the Radcliffe Camera (200-256-200, ssbm oxford), symmetric and random "
+            "feedback",
             "oxford.yaml",
             "oxford_quick.yaml",
-            (_c("symmetric"),),
+            (
+                _c("symmetric"),
+                _c("symmetric_code", *_CODE_DEMO),  # the code's sim_symfb settings
+                _c("random_code", *_CODE_DEMO, "feedback.kind=random"),
+                _c("oxford_rfb", *_CODE_DEMO, *_RFB),  # the code's sim_rfb
+            ),
             PICTURE,
             picture=True,
         ),

@@ -1,5 +1,6 @@
 """``ssjax reproduce``: the figure registry, ``--list``, one tiny figure end to end, reuse."""
 
+import dataclasses
 import json
 import math
 import pathlib
@@ -35,6 +36,10 @@ def test_registry_names_every_experiment_with_quick_and_full_configs():
     fig6 = {c.name: c for c in FIGURES["fig6"].conditions}
     assert {"symmetric", "random", "random_reg", "uniform", "no_hidden", "sigma_one"} <= set(fig6)
     assert "fixed_hidden" in fig6 and fig6["nh128"].full_only
+    fig8 = [c.name for c in FIGURES["fig8"].conditions]
+    # rho widened to bracket an optimum (a = 4) and past the a = 0 instability near 100
+    assert {"a4_rho0", "a4_rho0.01", "a4_rho1000", "a0_rho100", "a0_rho1000"} <= set(fig8)
+    assert {"symmetric", "oxford_rfb"} <= {c.name for c in FIGURES["oxford"].conditions}
 
 
 @needs_repo_shared
@@ -56,15 +61,33 @@ def test_every_condition_validates_quick_and_full(name):
         # quick is smaller in seeds x time; the conditions' overrides act on both alike
         assert q.run.seeds * q.run.duration < f.run.seeds * f.run.duration
         assert q.network.sizes == f.network.sizes and q.feedback == f.feedback
+    if name in ("fig6", "fig8"):
+        for cfg in (c[q] for c in runs.values() for q in c):
+            # the paper's 0.8 ms axonal delay, offset in the eligibility trace; the code's
+            # rate drop at block 20 (420 s)
+            assert cfg.neuron.delay == cfg.rule.hebbian_delay == 8e-4
+            assert cfg.optimizer.drops == ((420.0, 0.1),)
     if name == "fig6":
         assert runs["random_reg"][False].regularizer.rho == 1.0
         assert runs["no_hidden"][False].network.sizes == (100, 100)
         assert runs["symmetric"][False].run.duration == 1000.0  # the paper's 1000 s
+        # Fig. 7c-g: n_h = 256 for every feedback condition; the n_h sweep kept
+        for cond in ("symmetric", "random", "random_reg", "uniform", "sigma_one"):
+            assert runs[cond][False].network.sizes == (100, 256, 100)
+        assert runs["nh32"][False].network.sizes == (100, 32, 100)
+    if name == "fig8":
+        # "the task of Fig. 7": n_h = 256, random feedback
+        assert all(c[False].network.sizes == (100, 256, 100) for c in runs.values())
+        assert all(c[False].feedback.kind == "random" for c in runs.values())
     if name == "oxford":
         full = runs["symmetric"][False]
         assert full.task.target_id_offset == 1 and full.run.duration == 1022.0
         # the long demo runs the event-driven route, the quick one alike
         assert full.rule.method == runs["symmetric"][True].rule.method == "event"
+        # the oxford_rfb condition is configs/oxford_rfb.yaml (the code's sim_rfb)
+        rfb = load_config(REPO / "configs" / "oxford_rfb.yaml")
+        assert runs["oxford_rfb"][False] == dataclasses.replace(rfb, source=full.source)
+        assert rfb.regularizer.rho == 1.0 and rfb.feedback.kind == "random"
     if name == "fig1":
         fixed = runs["fixed_1e-5"][True].optimizer
         assert (fixed.name, fixed.r0) == ("fixed", 1e-5)
@@ -99,7 +122,7 @@ def test_list_prints_figures_conditions_and_sizes(capsys):
             assert c.name in out
     if (REPO.parent / "shared" / "data" / "ssbm").is_dir():
         assert "quick configs/fig2_quick.yaml: 8 seeds x 500 s, 1 condition" in out
-        assert "full  configs/fig6.yaml: 8 seeds x 1000 s, 11 conditions" in out
+        assert "full  configs/fig6.yaml: 4 seeds x 1000 s, 11 conditions" in out
     assert main(["reproduce", "fig5", "--list"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("fig5: ") and "no_hidden" in out and "fig2" not in out

@@ -13,8 +13,11 @@ For a synapse from presynaptic ``j`` to neuron ``i`` of any layer (SUPERSPIKE.md
 ``alpha`` is the unit-integral double exponential (``tau_rise`` 5 ms, ``tau_decay`` 10 ms) of
 :mod:`ssjax.filters`, also used for the error ``e = alpha * (S^ - S)`` of the output layer;
 hidden errors come from :mod:`ssjax.rules.feedback`. Traces and filters are never reset. The
-reference code filters with Euler traces of gain ``tau_rise``; ours samples ``alpha`` exactly, a
-constant factor that per-parameter learning rates (RMaxProp) cancel.
+reference code filters with Euler traces of other gains and its ``sigma'`` carries ``beta``, so
+its ``e lambda`` is a constant ``kappa`` (about ``dt tau_rise beta = 5e-4``) times ours.
+RMaxProp cancels that factor only without the regulariser: ``het_rho`` is given in the
+reference code's units and converted by :func:`ssjax.rules.regulariser.rho_scale`, which
+derives ``kappa``.
 
 Routes, all exact (they agree to float rounding, tested):
 
@@ -98,6 +101,7 @@ from ssjax.rules.blocked import (
     scan_products,
 )
 from ssjax.rules.feedback import check_feedback, layer_errors
+from ssjax.rules.regulariser import rho_scale
 
 Array = jax.Array
 _HIGHEST = jax.lax.Precision.HIGHEST
@@ -124,6 +128,8 @@ class SuperSpikeConfig:
     sigma_prime: ``surrogate`` (the neuron's surrogate derivative) or ``one`` (sigma' = 1).
     het_rho, het_a, het_tau: heterosynaptic regulariser ``rho w z^a`` on ``het_layers``
       (``hidden`` or ``all``); ``z`` jumps by 1 per spike and decays with ``het_tau`` (s).
+      ``het_rho`` is in the reference code's units (the paper's ``rho = 1``), converted to
+      this rule's normalisation by :func:`ssjax.rules.regulariser.rho_scale`.
     het_error_dependent: the reference code's error-dependent variant, which multiplies the
       regulariser by ``e_i^2`` (see :func:`_regulariser`).
     method: ``dense`` (default), ``event`` (event-driven input currents and eligibility sums:
@@ -270,16 +276,21 @@ def _regularised(cfg: SuperSpikeConfig, layer: int, n_layers: int) -> bool:
     return cfg.het_rho > 0 and (hidden or cfg.het_layers == "all")
 
 
-def _regulariser(cfg: SuperSpikeConfig, w: Array, z: Array, e: Array) -> Array:
-    """``rho w_ij sum_t z_i[t]^a (e_i[t]^2)``: the term subtracted from ``m`` (``[N_pre, N_post]``).
+def _regulariser(net: Network, cfg: SuperSpikeConfig, w: Array, z: Array, e: Array) -> Array:
+    """``rho' w_ij sum_t z_i[t]^a (e_i[t]^2)``, subtracted from ``m`` (``[N_pre, N_post]``).
 
     ``z``, ``e``: ``[K, N_post]``. The error-dependent variant multiplies by ``e_i^2`` (reference
-    code: ``(lambda - rho w z^a e) e``).
+    code: ``(lambda - rho w z^a e) e``). ``rho' = het_rho * rho_scale``: ``het_rho`` is in the
+    reference code's units and :func:`ssjax.rules.regulariser.rho_scale` (host-side) converts
+    it to this rule's normalisation of ``e lambda``.
     """
     za = z**cfg.het_a
     if cfg.het_error_dependent:
         za = za * e * e
-    return cfg.het_rho * w * time_sum(za)[None, :]
+    scale = rho_scale(
+        net.neuron, cfg.tau_rise, cfg.tau_decay, cfg.sigma_prime, cfg.het_error_dependent
+    )
+    return (cfg.het_rho * scale) * w * time_sum(za)[None, :]
 
 
 def time_sum(x: Array) -> Array:
@@ -332,7 +343,7 @@ def block_stepwise(net, cfg, weights, feedback, inputs, targets, state: RuleStat
             het = tr.het
             if _regularised(cfg, l, n_layers):
                 het = a_h * tr.het + spikes[l]
-                m = m - _regulariser(cfg, weights[l], het[None], errs[l][None])
+                m = m - _regulariser(net, cfg, weights[l], het[None], errs[l][None])
             layers.append(LayerTraces(psp, elig, sig_buf, spk_buf, het))
             new_ms.append(m)
         out = (spikes, us, errs)
@@ -421,7 +432,7 @@ def _layer_update(net, cfg, l, w, tr: LayerTraces, u, s_pre, s_post, e, *, event
     het = tr.het
     if _regularised(cfg, l, net.n_layers):  # the trace is only read by the regulariser
         z_het, het = exp_filter(s_post, cfg.het_tau, dt, state=tr.het)
-        m = m - _regulariser(cfg, w, z_het, e)
+        m = m - _regulariser(net, cfg, w, z_het, e)
     return m, LayerTraces(psp, elig, sig_buf, spk_buf, het)
 
 

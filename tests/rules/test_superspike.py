@@ -13,6 +13,7 @@ from ssjax.neuron import LIFParams
 from ssjax.rules import superspike
 from ssjax.rules.bptt import bptt_grad
 from ssjax.rules.feedback import init_feedback, layer_errors
+from ssjax.rules.regulariser import rho_scale
 from ssjax.rules.superspike import (
     SuperSpikeConfig,
     block_blocked,
@@ -200,7 +201,9 @@ def test_regulariser_term_is_exact_with_zero_error():
     for s in s_h:
         z = a * z + s
         acc += z**4
-    expected = 2.0 * np.asarray(w[0]) * acc[None, :] / x.shape[0]
+    # het_rho is in the reference code's units: the rule applies rho_scale times it
+    scale = rho_scale(net.neuron, cfg.tau_rise, cfg.tau_decay)
+    expected = 2.0 * scale * np.asarray(w[0]) * acc[None, :] / x.shape[0]
     np.testing.assert_allclose(g[0], expected, rtol=1e-4, atol=1e-9)
     np.testing.assert_array_equal(g[1], 0.0)  # output layer: no error, not regularised
 
