@@ -74,6 +74,18 @@ def _setup(err_dep=False, surrogate="superspike"):
     return net, w, fb, x, y
 
 
+def _rule(err_dep, het_tau=0.1):
+    """SuperSpikeConfig fields: random feedback, a = 4, the paper's 5 ms / 10 ms filters."""
+    return dict(
+        feedback="random",
+        het_a=4.0,
+        het_tau=het_tau,
+        het_error_dependent=err_dep,
+        tau_rise=5e-3,
+        tau_decay=10e-3,
+    )
+
+
 def _our_terms(route, net, w, fb, x, y, cfg, rho):
     """Our hidden layer's ``(sum e lambda, regulariser sum)`` at ``het_rho = rho``, and the
     block's record."""
@@ -124,14 +136,7 @@ _SLOW = pytest.mark.slow
 @pytest.mark.parametrize("err_dep", [False, True])
 def test_regulariser_ratio_matches_reference_code(route, err_dep):
     net, w, fb, x, y = _setup()
-    cfg = dict(
-        feedback="random",
-        het_a=4.0,
-        het_tau=0.1,
-        het_error_dependent=err_dep,
-        tau_rise=5e-3,
-        tau_decay=10e-3,
-    )
+    cfg = _rule(err_dep)
     elam_o, reg_o, aux = _our_terms(route, net, w, fb, x, y, cfg, RHO_CODE)
     assert float(aux.record.spikes[0].sum()) > 50 and float(aux.record.spikes[-1].sum()) > 5
     elam_c, reg_c = _code_terms(net, w, fb, x, y, aux, cfg)
@@ -172,14 +177,7 @@ def test_kappa_at_the_paper_settings_and_per_surrogate():
 def test_code_surrogate_kind_matches_replica_without_beta_factor():
     """With ``superspike_code`` our sigma' is the code's (beta and floor): kappa has no beta."""
     net, w, fb, x, y = _setup(surrogate="superspike_code")
-    cfg = dict(
-        feedback="random",
-        het_a=4.0,
-        het_tau=0.1,
-        het_error_dependent=False,
-        tau_rise=5e-3,
-        tau_decay=10e-3,
-    )
+    cfg = _rule(False)
     elam_o, reg_o, aux = _our_terms("dense", net, w, fb, x, y, cfg, RHO_CODE)
     elam_c, reg_c = _code_terms(net, w, fb, x, y, aux, cfg)
     assert _ratio(reg_o, elam_o) == pytest.approx(_ratio(reg_c, elam_c), rel=0.02)
@@ -189,14 +187,7 @@ def test_code_surrogate_kind_matches_replica_without_beta_factor():
 def test_regulariser_is_rho_times_scale_exactly():
     """The term our routes subtract is exactly het_rho * rho_scale * w * sum_t z^a (float32)."""
     net, w, fb, x, y = _setup()
-    cfg = dict(
-        feedback="random",
-        het_a=4.0,
-        het_tau=0.05,
-        het_error_dependent=False,
-        tau_rise=5e-3,
-        tau_decay=10e-3,
-    )
+    cfg = _rule(False, het_tau=0.05)
     _, reg_o, aux = _our_terms("dense", net, w, fb, x, y, cfg, 2.0)
     s_h = np.asarray(aux.record.spikes[0], np.float64)
     a = np.exp(-1e-4 / 0.05)
