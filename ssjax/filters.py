@@ -177,6 +177,15 @@ def epsilon_kernel(t: Array, tau_syn: float, tau_mem: float) -> Array:
     return tau_syn * alpha_kernel(t, tau_syn, tau_mem)
 
 
+def alpha_sum(tau_rise: float, tau_decay: float, dt: float) -> float:
+    """Exact ``sum_{k>=0} alpha(k dt)`` of the discrete kernel (1/s, about ``1/dt``): the DC gain
+    of :func:`double_exp_filter`. Geometric series ``(1/(1-a_d) - 1/(1-a_r)) / (tau_d - tau_r)``.
+    """
+    _check_double(tau_rise, tau_decay)
+    a_r, a_d = decay_factor(tau_rise, dt), decay_factor(tau_decay, dt)
+    return (1.0 / (1.0 - a_d) - 1.0 / (1.0 - a_r)) / (tau_decay - tau_rise)
+
+
 def alpha_sq_sum(tau_rise: float, tau_decay: float, dt: float) -> float:
     """Exact ``sum_{k>=0} alpha(k dt)^2 * dt`` of the discrete kernel (units 1/s).
 

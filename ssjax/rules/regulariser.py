@@ -52,19 +52,13 @@ import math
 
 import jax
 
-from ssjax.filters import decay_factor
+from ssjax.filters import alpha_sum, decay_factor
 from ssjax.neuron import LIFParams
 
 Array = jax.Array
 
 # surrogate kinds whose sigma' already carries beta, as the reference code's does (1/V)
 _CARRY_BETA = ("superspike_code", "sigmoid", "triangular")
-
-
-def alpha_sum(tau_rise: float, tau_decay: float, dt: float) -> float:
-    """``S = sum_{k>=0} alpha(k dt)`` of the sampled unit-integral kernel (1/s, about 1/dt)."""
-    a_r, a_d = decay_factor(tau_rise, dt), decay_factor(tau_decay, dt)
-    return (1.0 / (1.0 - a_d) - 1.0 / (1.0 - a_r)) / (tau_decay - tau_rise)
 
 
 def code_gains(

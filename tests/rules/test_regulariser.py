@@ -13,10 +13,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from ssjax.filters import alpha_sum
 from ssjax.network import Network, arriving_spikes, init_weights
 from ssjax.neuron import LIFParams
 from ssjax.rules.feedback import init_feedback
-from ssjax.rules.regulariser import alpha_sum, code_gains, rho_scale
+from ssjax.rules.regulariser import code_gains, rho_scale
 from ssjax.rules.superspike import SuperSpikeConfig, block_blocked, block_stepwise, init_rule_state
 from ssjax.spike import Surrogate
 from ssjax.tasks.raster import frozen_poisson
