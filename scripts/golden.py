@@ -123,7 +123,8 @@ def _killed_and_resumed(out: Path, reuse: bool) -> dict:
     proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL)
     ckpts = wd / "checkpoints"
     while proc.poll() is None:
-        steps = [int(p.name[5:]) for p in ckpts.glob("step_*") if (p / "manifest.json").is_file()]
+        # a step_<digits> folder appears complete (orbax renames it into place last)
+        steps = [int(p.name[5:]) for p in ckpts.glob("step_*") if p.name[5:].isdigit()]
         if steps and max(steps) >= KILL_AT:
             proc.send_signal(signal.SIGKILL)
             break
