@@ -230,6 +230,23 @@ def test_corrupt_newest_checkpoint_error_and_fallback(tmp_path):
     assert len(kept) == 1 and (kept[0] / files[0].relative_to(ck.path(newest))).exists()
 
 
+def test_workdir_with_brackets_and_backslash_saves_retains_resumes(tmp_path):
+    # issue: with --workdir 'runs/lr[1e-3]' every checkpoint was unreadable (exit 0, thousands of
+    # "Event loop is closed" lines), retention kept them all, and the rerun said "corrupt"
+    path = _cfg(tmp_path)
+    run = tmp_path / "runs" / "lr[1e-3]\\b"
+    keep = ["--set", "run.keep_checkpoints=2", "--no-progress"]
+    r = _cli("train", str(path), "--workdir", str(run), *keep)
+    assert r.returncode == 0 and "Event loop" not in r.stderr and "WARNING" not in r.stderr
+    ck = Checkpointer(run / "checkpoints")
+    assert ck.steps() == [25, 30] and ck.read_meta()["block"] == 30
+    r = _cli("train", str(path), "--workdir", str(run), *keep, "--override-config",
+             "--set", "run.duration=4.0")  # fmt: skip
+    assert r.returncode == 0 and "Event loop" not in r.stderr and "WARNING" not in r.stderr
+    assert f"resuming {run} from block 30" in r.stdout
+    assert ck.steps() == [35, 40] and os.listdir(tmp_path / "runs") == [run.name]
+
+
 def test_nan_in_one_seed_halts_naming_seed_block_and_leaf(tmp_path):
     cfg = prepare(_cfg(tmp_path))
     with pytest.raises(NumericalError) as err:
