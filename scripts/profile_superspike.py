@@ -66,7 +66,7 @@ def main(argv=None):
     st = init_rule_state(net, cfg)
     k = x.shape[0]
     rows = []
-    block = jax.jit(lambda w, x, y, st: superspike_grads(net, cfg, w, (), x, y, st)[:2])
+    block = jax.jit(lambda w, x, y, st: superspike_grads(net, cfg, w, x, y, st)[:2])
     rows.append(("whole block (dense route)", _time(block, (w, x, y, st), rep)))
     sim = jax.jit(lambda w, x, st: simulate(net, w, x, st.net))
     rows.append(("  simulate (all layers)", _time(sim, (w, x, st), rep)))

@@ -8,6 +8,7 @@ and the online trainer. Units are SI (seconds, volts); arrays are time-major ``[
 from ssjax import _xla  # noqa: F401  (first: sets XLA_FLAGS before JAX starts a backend)
 from ssjax.filters import alpha_kernel, double_exp_filter, epsilon_kernel, exp_filter
 from ssjax.losses import (
+    VanRossum,
     error_distance,
     filtered_error,
     moving_average_cost,
@@ -25,17 +26,21 @@ from ssjax.network import (
 )
 from ssjax.neuron import LIFParams, LIFState, lif_init, lif_step
 from ssjax.optim import make_optimizer, rmaxprop, rmsprop
-from ssjax.rules.bptt import bptt_grad, bptt_loss, with_reset_grad
+from ssjax.rules.base import Block, LearningRule, RuleOutput
+from ssjax.rules.bptt import BPTTConfig, BPTTState, bptt, bptt_grad, bptt_loss, with_reset_grad
 from ssjax.rules.feedback import FEEDBACKS, init_feedback, layer_errors
 from ssjax.rules.superspike import (
-    RuleState,
     SuperSpikeConfig,
+    SuperSpikeHyper,
+    SuperSpikeState,
     init_rule_state,
+    superspike,
     superspike_grads,
 )
 from ssjax.spike import Surrogate, spike, surrogate_grad
 from ssjax.train import (
-    Trainer,
+    Hyper,
+    TrainSpec,
     TrainState,
     init_train_state,
     per_period,
@@ -47,10 +52,20 @@ __version__ = "0.1.0"
 
 __all__ = [
     "FEEDBACKS",
-    "RuleState",
+    "BPTTConfig",
+    "BPTTState",
+    "Block",
+    "Hyper",
+    "LearningRule",
+    "RuleOutput",
     "SuperSpikeConfig",
+    "SuperSpikeHyper",
+    "SuperSpikeState",
+    "TrainSpec",
     "TrainState",
-    "Trainer",
+    "VanRossum",
+    "bptt",
+    "superspike",
     "init_feedback",
     "init_rule_state",
     "init_train_state",

@@ -31,6 +31,7 @@ import yaml
 from ssjax.network import Network
 from ssjax.neuron import INTEGRATORS, LIFParams
 from ssjax.optim import OPTIMIZERS
+from ssjax.rules.bptt import BPTTConfig
 from ssjax.rules.feedback import FEEDBACKS
 from ssjax.rules.superspike import METHODS, SuperSpikeConfig
 from ssjax.spike import KINDS, Surrogate
@@ -39,7 +40,7 @@ from ssjax.tasks.randman import randman_dataset, randman_heldout, spike_times_to
 from ssjax.tasks.raster import RasterError, load_raster
 from ssjax.tasks.timing import timing_task
 from ssjax.tasks.xor import XORSpec, stream_timing, xor_stream
-from ssjax.train import RULES, Trainer
+from ssjax.train import RULES, TrainSpec
 
 # fmt: off
 __all__ = [
@@ -635,7 +636,7 @@ def n_blocks(cfg: Config) -> int:
 
 
 def build_trainer(cfg: Config):
-    """The :class:`ssjax.train.Trainer` the config describes (validates first)."""
+    """The :class:`ssjax.train.TrainSpec` the config describes (validates first)."""
     cfg = validate_config(cfg)
     n, r, g, o = cfg.neuron, cfg.rule, cfg.regularizer, cfg.optimizer
 
@@ -647,17 +648,20 @@ def build_trainer(cfg: Config):
         lif = pick(n, "theta u_rest u_reset tau_mem tau_syn tau_ref dt delay integrator")
         neuron = LIFParams(**lif, reset_grad=r.reset_grad, surrogate=surrogate)
         net = Network(cfg.network.sizes, neuron, **pick(cfg.network, "w0 w_min w_max"))
-        ss = SuperSpikeConfig(
-            feedback=cfg.feedback.kind,
-            error="window" if cfg.task.kind in WINDOW_TASKS else "van_rossum",
-            **pick(r, "tau_rise tau_decay hebbian_delay sigma_prime method max_spikes"),
-            **pick(g, "rho a tau error_dependent layers", prefix="het_"),
-        )
-        ss.delay_steps(n.dt)
-        return Trainer(
+        error = "window" if cfg.task.kind in WINDOW_TASKS else "van_rossum"
+        if r.name == "bptt":
+            rule = BPTTConfig(tau_rise=r.tau_rise, tau_decay=r.tau_decay, error=error)
+        else:
+            rule = SuperSpikeConfig(
+                feedback=cfg.feedback.kind,
+                error=error,
+                **pick(r, "tau_rise tau_decay hebbian_delay sigma_prime method max_spikes"),
+                **pick(g, "rho a tau error_dependent layers", prefix="het_"),
+            )
+            rule.delay_steps(n.dt)
+        return TrainSpec(
             net,
-            rule=r.name,
-            superspike=ss,
+            rule=rule,
             optimizer=o.name,
             **pick(o, "r0 tau_rms eps burn_in"),
             drops=tuple(tuple(d) for d in o.drops),

@@ -24,7 +24,10 @@ from ssjax.config import (
     n_blocks,
     validate_config,
 )
-from ssjax.train import Trainer
+from ssjax.losses import VanRossum
+from ssjax.rules.bptt import BPTTConfig
+from ssjax.rules.superspike import SuperSpikeConfig
+from ssjax.train import TrainSpec
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
@@ -488,7 +491,7 @@ def test_build_trainer_fields_match_the_config(tmp_path):
          "optimizer.name=rmsprop", "neuron.delay=8e-4", "rule.hebbian_delay=8e-4"],
     )  # fmt: skip
     tr = build_trainer(c)
-    assert isinstance(tr, Trainer)
+    assert isinstance(tr, TrainSpec)
     assert tr.block_steps == 5000 and tr.net.sizes == (100, 4, 1)
     assert (tr.net.w0, tr.net.w_min, tr.net.w_max) == (0.05, -0.1, 0.1)
     n = tr.net.neuron
@@ -496,18 +499,16 @@ def test_build_trainer_fields_match_the_config(tmp_path):
     assert (n.surrogate.kind, n.surrogate.beta, n.surrogate.v_floor) == (
         "superspike_code", 2000.0, -0.03,
     )  # fmt: skip
-    s = tr.superspike
+    s = tr.rule
+    assert isinstance(s, SuperSpikeConfig)
     assert (s.feedback, s.het_rho, s.het_a, s.het_tau, s.method) == (
         "random", 1.0, 4.0, 0.1, "event",
     )  # fmt: skip
     assert s.delay_steps(1e-4) == 8
-    assert (tr.rule, tr.optimizer, tr.r0, tr.tau_rms, tr.eps) == (
-        "superspike", "rmsprop", 1e-3, 30.0, 1e-12,
-    )  # fmt: skip
+    assert (tr.optimizer, tr.r0, tr.tau_rms, tr.eps) == ("rmsprop", 1e-3, 30.0, 1e-12)
     assert tr.burn_in == 20.0 and tr.drops == ((400.0, 0.1),)
-    assert build_trainer(load_config(write(tmp_path, "rule: {name: bptt}\n", "b.yaml"))).rule == (
-        "bptt"
-    )
+    bptt = build_trainer(load_config(write(tmp_path, "rule: {name: bptt}\n", "b.yaml"))).rule
+    assert isinstance(bptt, BPTTConfig) and bptt.loss == VanRossum(5e-3, 10e-3)
     short = load_config(write(tmp_path, "run: {block: 0.25, duration: 1.0}\n", "k.yaml"))
     assert build_trainer(short).block_steps == 2500 and n_blocks(short) == 4
 
@@ -542,7 +543,7 @@ def test_build_task_ras_from_the_shared_poisson_files(tmp_path):
     assert x.shape == (5000, 100) and y.shape == (5000, 1)
     assert set(np.nonzero(y[:, 0])[0]) == {830, 1660, 2490, 3320, 4150}
     assert x.sum() > 100 and x.max() == 1
-    assert isinstance(build_trainer(c), Trainer)
+    assert isinstance(build_trainer(c), TrainSpec)
 
 
 # ------------------------------------------------------------------------ image, randman

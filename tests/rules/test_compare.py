@@ -97,7 +97,7 @@ def block():
     cfg = SuperSpikeConfig()
     # the unscaled SuperSpike update and the rule state it leaves behind
     raw, state, _ = jax.jit(superspike_grads, static_argnums=(0, 1))(
-        net, cfg, w, (), x, y, init_rule_state(net, cfg)
+        net, cfg, w, x, y, init_rule_state(net, cfg)
     )
     grads["raw"], grads["state after"] = raw, state
     return net, w, x, y, grads
