@@ -1,16 +1,23 @@
 """The ``ssjax`` command: ``train``, ``validate``, ``reproduce``, ``compare``, ``demo`` (thin
 wrappers).
 
-Exit codes: 0 success; 2 invalid config, arguments or work directory (nothing was created);
-1 a run that failed (numerical fault, unreadable checkpoint); 128 + signal number when SIGTERM
-or SIGINT stopped a run after saving a checkpoint.
+Exit codes: 0 success; 2 invalid config, arguments, environment (``SSJAX_CPU_DEVICES``) or work
+directory (nothing was created); 1 a run that failed (numerical fault, unreadable checkpoint);
+128 + signal number when SIGTERM or SIGINT stopped a run after saving a checkpoint.
+
+Before anything else :func:`main` applies the XLA:CPU tuning
+(:func:`ssjax.xla.configure_cpu_from_env`: one CPU device per core, single-loop time scans;
+``SSJAX_XLA_TUNING=0`` turns it off) and selects matplotlib's Agg backend unless ``MPLBACKEND``
+is set. Importing this module does neither.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import warnings
 from pathlib import Path
 
 
@@ -192,8 +199,31 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def setup() -> int | None:
+    """What :func:`main` does before anything else: the XLA:CPU tuning the environment asks for
+    (:func:`ssjax.xla.configure_cpu_from_env`) and matplotlib's Agg backend unless
+    ``MPLBACKEND`` is set. Returns exit code 2 for an invalid ``SSJAX_CPU_DEVICES``, else None;
+    warns (and goes on untuned) when JAX has already started its backend in this process."""
+    from ssjax.xla import configure_cpu_from_env
+
+    try:
+        configure_cpu_from_env()
+    except ValueError as e:
+        return _err(str(e), 2)
+    except RuntimeError as e:  # main() called in-process after a JAX computation
+        warnings.warn(str(e), RuntimeWarning, stacklevel=3)
+    if not os.environ.get("MPLBACKEND"):
+        import matplotlib
+
+        matplotlib.use("Agg")
+    return None
+
+
 def main(argv=None) -> int:
     """Entry point of the ``ssjax`` command."""
+    code = setup()
+    if code is not None:
+        return code
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["compare"]:  # its own parser takes every option that follows
         from ssjax.rules.compare import main as compare_main

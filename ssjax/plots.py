@@ -1,7 +1,9 @@
 """Pictures: spike rasters over trials (as in the paper's Fig. 2c), learning curves, and the
 overview of one reproduced figure (:func:`figure_overview`, used by ``ssjax reproduce``).
 
-Matplotlib with the non-interactive Agg backend; every function writes a PNG and returns its path.
+Every function writes a PNG and returns its path. Importing this module leaves the matplotlib
+backend alone: the ``ssjax`` command selects the non-interactive Agg backend (unless
+``MPLBACKEND`` is set); a library user picks their own.
 
 Reference: Zenke & Ganguli (2018), Fig. 2.
 """
@@ -11,11 +13,9 @@ from __future__ import annotations
 import os
 import warnings
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import matplotlib.ticker
+import numpy as np
 
 
 def trial_raster(spikes, dt: float, path, *, target=None, trial_ids=None, title=None) -> str:

@@ -1,9 +1,15 @@
-"""The ``ssjax`` command's dispatch: demo, compare, validate."""
+"""The ``ssjax`` command: its set-up (XLA:CPU tuning, matplotlib backend) and dispatch (demo,
+compare, validate)."""
 
 import json
+import os
+import subprocess
+import sys
 
+import jax
 import pytest
 
+from ssjax import cli, xla
 from ssjax.cli import main
 
 
@@ -47,3 +53,53 @@ def test_validate_exit_codes(tmp_path, capsys):
     assert main(["validate", str(good), "--set", "run.seeds=0"]) == 2
     assert "run.seeds" in capsys.readouterr().err
     assert main(["demo", "--periods", "0"]) == 2
+
+
+# ----------------------------------------------------------------------------- set-up
+
+
+_SETUP = """
+import json, matplotlib
+matplotlib.use("svg")
+import jax
+from ssjax import cli
+assert cli.setup() is None
+print(json.dumps([len(jax.devices()), matplotlib.get_backend().lower()]))
+"""
+
+
+def test_setup_applies_the_tuning_and_agg_backend():
+    drop = ("XLA_FLAGS", "JAX_NUM_CPU_DEVICES", "SSJAX_XLA_TUNING", "MPLBACKEND")
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    env.update(JAX_PLATFORMS="cpu", SSJAX_CPU_DEVICES="3")
+    r = subprocess.run([sys.executable, "-c", _SETUP], env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout.splitlines()[-1]) == [3, "agg"]
+
+
+def test_setup_keeps_a_chosen_matplotlib_backend(monkeypatch):
+    import matplotlib
+
+    used = []
+    monkeypatch.setattr(matplotlib, "use", used.append)
+    monkeypatch.setattr(xla, "configure_cpu_from_env", lambda: None)
+    monkeypatch.setenv("MPLBACKEND", "svg")
+    assert cli.setup() is None and used == []
+    monkeypatch.delenv("MPLBACKEND")
+    assert cli.setup() is None and used == ["Agg"]
+
+
+def test_setup_bad_device_count_exits_2_and_late_tuning_warns(tmp_path, monkeypatch, capsys):
+    good = tmp_path / "c.yaml"
+    good.write_text("run: {seeds: 2}\n")
+    monkeypatch.setenv("SSJAX_CPU_DEVICES", "two")
+    assert main(["validate", str(good)]) == 2
+    assert "SSJAX_CPU_DEVICES" in capsys.readouterr().err
+    n = len(jax.devices())  # JAX runs in this process: a different count is too late
+    monkeypatch.setenv("SSJAX_CPU_DEVICES", str(n + 1))
+    monkeypatch.setenv("XLA_FLAGS", xla.SMALL_LOOP_FLAG)
+    monkeypatch.delenv("SSJAX_XLA_TUNING", raising=False)
+    monkeypatch.delenv("JAX_NUM_CPU_DEVICES", raising=False)
+    with pytest.warns(RuntimeWarning, match="before any JAX computation"):
+        assert main(["validate", str(good)]) == 0
+    assert len(jax.devices()) == n
