@@ -5,12 +5,15 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import jax
 import pytest
 
 from ssjax import cli, xla
 from ssjax.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_demo_trains_and_writes_pictures(tmp_path, capsys):
@@ -53,6 +56,43 @@ def test_validate_exit_codes(tmp_path, capsys):
     assert main(["validate", str(good), "--set", "run.seeds=0"]) == 2
     assert "run.seeds" in capsys.readouterr().err
     assert main(["demo", "--periods", "0"]) == 2
+
+
+def test_compare_rejects_repeated_rules_and_bad_sizes():
+    for argv in (["--rules", "bptt", "bptt"], ["--sizes", "10"], ["--periods", "0"]):
+        with pytest.raises(SystemExit) as e:
+            main(["compare", *argv])
+        assert e.value.code == 2
+
+
+def _run(*args):
+    env = dict(os.environ, JAX_PLATFORMS="cpu", MPLBACKEND="Agg")
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "compare.py"), *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=300,
+    )
+
+
+def test_compare_script_end_to_end(tmp_path):
+    out = tmp_path / "cmp"
+    rules = ("--rules", "superspike:symmetric", "bptt")
+    p = _run("--sizes", "20", "3", "1", *rules, "--out", str(out))
+    assert p.returncode == 0, p.stderr
+    assert "superspike:symmetric vs bptt" in p.stdout
+    row = [ln for ln in p.stdout.splitlines() if ln.startswith("superspike:symmetric vs bptt")]
+    assert len(row) == 2 and "output" in row[1]
+    assert float(row[1].split()[-3]) > 0.9999  # output-layer cosine
+    assert (out / "alignment.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_compare_script_unknown_rule_exits_2():
+    p = _run("--rules", "bptt", "superspike:bogus", "--out", "/nonexistent/never")
+    assert p.returncode == 2
+    assert "superspike:bogus" in p.stderr and "bptt:reset" in p.stderr
 
 
 # ----------------------------------------------------------------------------- set-up
