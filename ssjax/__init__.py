@@ -3,9 +3,13 @@
 The public surface, bottom up: the spike nonlinearity, filters, LIF neurons, layered networks,
 losses, the learning rules (SuperSpike with its feedback strategies, BPTT), learning-rate rules,
 and the online trainer. Units are SI (seconds, volts); arrays are time-major ``[T, *B, N]``.
+
+Importing ssjax changes nothing outside it (no environment variables, JAX config or matplotlib
+backend). :func:`configure_cpu` (``ssjax.xla``), called before the first JAX computation, applies
+the XLA:CPU tuning that the ``ssjax`` command uses: one CPU device per core, time scans compiled
+as single loops.
 """
 
-from ssjax import _xla  # noqa: F401  (first: sets XLA_FLAGS before JAX starts a backend)
 from ssjax.filters import alpha_kernel, double_exp_filter, epsilon_kernel, exp_filter
 from ssjax.losses import (
     VanRossum,
@@ -47,10 +51,13 @@ from ssjax.train import (
     run_blocks,
     run_blocks_jit,
 )
+from ssjax.xla import CpuSettings, configure_cpu
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "CpuSettings",
+    "configure_cpu",
     "FEEDBACKS",
     "BPTTConfig",
     "BPTTState",
