@@ -126,8 +126,9 @@ def rule_grads(
       inputs: ``[K, N_in]``; targets: ``[K, N_out]`` (one sample, time-major).
       key: draws the ``random`` feedback matrices (:func:`init_feedback`).
       rule_state: :class:`~ssjax.rules.superspike.SuperSpikeState` carried in (its feedback
-        matrices are replaced by those drawn from ``key``); defaults to :func:`init_rule_state` (zero traces,
-        resting network). Its ``.net`` and ``.err`` are BPTT's network and error-filter states.
+        matrices are replaced by those drawn from ``key``); defaults to
+        :func:`init_rule_state` (zero traces, resting network). Its ``.net`` and ``.err`` are
+        BPTT's network and error-filter states.
       cfg_kwargs: further :class:`SuperSpikeConfig` fields; its ``tau_rise``/``tau_decay`` are
         also BPTT's error filter, so both rules minimise the same loss.
 
