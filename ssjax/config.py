@@ -7,6 +7,13 @@ before any compilation: unknown keys (with the nearest valid one), wrong types, 
 and missing or malformed data files each raise :class:`ConfigError`, whose message reads
 ``<file>: <section.key>: <problem, with the allowed range or values>``.
 
+Validate once, build once: the Config that :func:`load_config` (or :func:`validate_config`)
+returns is marked validated and holds what its task kind loaded from its data files (parsed once,
+:mod:`ssjax.tasks.registry`); :func:`validate_config` returns such a Config as is, and the
+builders (:func:`build_task`, :func:`build_heldout`) check nothing more. ``dataclasses.replace``
+drops the mark (it does not copy the hidden field), so a Config changed in code is validated
+again, its files re-read, the first time it is validated or built.
+
 YAML is read with the YAML 1.2 core rules for booleans and floats: only ``true``/``false`` are
 booleans (``yes``/``on`` stay strings and are rejected for a bool key), and ``5e-3`` is a float.
 Data paths (``task.input``, ``task.target``, ``task.image``) are relative to the YAML file's
@@ -443,8 +450,13 @@ def _label(cfg):
 
 
 def validate_config(cfg: Config) -> Config:
-    """Re-validate a Config built in code (e.g. with dataclasses.replace); returns it, the task's
-    data files read (the builders use them)."""
+    """Validate a Config built in code (e.g. with dataclasses.replace); returns it validated.
+
+    A Config that load_config or validate_config returned is already validated and comes back
+    as is (nothing is checked or read again); otherwise the result is a new, equal Config with
+    the values normalised (tuples, floats) and the task's data files read."""
+    if cfg._checked is not None:
+        return cfg
     return _validate(config_to_dict(cfg), _label(cfg), cfg.source)
 
 
@@ -490,7 +502,8 @@ def default_config() -> Config:
 
 def load_config(path, overrides=()) -> Config:
     """Read ``path`` (YAML), apply ``overrides`` (``"section.key=value"``, values parsed as YAML)
-    and validate, data files included (the result holds what was read); raises ConfigError."""
+    and validate, data files included (each parsed once: the result holds the data, see the
+    module docstring); raises ConfigError."""
     file = os.fspath(path)
     try:
         with open(file, encoding="utf-8") as fh:
@@ -628,7 +641,8 @@ def build_trainer(cfg: Config):
 
 
 def _kind_of(cfg: Config) -> tuple[Config, registry.TaskKind, object, float, np.dtype]:
-    """``(cfg validated, its task kind, the kind's view of cfg.task, neuron.dt, run.dtype)``."""
+    """``(cfg validated, its task kind, the kind's view of cfg.task, neuron.dt, run.dtype)``;
+    a validated Config (load_config's) is taken as is."""
     cfg = validate_config(cfg)
     kind = registry.get(cfg.task.kind)
     return cfg, kind, registry.task_view(kind, cfg.task), cfg.neuron.dt, np.dtype(cfg.run.dtype)
