@@ -322,7 +322,6 @@ def train(
     the segment that contains ``block`` (a hook for testing the numerical-fault handling).
     """
     workdir = Path(workdir)
-    check_workdir(cfg, workdir, override_config)
     trainer = dataclasses.replace(build_trainer(cfg), on_nonfinite=cfg.run.on_nonfinite)
     pattern_in, pattern_tgt = (jnp.asarray(a) for a in build_task(cfg))
     dtype = jnp.float64 if cfg.run.dtype == "float64" else jnp.float32
