@@ -45,14 +45,13 @@ def _validate(args) -> int:
 def _train(args) -> int:
     from ssjax.checkpoint import CheckpointError
     from ssjax.config import ConfigError
-    from ssjax.runner import NumericalError, RunError, check_workdir, prepare, train
+    from ssjax.runner import NumericalError, RunError, prepare, train
 
     try:
         cfg = prepare(args.config, seeds=args.seeds, overrides=args.set)
-        workdir = Path(args.workdir or Path("runs") / Path(args.config).stem)
-        check_workdir(cfg, workdir, args.override_config)
-    except (ConfigError, RunError) as e:
+    except ConfigError as e:
         return _err(str(e), 2)
+    workdir = Path(args.workdir or Path("runs") / Path(args.config).stem)
     try:
         summary = train(
             cfg,
@@ -61,6 +60,8 @@ def _train(args) -> int:
             fallback=args.fallback_checkpoint,
             progress=not args.no_progress,
         )
+    except (ConfigError, RunError) as e:  # the work directory holds another run's config
+        return _err(str(e), 2)
     except (NumericalError, CheckpointError) as e:
         return _err(str(e), 1)
     print(json.dumps({k: summary[k] for k in ("median", "simulated_seconds", "wall_seconds")}))

@@ -444,6 +444,75 @@ def test_malformed_target_names_task_target(tmp_path):
     assert build_task(c)[1][1000, 0] == 1
 
 
+# --------------------------------------------------------------- validate once, parse once
+
+
+def _count_ras_parses(monkeypatch) -> list:
+    """Count calls of the .ras loader (ssjax.tasks.raster.load_raster, as the ras task calls it)."""
+    import ssjax.tasks.raster as R
+
+    n, orig = [0], R.load_raster
+
+    def counting(*a, **k):
+        n[0] += 1
+        return orig(*a, **k)
+
+    monkeypatch.setattr(R, "load_raster", counting)
+    return n
+
+
+FIG2_QUICK = REPO / "configs" / "fig2_quick.yaml"
+
+
+@pytest.mark.skipif(_data_missing(FIG2_QUICK), reason="SSBM poisson rasters not found")
+def test_fig2_quick_parses_each_ras_file_once(monkeypatch):
+    n = _count_ras_parses(monkeypatch)
+    cfg = load_config(FIG2_QUICK)
+    assert n[0] == 2  # task.input and task.target
+    build_trainer(cfg)
+    x, y = build_task(cfg)
+    build_task(cfg)
+    assert validate_config(cfg) is cfg
+    assert n[0] == 2, f"{n[0]} .ras parses for load_config + build_trainer + build_task"
+    assert x.shape == (5000, 100) and y.shape == (5000, 1) and y.sum() == 5
+
+
+def test_ras_data_is_read_at_validation_and_built_from_memory(tmp_path, monkeypatch):
+    _ras_files(tmp_path)
+    n = _count_ras_parses(monkeypatch)
+    c = load_config(_ras_config(tmp_path))
+    assert n[0] == 2
+    x, y = build_task(c)
+    x[:] = 7.0  # the caller's arrays: the data on the config stays untouched
+    assert build_task(c)[0].sum() == 2
+    assert isinstance(build_trainer(c), TrainSpec) and n[0] == 2
+    # dataclasses.replace drops the mark: a changed config is validated (and read) again, once
+    f64 = dataclasses.replace(c, run=dataclasses.replace(c.run, dtype="float64"))
+    assert f64._checked is None
+    v = validate_config(f64)
+    assert v == f64 and n[0] == 4 and validate_config(v) is v
+    assert build_task(v)[0].dtype == np.float64 and n[0] == 4
+    # the files changed on disk after validation: the validated config keeps what it read
+    write_ras(tmp_path / "data" / "in.ras", ((0.3, 1),))
+    np.testing.assert_array_equal(build_task(c)[0], build_task(v)[0].astype(np.float32))
+
+
+def test_image_file_is_read_once(tmp_path, monkeypatch):
+    import matplotlib.image
+
+    import ssjax.tasks.image as I
+
+    (tmp_path / "data").mkdir()
+    matplotlib.image.imsave(tmp_path / "data" / "pic.png", np.eye(12), cmap="gray")
+    n, orig = [0], I.load_image
+    monkeypatch.setattr(I, "load_image", lambda p: (n.__setitem__(0, n[0] + 1), orig(p))[1])
+    c = load_config(_image_cfg(tmp_path, image="data/pic.png", n_out=12))
+    build_trainer(c)
+    a, b = build_task(c), build_task(c)
+    assert n[0] == 1
+    np.testing.assert_array_equal(a[1], b[1])
+
+
 # ------------------------------------------------------------------------ dump, dict, diff
 
 
