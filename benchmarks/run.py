@@ -39,6 +39,13 @@ PACKAGES = (
     "spyx",
 )
 ROOT = Path(__file__).resolve().parents[1]
+ENV_KEYS = (
+    "JAX_PLATFORMS",
+    "XLA_FLAGS",
+    "JAX_NUM_CPU_DEVICES",
+    "SSJAX_XLA_TUNING",
+    "SSJAX_CPU_DEVICES",
+)
 
 
 # ------------------------------------------------------------------------- machine
@@ -106,7 +113,8 @@ def machine_info() -> dict:
         "peers": {p: peers.status(p) for p in peers.PEERS},
         "git": _git(),
         "command": " ".join(["python -m benchmarks.run", *sys.argv[1:]]),
-        "env": {k: os.environ[k] for k in ("JAX_PLATFORMS", "XLA_FLAGS") if k in os.environ},
+        "env": {k: os.environ[k] for k in ENV_KEYS if k in os.environ},
+        "jax_num_cpu_devices": jax.config.jax_num_cpu_devices,
         "loadavg_start": [round(v, 2) for v in os.getloadavg()],
     }
 
@@ -195,7 +203,7 @@ def _superspike_md(recs: list[dict]) -> list[str]:
         "`blocks`: 0.5 s blocks per timed run (one `make_segment_fn` segment). `batching` "
         "of several seeds: `vmap` (one batched program) or `map` (the one-seed program per "
         "seed, the CPU default of `ssjax train`); `devices`: CPU devices the seeds are "
-        "sharded over (`import ssjax` makes one per core, `SSJAX_CPU_DEVICES`). Rates: mean "
+        "sharded over (one per core, `SSJAX_CPU_DEVICES`, as `ssjax train`). Rates: mean "
         "firing rate per layer (Hz).",
         "",
     ]
@@ -363,9 +371,10 @@ def markdown(info: dict, records: list[dict]) -> str:
 NOTES = [
     "## Notes",
     "",
-    "- XLA:CPU setting: `import ssjax` adds `--xla_backend_extra_options="
+    "- XLA:CPU setting: `python -m benchmarks.run` first applies the tuning of `ssjax train` "
+    "(`ssjax.xla.configure_cpu_from_env`): it adds `--xla_backend_extra_options="
     "xla_cpu_small_while_loop_byte_threshold=1000000` to `XLA_FLAGS` (unless the user sets "
-    "extra options or `SSJAX_XLA_TUNING=0`; see `ssjax/_xla.py`), so that time scans compile "
+    "extra options or `SSJAX_XLA_TUNING=0`; see `ssjax/xla.py`), so that time scans compile "
     "as one loop instead of dispatching each step's kernels. Every JAX implementation of this "
     "run (ssjax, plain-jax, spyx) ran under it. It also asks for one CPU device per usable "
     "core (`SSJAX_CPU_DEVICES`), over which (b) and (d) shard their seeds as `ssjax train` "
@@ -452,4 +461,7 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    from ssjax.xla import configure_cpu_from_env
+
+    configure_cpu_from_env()  # before JAX starts: the settings `ssjax train` runs under
     sys.exit(main())

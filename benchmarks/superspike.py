@@ -1,5 +1,5 @@
 """Suites ``superspike``, ``memory`` and ``seeds``: online training as the ``ssjax train`` program
-runs it (``ssjax.runner.make_segment_fn`` over ``ssjax.train.Trainer`` blocks, seeds vmapped).
+runs it (``ssjax.runner.make_segment_fn`` over ``ssjax.train.TrainSpec`` blocks, seeds vmapped).
 
 Task: frozen Poisson inputs (5 Hz, ``ssjax.tasks.raster.frozen_poisson``) and a frozen Poisson
 target raster (5 Hz), one 0.5 s pattern replayed in a loop; dt = 0.1 ms; blocks of 5000 steps
@@ -20,10 +20,11 @@ import numpy as np
 
 from benchmarks.timing import memory_only, time_jax
 from ssjax.network import Network
+from ssjax.rules.bptt import BPTTConfig
 from ssjax.rules.superspike import SuperSpikeConfig
 from ssjax.runner import init_states, make_segment_fn, seed_mesh, shard_state
 from ssjax.tasks.raster import frozen_poisson
-from ssjax.train import Trainer
+from ssjax.train import TrainSpec
 
 DT = 1e-4
 PERIOD = 0.5  # s, pattern length
@@ -48,13 +49,13 @@ def net_name(sizes) -> str:
     return "-".join(map(str, sizes))
 
 
-def trainer_for(sizes, method: str, block_steps: int = BLOCK) -> Trainer:
+def trainer_for(sizes, method: str, block_steps: int = BLOCK) -> TrainSpec:
     """The online trainer of ``sizes`` with SuperSpike ``method`` or ``"bptt"``."""
     net = Network(tuple(sizes))
     if method == "bptt":
-        return Trainer(net, rule="bptt", block_steps=block_steps)
+        return TrainSpec(net, rule=BPTTConfig(), block_steps=block_steps)
     cfg = SuperSpikeConfig(method=method)
-    return Trainer(net, superspike=cfg, block_steps=block_steps)
+    return TrainSpec(net, rule=cfg, block_steps=block_steps)
 
 
 def task(sizes, seed: int = 0):
@@ -65,7 +66,7 @@ def task(sizes, seed: int = 0):
     return x, y
 
 
-def states(trainer: Trainer, seeds: int):
+def states(trainer: TrainSpec, seeds: int):
     """Fresh states of ``seeds`` seeds, weights scaled x3 (clipped) so that every layer spikes."""
     st = init_states(trainer, list(range(seeds)), jnp.float32)
     net = trainer.net

@@ -57,4 +57,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    from ssjax.xla import configure_cpu_from_env
+
+    configure_cpu_from_env()  # before JAX starts: the settings `ssjax train` runs under
     main()

@@ -33,7 +33,7 @@ def _problem(sizes, seconds, key=0):
 def _fn(kind, net, cfg):
     if kind == "bptt":
         return jax.jit(lambda w, x, y, st: bptt_grad(net, w, x, y, st.net, st.err)[0])
-    return jax.jit(lambda w, x, y, st: superspike_grads(net, cfg, w, (), x, y, st)[0])
+    return jax.jit(lambda w, x, y, st: superspike_grads(net, cfg, w, x, y, st)[0])
 
 
 def _time(f, args, repeats):
@@ -81,4 +81,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    from ssjax.xla import configure_cpu_from_env
+
+    configure_cpu_from_env()  # before JAX starts: the settings `ssjax train` runs under
     main()

@@ -2,7 +2,7 @@
 
 import sys
 
-from ssjax.rules.compare import main
+from ssjax.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(["compare", *sys.argv[1:]]))

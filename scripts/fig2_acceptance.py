@@ -28,7 +28,7 @@ import numpy as np
 from ssjax import plots
 from ssjax.network import Network
 from ssjax.tasks.raster import load_raster
-from ssjax.train import Trainer, init_train_state, per_period, run_blocks, unpack_output
+from ssjax.train import TrainSpec, init_train_state, per_period, run_blocks, unpack_output
 
 DT = 1e-4
 PERIOD_STEPS = 5000
@@ -44,7 +44,7 @@ def converged(out: np.ndarray, target: np.ndarray, tol_steps: int = 10) -> bool:
 
 def run(r0, seeds, periods, x, y, chunk=100, record=False):
     """Train ``seeds`` runs for ``periods`` blocks; returns (per-seed PeriodMetrics, outputs)."""
-    tr = Trainer(
+    tr = TrainSpec(
         Network((100, 1)), r0=r0, burn_in=20.0, drops=((400.0, 0.1),), record_output=record
     )
     keys = jax.random.split(jax.random.PRNGKey(0), seeds)
@@ -140,4 +140,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    from ssjax.xla import configure_cpu_from_env
+
+    configure_cpu_from_env()  # before JAX starts: the settings `ssjax train` runs under
     main()

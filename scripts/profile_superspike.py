@@ -66,7 +66,7 @@ def main(argv=None):
     st = init_rule_state(net, cfg)
     k = x.shape[0]
     rows = []
-    block = jax.jit(lambda w, x, y, st: superspike_grads(net, cfg, w, (), x, y, st)[:2])
+    block = jax.jit(lambda w, x, y, st: superspike_grads(net, cfg, w, x, y, st)[:2])
     rows.append(("whole block (dense route)", _time(block, (w, x, y, st), rep)))
     sim = jax.jit(lambda w, x, st: simulate(net, w, x, st.net))
     rows.append(("  simulate (all layers)", _time(sim, (w, x, st), rep)))
@@ -120,4 +120,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    from ssjax.xla import configure_cpu_from_env
+
+    configure_cpu_from_env()  # before JAX starts: the settings `ssjax train` runs under
     main()

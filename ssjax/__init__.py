@@ -3,11 +3,16 @@
 The public surface, bottom up: the spike nonlinearity, filters, LIF neurons, layered networks,
 losses, the learning rules (SuperSpike with its feedback strategies, BPTT), learning-rate rules,
 and the online trainer. Units are SI (seconds, volts); arrays are time-major ``[T, *B, N]``.
+
+Importing ssjax changes nothing outside it (no environment variables, JAX config or matplotlib
+backend). :func:`configure_cpu` (``ssjax.xla``), called before the first JAX computation, applies
+the XLA:CPU tuning that the ``ssjax`` command uses: one CPU device per core, time scans compiled
+as single loops.
 """
 
-from ssjax import _xla  # noqa: F401  (first: sets XLA_FLAGS before JAX starts a backend)
 from ssjax.filters import alpha_kernel, double_exp_filter, epsilon_kernel, exp_filter
 from ssjax.losses import (
+    VanRossum,
     error_distance,
     filtered_error,
     moving_average_cost,
@@ -25,32 +30,49 @@ from ssjax.network import (
 )
 from ssjax.neuron import LIFParams, LIFState, lif_init, lif_step
 from ssjax.optim import make_optimizer, rmaxprop, rmsprop
-from ssjax.rules.bptt import bptt_grad, bptt_loss, with_reset_grad
+from ssjax.rules.base import Block, LearningRule, RuleOutput
+from ssjax.rules.bptt import BPTTConfig, BPTTState, bptt, bptt_grad, bptt_loss, with_reset_grad
 from ssjax.rules.feedback import FEEDBACKS, init_feedback, layer_errors
 from ssjax.rules.superspike import (
-    RuleState,
     SuperSpikeConfig,
+    SuperSpikeHyper,
+    SuperSpikeState,
     init_rule_state,
+    superspike,
     superspike_grads,
 )
 from ssjax.spike import Surrogate, spike, surrogate_grad
 from ssjax.train import (
-    Trainer,
+    Hyper,
+    TrainSpec,
     TrainState,
     init_train_state,
     per_period,
     run_blocks,
     run_blocks_jit,
 )
+from ssjax.xla import CpuSettings, configure_cpu
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "CpuSettings",
+    "configure_cpu",
     "FEEDBACKS",
-    "RuleState",
+    "BPTTConfig",
+    "BPTTState",
+    "Block",
+    "Hyper",
+    "LearningRule",
+    "RuleOutput",
     "SuperSpikeConfig",
+    "SuperSpikeHyper",
+    "SuperSpikeState",
+    "TrainSpec",
     "TrainState",
-    "Trainer",
+    "VanRossum",
+    "bptt",
+    "superspike",
     "init_feedback",
     "init_rule_state",
     "init_train_state",

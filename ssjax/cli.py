@@ -1,16 +1,23 @@
 """The ``ssjax`` command: ``train``, ``validate``, ``reproduce``, ``compare``, ``demo`` (thin
 wrappers).
 
-Exit codes: 0 success; 2 invalid config, arguments or work directory (nothing was created);
-1 a run that failed (numerical fault, unreadable checkpoint); 128 + signal number when SIGTERM
-or SIGINT stopped a run after saving a checkpoint.
+Exit codes: 0 success; 2 invalid config, arguments, environment (``SSJAX_CPU_DEVICES``) or work
+directory (nothing was created); 1 a run that failed (numerical fault, unreadable checkpoint);
+128 + signal number when SIGTERM or SIGINT stopped a run after saving a checkpoint.
+
+Before anything else :func:`main` applies the XLA:CPU tuning
+(:func:`ssjax.xla.configure_cpu_from_env`: one CPU device per core, single-loop time scans;
+``SSJAX_XLA_TUNING=0`` turns it off) and selects matplotlib's Agg backend unless ``MPLBACKEND``
+is set. Importing this module does neither.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import warnings
 from pathlib import Path
 
 
@@ -38,14 +45,13 @@ def _validate(args) -> int:
 def _train(args) -> int:
     from ssjax.checkpoint import CheckpointError
     from ssjax.config import ConfigError
-    from ssjax.runner import NumericalError, RunError, check_workdir, prepare, train
+    from ssjax.runner import NumericalError, RunError, prepare, train
 
     try:
         cfg = prepare(args.config, seeds=args.seeds, overrides=args.set)
-        workdir = Path(args.workdir or Path("runs") / Path(args.config).stem)
-        check_workdir(cfg, workdir, args.override_config)
-    except (ConfigError, RunError) as e:
+    except ConfigError as e:
         return _err(str(e), 2)
+    workdir = Path(args.workdir or Path("runs") / Path(args.config).stem)
     try:
         summary = train(
             cfg,
@@ -54,6 +60,8 @@ def _train(args) -> int:
             fallback=args.fallback_checkpoint,
             progress=not args.no_progress,
         )
+    except (ConfigError, RunError) as e:  # the work directory holds another run's config
+        return _err(str(e), 2)
     except (NumericalError, CheckpointError) as e:
         return _err(str(e), 1)
     print(json.dumps({k: summary[k] for k in ("median", "simulated_seconds", "wall_seconds")}))
@@ -123,6 +131,76 @@ def _demo(args) -> int:
     return 0
 
 
+COMPARE_DOC = """\
+Gradient vs local rule: per-layer alignment of SuperSpike and BPTT updates on a block.
+
+Usage: ``ssjax compare [--sizes 100 4 1] [--seed 0] [--rules R ...] [--out DIR]
+[--gain 3.0] [--periods 1]``. Builds the timing task of the paper's Fig. 2 (every output unit
+gets the same target) and draws weights ``gain x`` the reference initialisation, clipped to the
+weight bounds and redrawn (up to 20 times) until every layer spikes in the block. From the
+resting network it computes every rule's update on one block of ``periods`` pattern periods
+(0.5 s each), prints the table and writes ``DIR/alignment.png``. Exit code 2 for an unknown
+rule name.
+"""
+
+MAX_DRAWS = 20  # weight draws of ``ssjax compare`` before giving up on a spiking network
+
+
+def _compare(args) -> int:
+    import jax
+    import jax.numpy as jnp
+
+    from ssjax.analysis.alignment import RULES, compare_rules
+    from ssjax.network import Network, init_weights, simulate
+    from ssjax.plots import format_table, plot_alignment
+    from ssjax.tasks.timing import timing_task
+
+    ap = args.parser
+    for r in args.rules:
+        if r not in RULES:
+            ap.error(f"unknown rule {r!r}; choose from {', '.join(RULES)}")
+    if len(set(args.rules)) != len(args.rules) or len(args.rules) < 2:
+        ap.error(f"--rules needs at least two distinct names, got {args.rules}")
+    if len(args.sizes) < 2 or min(args.sizes) < 1 or args.periods < 1:
+        ap.error("--sizes needs >= 2 positive integers and --periods must be >= 1")
+
+    net = Network(tuple(args.sizes))
+    k_task, k_w, k_fb = jax.random.split(jax.random.PRNGKey(args.seed), 3)
+    task = timing_task(k_task, n_in=net.sizes[0], n_out=net.sizes[-1], dt=net.neuron.dt)
+    inputs = jnp.tile(task.inputs, (args.periods, 1))
+    targets = jnp.tile(task.targets, (args.periods, 1))
+    # the output's few incoming weights decide by their signs alone whether it fires at all, so
+    # redraw (same distribution) until every layer spikes: a silent layer makes a dull comparison
+    for draw in range(MAX_DRAWS):
+        weights = tuple(
+            jnp.clip(args.gain * w, net.w_min, net.w_max)
+            for w in init_weights(net, jax.random.fold_in(k_w, draw))
+        )
+        _, rec = simulate(net, weights, inputs)
+        counts = [int(s.sum()) for s in rec.spikes]
+        if min(counts) > 0:
+            break
+    print(
+        f"network {net.sizes}, seed {args.seed}, gain {args.gain}, weight draw {draw}, block "
+        f"{inputs.shape[0] * net.neuron.dt:g} s; spikes per layer: {counts}"
+    )
+    if min(counts) == 0:
+        print(
+            f"warning: a layer stayed silent in {MAX_DRAWS} weight draws; try a larger --gain",
+            file=sys.stderr,
+        )
+
+    results = compare_rules(args.rules, net, weights, inputs, targets, key=k_fb)
+    names = [
+        f"{'output' if l == net.n_layers - 1 else f'hidden {l + 1}'} ({a}x{b})"
+        for l, (a, b) in enumerate(zip(net.sizes[:-1], net.sizes[1:], strict=True))
+    ]
+    print(format_table(results, names))
+    path = plot_alignment(results, os.path.join(args.out, "alignment.png"), names)
+    print(f"wrote {path}")
+    return 0
+
+
 REPRODUCE_OUT = "runs/reproduce"
 
 
@@ -177,10 +255,21 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--list", action="store_true", help="list figures, conditions, seeds x duration")
     r.set_defaults(func=_reproduce)
 
-    # handled in main() by ssjax.rules.compare's own parser; listed here for --help
-    sub.add_parser(
-        "compare", help="alignment of SuperSpike and BPTT updates on one block", add_help=False
+    from ssjax.analysis.alignment import RULES
+
+    c = sub.add_parser(
+        "compare",
+        help="alignment of SuperSpike and BPTT updates on one block",
+        description=COMPARE_DOC,
+        formatter_class=argparse.RawTextHelpFormatter,
     )
+    c.add_argument("--sizes", type=int, nargs="+", default=[100, 4, 1], help="N_in ... N_out")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--rules", nargs="+", default=list(RULES), help=f"any of {', '.join(RULES)}")
+    c.add_argument("--out", default="runs/compare", help="folder for alignment.png")
+    c.add_argument("--gain", type=float, default=3.0, help="factor on the initial weights")
+    c.add_argument("--periods", type=int, default=1, help="pattern periods in the block")
+    c.set_defaults(func=_compare, parser=c)
 
     d = sub.add_parser("demo", help="BPTT on the paper's 5-spike timing task (no config)")
     d.add_argument("--out", default="runs/demo", help="output folder (PNG files)")
@@ -192,13 +281,31 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def setup() -> int | None:
+    """What :func:`main` does before anything else: the XLA:CPU tuning the environment asks for
+    (:func:`ssjax.xla.configure_cpu_from_env`) and matplotlib's Agg backend unless
+    ``MPLBACKEND`` is set. Returns exit code 2 for an invalid ``SSJAX_CPU_DEVICES``, else None;
+    warns (and goes on untuned) when JAX has already started its backend in this process."""
+    from ssjax.xla import configure_cpu_from_env
+
+    try:
+        configure_cpu_from_env()
+    except ValueError as e:
+        return _err(str(e), 2)
+    except RuntimeError as e:  # main() called in-process after a JAX computation
+        warnings.warn(str(e), RuntimeWarning, stacklevel=3)
+    if not os.environ.get("MPLBACKEND"):
+        import matplotlib
+
+        matplotlib.use("Agg")
+    return None
+
+
 def main(argv=None) -> int:
     """Entry point of the ``ssjax`` command."""
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["compare"]:  # its own parser takes every option that follows
-        from ssjax.rules.compare import main as compare_main
-
-        return compare_main(argv[1:])
+    code = setup()
+    if code is not None:
+        return code
     args = build_parser().parse_args(argv)
     return args.func(args)
 

@@ -7,6 +7,13 @@ before any compilation: unknown keys (with the nearest valid one), wrong types, 
 and missing or malformed data files each raise :class:`ConfigError`, whose message reads
 ``<file>: <section.key>: <problem, with the allowed range or values>``.
 
+Validate once, build once: the Config that :func:`load_config` (or :func:`validate_config`)
+returns is marked validated and holds what its task kind loaded from its data files (parsed once,
+:mod:`ssjax.tasks.registry`); :func:`validate_config` returns such a Config as is, and the
+builders (:func:`build_task`, :func:`build_heldout`) check nothing more. ``dataclasses.replace``
+drops the mark (it does not copy the hidden field), so a Config changed in code is validated
+again, its files re-read, the first time it is validated or built.
+
 YAML is read with the YAML 1.2 core rules for booleans and floats: only ``true``/``false`` are
 booleans (``yes``/``on`` stay strings and are rejected for a bool key), and ``5e-3`` is a float.
 Data paths (``task.input``, ``task.target``, ``task.image``) are relative to the YAML file's
@@ -24,22 +31,19 @@ import os
 import re
 from types import SimpleNamespace
 
-import jax
 import numpy as np
 import yaml
 
 from ssjax.network import Network
 from ssjax.neuron import INTEGRATORS, LIFParams
 from ssjax.optim import OPTIMIZERS
+from ssjax.rules.bptt import BPTTConfig
 from ssjax.rules.feedback import FEEDBACKS
 from ssjax.rules.superspike import METHODS, SuperSpikeConfig
 from ssjax.spike import KINDS, Surrogate
-from ssjax.tasks.image import default_image, image_task, load_image
-from ssjax.tasks.randman import randman_dataset, randman_heldout, spike_times_to_raster
-from ssjax.tasks.raster import RasterError, load_raster
-from ssjax.tasks.timing import timing_task
-from ssjax.tasks.xor import XORSpec, stream_timing, xor_stream
-from ssjax.train import RULES, Trainer
+from ssjax.tasks import registry
+from ssjax.tasks.randman import RANDMAN_TAIL
+from ssjax.train import RULES, TrainSpec
 
 # fmt: off
 __all__ = [
@@ -176,10 +180,25 @@ class Config:
     task: TaskConfig = dataclasses.field(default_factory=TaskConfig)
     run: RunConfig = dataclasses.field(default_factory=RunConfig)
     source: str | None = dataclasses.field(default=None, compare=False)  # the YAML path
+    # set by validation only (init=False: dataclasses.replace resets it to None)
+    _checked: _Checked | None = dataclasses.field(
+        default=None, init=False, compare=False, repr=False
+    )
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class _Checked:
+    """The mark of a validated Config: what its task kind's ``load`` returned (None: no files)."""
+
+    data: object
 
 
 # section name -> dataclass, in schema order
-_SECTIONS = {f.name: f.default_factory for f in dataclasses.fields(Config) if f.name != "source"}
+_SECTIONS = {
+    f.name: f.default_factory
+    for f in dataclasses.fields(Config)
+    if f.default_factory is not dataclasses.MISSING
+}
 _PATH_KEYS = ("task.input", "task.target", "task.image")
 
 # ------------------------------------------------------------------------------------- types
@@ -294,13 +313,9 @@ def _sizes_ok(v, c):
     return len(v) >= 2 and min(v) >= 1 and v[0] == c.task.n_in and v[-1] == c.task.n_out
 
 
-TASK_KINDS = ("timing", "ras", "xor", "image", "randman")
+TASK_KINDS = registry.names()
 # tasks whose targets are window annotations (classification) rather than spike trains
-WINDOW_TASKS = ("xor", "randman")
-# randman: a sample's window is its randman_duration plus this response tail (s), as the 15 ms
-# after the XOR stimulus (SUPERSPIKE.md section 3); task.gap must be at least as long, so that a
-# window ends before the next sample starts and the last one ends with the stream.
-RANDMAN_TAIL = 0.015
+WINDOW_TASKS = registry.window_kinds()
 
 
 def _sizes_text(c):
@@ -310,16 +325,13 @@ def _sizes_text(c):
     )
 
 
-def _times_ok(v, c):
-    return c.task.kind != "timing" or all(0 <= t < c.task.period for t in v)
-
-
 def _rate_ok(v, c):
     return v >= 0 and v * c.neuron.dt <= 1
 
 
 # (dotted key, predicate(value, all values), allowed text or text(all values)); checked in order,
 # so that a value other checks refer to (neuron.dt first) is known to be valid when they run.
+# Key-level ranges, whatever task.kind; each kind's own checks follow (ssjax.tasks.registry).
 # fmt: off
 _CHECKS = [
     _gt0("neuron.dt", " s"), _tau("neuron.tau_mem"), _tau("neuron.tau_syn"),
@@ -343,11 +355,7 @@ _CHECKS = [
     ("optimizer.drops", lambda v, c: all(t >= 0 and f >= 0 for t, f in v),
      "a list of [time >= 0 s, factor >= 0] pairs"),
     _choice("task.kind", TASK_KINDS),
-    ("task.n_out", lambda v, c: c.task.kind != "xor" or v == 2, "2 for task.kind xor"),
-    ("task.n_in", lambda v, c: c.task.kind != "xor" or v >= 3, ">= 3 for task.kind xor"),
     _int_ge("task.n_patterns", 1),
-    ("task.n_out", lambda v, c: c.task.kind != "randman" or v >= 2,
-     ">= 2 for task.kind randman (one output per class)"),
     ("task.image_threshold", lambda v, c: 0 < v <= 1,
      "> 0 and <= 1 (pixel values: 0 black, 1 white)"),
     _int_ge("task.randman_dim", 1), _int_ge("task.n_heldout", 0),
@@ -357,8 +365,6 @@ _CHECKS = [
      f"neuron.dt = {c.neuron.dt} s"),
     ("task.rate_hz", _rate_ok, lambda c: f">= 0 Hz and <= 1 / neuron.dt = {1 / c.neuron.dt:g} Hz"),
     _on_grid("task.period", "> 0"),
-    ("task.target_times", _times_ok,
-     lambda c: f"times within [0, task.period = {c.task.period}) s"),
     _int_ge("task.input_seed", 0),
     _int_ge("run.seeds", 1), _int_ge("run.seed", 0), _gt0("run.duration", " s"),
     _on_grid("run.block", "> 0"),
@@ -380,8 +386,26 @@ def _unknown(file, key, name, valid):
     return ConfigError(file, key, f"unknown key; {hint}(valid: {', '.join(valid)})")
 
 
+def _run_checks(checks, vals, c, file, overridden):
+    """Raise ConfigError for the first ``(key, ok, allowed)`` of ``checks`` that fails."""
+    for key, ok, allowed in checks:
+        sec, name = key.split(".")
+        v = vals[sec][name]
+        if not ok(v, c):
+            text = allowed(c) if callable(allowed) else allowed
+            hint = ""
+            if isinstance(v, str) and text.startswith("one of "):
+                near = difflib.get_close_matches(v, re.findall(r"'([^']*)'", text), n=1)
+                hint = f"; did you mean '{near[0]}'?" if near else ""
+            raise ConfigError(
+                file, key, f"must be {text}, got {_plain(v)!r}{hint}" + _origin(key, overridden)
+            )
+
+
 def _check_values(raw, file, overridden=()):
-    """Type-check, range-check and resolve ``raw`` ({section: {key: value}}); returns Config."""
+    """Type-check, range-check and resolve ``raw`` ({section: {key: value}}); returns Config.
+
+    The key-level ranges of every section first (_CHECKS), then the checks of the task kind."""
     vals = {}
     for sec, cls in _SECTIONS.items():
         vals[sec] = {}
@@ -396,18 +420,8 @@ def _check_values(raw, file, overridden=()):
                     f"expected {exc}, got {v!r} ({type(v).__name__})" + _origin(key, overridden),
                 ) from None
     c = SimpleNamespace(**{s: SimpleNamespace(**d) for s, d in vals.items()})
-    for key, ok, allowed in _CHECKS:
-        sec, name = key.split(".")
-        v = vals[sec][name]
-        if not ok(v, c):
-            text = allowed(c) if callable(allowed) else allowed
-            hint = ""
-            if isinstance(v, str) and text.startswith("one of "):
-                near = difflib.get_close_matches(v, re.findall(r"'([^']*)'", text), n=1)
-                hint = f"; did you mean '{near[0]}'?" if near else ""
-            raise ConfigError(
-                file, key, f"must be {text}, got {_plain(v)!r}{hint}" + _origin(key, overridden)
-            )
+    _run_checks(_CHECKS, vals, c, file, overridden)
+    _run_checks(registry.get(c.task.kind).checks, vals, c, file, overridden)
     return Config(**{s: _SECTIONS[s](**d) for s, d in vals.items()})
 
 
@@ -415,64 +429,21 @@ def _origin(key, overridden):
     return " (value from --set)" if key in overridden else ""
 
 
-def _load_ras(cfg, file, which):
-    """Dense raster of task.<which> ('input' or 'target'); errors as ConfigError naming the key."""
-    t, key = cfg.task, f"task.{which}"
-    path = getattr(t, which)
-    n, off = (t.n_in, t.id_offset) if which == "input" else (t.n_out, t.target_id_offset)
-    if path is None:
-        raise ConfigError(
-            file,
-            key,
-            "required when task.kind is 'ras' (a .ras file path, "
-            "relative to the YAML file's folder)",
-        )
-    if not os.path.isfile(path):
-        raise ConfigError(file, key, f"data file not found: {path}")
-    try:
-        return load_raster(
-            path, n, cfg.neuron.dt, t.period, id_offset=off, dtype=np.dtype(cfg.run.dtype)
-        )
-    except (RasterError, ValueError) as exc:
-        offkey = "task.id_offset" if which == "input" else "task.target_id_offset"
-        raise ConfigError(
-            file,
-            key,
-            f"malformed raster: {exc} (ids must lie in [0, {n}) after "
-            f"{offkey} = {off}; spike times in [0, task.period = {t.period}) s)",
-        ) from None
-
-
-def _load_image(cfg, file):
-    """Grayscale [H, W] of task.image (None: default_image()); checks task.n_out == H."""
-    t = cfg.task
-    if t.image is None:
-        img, what = default_image(), "the built-in default_image()"
-    else:
-        if not os.path.isfile(t.image):
-            raise ConfigError(file, "task.image", f"image file not found: {t.image}")
+def _validate(raw, file, source, overridden=()) -> Config:
+    """Values (_check_values), then the task kind's data files (read once); returns the Config
+    with ``source`` set, marked validated and holding the loaded data."""
+    cfg = _check_values(raw, file, overridden)
+    kind = registry.get(cfg.task.kind)
+    data = None
+    if kind.load is not None:
+        task = registry.task_view(kind, cfg.task)
         try:
-            img = load_image(t.image)
-        except ValueError as exc:
-            raise ConfigError(file, "task.image", f"unreadable image: {exc}") from None
-        what = f"task.image {t.image}"
-    height, width = img.shape
-    if t.n_out != height:
-        raise ConfigError(
-            file,
-            "task.n_out",
-            f"must equal the image's height ({height} rows, one output per row, of {what}, "
-            f"{height} x {width}) for task.kind image, got {t.n_out}",
-        )
-    return img
-
-
-def _check_files(cfg, file):
-    if cfg.task.kind == "ras":
-        for which in ("input", "target"):
-            _load_ras(cfg, file, which)
-    elif cfg.task.kind == "image":
-        _load_image(cfg, file)
+            data = kind.load(task, cfg.neuron.dt, np.dtype(cfg.run.dtype))
+        except registry.TaskError as exc:
+            raise ConfigError(file, exc.key, exc.message) from None
+    cfg = dataclasses.replace(cfg, source=source)
+    object.__setattr__(cfg, "_checked", _Checked(data))  # a new object: nobody else holds it
+    return cfg
 
 
 def _label(cfg):
@@ -480,10 +451,14 @@ def _label(cfg):
 
 
 def validate_config(cfg: Config) -> Config:
-    """Re-validate a Config built in code (e.g. with dataclasses.replace); returns it."""
-    checked = _check_values(config_to_dict(cfg), _label(cfg))
-    _check_files(checked, _label(cfg))
-    return dataclasses.replace(checked, source=cfg.source)
+    """Validate a Config built in code (e.g. with dataclasses.replace); returns it validated.
+
+    A Config that load_config or validate_config returned is already validated and comes back
+    as is (nothing is checked or read again); otherwise the result is a new, equal Config with
+    the values normalised (tuples, floats) and the task's data files read."""
+    if cfg._checked is not None:
+        return cfg
+    return _validate(config_to_dict(cfg), _label(cfg), cfg.source)
 
 
 # ---------------------------------------------------------------------------------- loading
@@ -528,7 +503,8 @@ def default_config() -> Config:
 
 def load_config(path, overrides=()) -> Config:
     """Read ``path`` (YAML), apply ``overrides`` (``"section.key=value"``, values parsed as YAML)
-    and validate, data files included; raises ConfigError."""
+    and validate, data files included (each parsed once: the result holds the data, see the
+    module docstring); raises ConfigError."""
     file = os.fspath(path)
     try:
         with open(file, encoding="utf-8") as fh:
@@ -592,9 +568,7 @@ def load_config(path, overrides=()) -> Config:
             )  # command-line paths: relative to the current directory
         raw[sec][name] = v
         overridden.add(key)
-    cfg = _check_values(raw, file, overridden)
-    _check_files(cfg, file)
-    return dataclasses.replace(cfg, source=file)
+    return _validate(raw, file, file, overridden)
 
 
 # ------------------------------------------------------------------------------- dict, dump
@@ -635,7 +609,7 @@ def n_blocks(cfg: Config) -> int:
 
 
 def build_trainer(cfg: Config):
-    """The :class:`ssjax.train.Trainer` the config describes (validates first)."""
+    """The :class:`ssjax.train.TrainSpec` the config describes (validates first)."""
     cfg = validate_config(cfg)
     n, r, g, o = cfg.neuron, cfg.rule, cfg.regularizer, cfg.optimizer
 
@@ -647,17 +621,20 @@ def build_trainer(cfg: Config):
         lif = pick(n, "theta u_rest u_reset tau_mem tau_syn tau_ref dt delay integrator")
         neuron = LIFParams(**lif, reset_grad=r.reset_grad, surrogate=surrogate)
         net = Network(cfg.network.sizes, neuron, **pick(cfg.network, "w0 w_min w_max"))
-        ss = SuperSpikeConfig(
-            feedback=cfg.feedback.kind,
-            error="window" if cfg.task.kind in WINDOW_TASKS else "van_rossum",
-            **pick(r, "tau_rise tau_decay hebbian_delay sigma_prime method max_spikes"),
-            **pick(g, "rho a tau error_dependent layers", prefix="het_"),
-        )
-        ss.delay_steps(n.dt)
-        return Trainer(
+        error = "window" if cfg.task.kind in WINDOW_TASKS else "van_rossum"
+        if r.name == "bptt":
+            rule = BPTTConfig(tau_rise=r.tau_rise, tau_decay=r.tau_decay, error=error)
+        else:
+            rule = SuperSpikeConfig(
+                feedback=cfg.feedback.kind,
+                error=error,
+                **pick(r, "tau_rise tau_decay hebbian_delay sigma_prime method max_spikes"),
+                **pick(g, "rho a tau error_dependent layers", prefix="het_"),
+            )
+            rule.delay_steps(n.dt)
+        return TrainSpec(
             net,
-            rule=r.name,
-            superspike=ss,
+            rule=rule,
             optimizer=o.name,
             **pick(o, "r0 tau_rms eps burn_in"),
             drops=tuple(tuple(d) for d in o.drops),
@@ -667,86 +644,30 @@ def build_trainer(cfg: Config):
         raise ConfigError(_label(cfg), None, f"invalid configuration: {exc}") from None
 
 
-def _randman_args(cfg: Config) -> dict:
-    t = cfg.task
-    return dict(
-        n_classes=t.n_out,
-        n_units=t.n_in,
-        dim=t.randman_dim,
-        n_samples=t.n_patterns,
-        duration=t.randman_duration,
-        t_offset=0.0,
-        dt=cfg.neuron.dt,
-    )
-
-
-def _randman_layout(cfg: Config, times, labels) -> tuple[np.ndarray, np.ndarray]:
-    """Samples one after another: ``(inputs [T, n_in] 0/1, code [T, n_out] int8)``."""
-    t, dt = cfg.task, cfg.neuron.dt
-    S, G = int(round(t.randman_duration / dt)), int(round(t.gap / dt))
-    W = S + int(round(RANDMAN_TAIL / dt))  # <= S + G: task.gap >= RANDMAN_TAIL
-    n = len(labels)
-    rasters = spike_times_to_raster(times, dt, S)  # [N, S, n_in]
-    inputs = np.zeros((n, S + G, t.n_in), np.float32)
-    inputs[:, :S] = rasters
-    code = np.zeros((n, S + G, t.n_out), np.int8)
-    code[:, :W] = -1
-    code[np.arange(n), :W, labels] = 1
-    code[:, W - 1] *= 2
-    return inputs.reshape(-1, t.n_in), code.reshape(-1, t.n_out)
-
-
-def _randman_stream(cfg: Config, key) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Frozen randman stream: ``(inputs [T, n_in] 0/1, code [T, n_out] int8, labels [N])``.
-
-    ``N = n_out * n_patterns`` samples (randman_dataset, shuffled), each ``randman_duration`` long
-    (every unit fires once; spike times from 0, i.e. ``t_offset = 0``: the gap before a sample
-    keeps its spikes off step 0 of the replayed stream) and followed by ``task.gap`` of silence.
-    Window annotation as in ssjax.tasks.xor: from the sample's onset for ``randman_duration +
-    RANDMAN_TAIL`` (15 ms, the XOR response tail), +1 on the label's output, -1 on the others,
-    +2/-2 at the window's last step, 0 outside. ``T = N (randman_duration + gap) / dt``.
-    """
-    times, labels = randman_dataset(key, **_randman_args(cfg))
-    return (*_randman_layout(cfg, times, labels), labels)
-
-
-def _xor_spec(cfg: Config) -> XORSpec:
-    third = cfg.task.n_in // 3
-    return XORSpec(n_ref=cfg.task.n_in - 2 * third, n_a=third, n_b=third, dt=cfg.neuron.dt)
+def _kind_of(cfg: Config) -> tuple[Config, registry.TaskKind, object, float, np.dtype]:
+    """``(cfg validated, its task kind, the kind's view of cfg.task, neuron.dt, run.dtype)``;
+    a validated Config (load_config's) is taken as is."""
+    cfg = validate_config(cfg)
+    kind = registry.get(cfg.task.kind)
+    return cfg, kind, registry.task_view(kind, cfg.task), cfg.neuron.dt, np.dtype(cfg.run.dtype)
 
 
 def build_heldout(cfg: Config) -> tuple[np.ndarray, np.ndarray]:
     """Held-out stream of a window task ``(inputs [T, n_in], code [T, n_out])`` in ``run.dtype``.
 
-    randman: ``task.n_heldout`` new samples per class of the training stream's manifolds
-    (:func:`ssjax.tasks.randman.randman_heldout`: same manifolds, new coordinates, the training
-    set's time code), laid out as the training stream and preceded by one ``task.gap`` of
-    silence, so that, as in training, every sample follows a gap.
-    xor: ``task.n_heldout`` patterns of each of the 4 kinds with the training stream's stimulus
-    timing (the task) but a new order, new gaps and new background noise (drawn from
-    ``fold_in(key, 1)``): a network that memorised the frozen training stream's noise context
-    does not score on it.
-    Raises ConfigError unless ``task.kind`` is randman or xor and ``task.n_heldout >= 1``.
+    The task kind's ``heldout`` (ssjax.tasks.registry). randman: ``task.n_heldout`` new samples
+    per class of the training stream's manifolds, after one ``task.gap`` of silence; xor:
+    ``task.n_heldout`` patterns of each of the 4 kinds with the training stream's stimulus timing
+    but a new order, new gaps and new background noise (ssjax.tasks.randman, ssjax.tasks.xor).
+    Raises ConfigError unless the kind has a held-out set and ``task.n_heldout >= 1``.
     """
-    cfg = validate_config(cfg)
-    t = cfg.task
-    if t.kind not in WINDOW_TASKS or t.n_heldout < 1:
+    cfg, kind, task, dt, dtype = _kind_of(cfg)
+    if kind.heldout is None or cfg.task.n_heldout < 1:
+        have = " or ".join(sorted(n for n in TASK_KINDS if registry.get(n).heldout is not None))
         raise ConfigError(
-            _label(cfg), "task.n_heldout", "a held-out set needs task.kind randman or xor and >= 1"
+            _label(cfg), "task.n_heldout", f"a held-out set needs task.kind {have} and >= 1"
         )
-    key = jax.random.PRNGKey(t.input_seed)
-    dtype = np.dtype(cfg.run.dtype)
-    if t.kind == "xor":
-        spec = _xor_spec(cfg)
-        timing = stream_timing(key, spec)  # the training stream's patterns
-        stream = xor_stream(jax.random.fold_in(key, 1), spec, 4 * t.n_heldout, timing)
-        return np.asarray(stream.inputs, dtype), np.asarray(stream.code, dtype)
-    times, labels = randman_heldout(key, n_heldout=t.n_heldout, **_randman_args(cfg))
-    inputs, code = _randman_layout(cfg, times, labels)
-    G = int(round(t.gap / cfg.neuron.dt))
-    inputs = np.concatenate([np.zeros((G, t.n_in), inputs.dtype), inputs])
-    code = np.concatenate([np.zeros((G, t.n_out), code.dtype), code])
-    return inputs.astype(dtype), code.astype(dtype)
+    return kind.heldout(task, dt, dtype, cfg._checked.data)
 
 
 def build_task(cfg: Config) -> tuple[np.ndarray, np.ndarray]:
@@ -754,30 +675,7 @@ def build_task(cfg: Config) -> tuple[np.ndarray, np.ndarray]:
 
     For window tasks (WINDOW_TASKS) the period is the whole frozen stream and the targets are its
     window annotation; for image, P = task.period / neuron.dt and the targets draw the image.
+    The task kind's ``build`` (ssjax.tasks.registry), on the data files read at validation.
     """
-    cfg = validate_config(cfg)
-    t, dtype = cfg.task, np.dtype(cfg.run.dtype)
-    if t.kind == "ras":
-        return _load_ras(cfg, _label(cfg), "input"), _load_ras(cfg, _label(cfg), "target")
-    key = jax.random.PRNGKey(t.input_seed)
-    if t.kind == "xor":
-        stream = xor_stream(key, _xor_spec(cfg), t.n_patterns)
-        return np.asarray(stream.inputs, dtype), np.asarray(stream.code, dtype)
-    if t.kind == "randman":
-        inputs, code, _ = _randman_stream(cfg, key)
-        return inputs.astype(dtype), code.astype(dtype)
-    if t.kind == "image":
-        img = _load_image(cfg, _label(cfg))
-        inputs, targets = image_task(
-            img,
-            n_in=t.n_in,
-            duration=t.period,
-            dt=cfg.neuron.dt,
-            key=key,
-            rate_hz=t.rate_hz,
-            threshold=t.image_threshold,
-        )
-        return np.asarray(inputs, dtype), np.asarray(targets, dtype)
-    args = (t.n_in, t.rate_hz, t.period, t.target_times, t.n_out, cfg.neuron.dt)
-    task = timing_task(key, *args)
-    return np.asarray(task.inputs, dtype), np.asarray(task.targets, dtype)
+    cfg, kind, task, dt, dtype = _kind_of(cfg)
+    return kind.build(task, dt, dtype, cfg._checked.data)

@@ -21,8 +21,9 @@ from tqdm import tqdm
 
 from ssjax import plots
 from ssjax.network import Network
+from ssjax.rules.bptt import BPTTConfig
 from ssjax.tasks.timing import timing_task
-from ssjax.train import Trainer, init_train_state, run_blocks, unpack_output
+from ssjax.train import TrainSpec, init_train_state, run_blocks, unpack_output
 
 
 def run_demo(
@@ -42,9 +43,9 @@ def run_demo(
     task = timing_task(key_task)
     sizes = (100, hidden, 1) if hidden else (100, 1)
     period = task.inputs.shape[0]
-    trainer = Trainer(
+    trainer = TrainSpec(
         Network(sizes),
-        rule="bptt",
+        rule=BPTTConfig(),
         r0=r0,
         drops=((drop_at * 0.5, 0.1),),
         block_steps=period,

@@ -16,11 +16,16 @@ schedules are indexed by the block count (number of updates seen so far).
 
 All states are NamedTuples with a fixed structure, shapes and dtypes, so they can be carried through
 ``jax.lax.scan``, vmapped over a leading seed axis and checkpointed.
+
+Float hyper-parameters (``r0``, the decay ``gamma``, ``eps``, drop factors) may be traced values:
+range checks apply to concrete Python numbers only (configs are validated on load), so that a
+``vmap`` over them, or one compiled program for many values, works.
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -35,6 +40,7 @@ __all__ = [
     "RMSState",
     "burn_in",
     "clip_weights",
+    "decay",
     "drop_schedule",
     "fixed_rate",
     "make_optimizer",
@@ -69,9 +75,14 @@ def _lr_at(learning_rate: optax.ScalarOrSchedule, count: jax.Array) -> jax.Array
     return jnp.asarray(learning_rate(count) if callable(learning_rate) else learning_rate)
 
 
-def _decay(tau_rms: float, t_b: float) -> float:
-    # Computed in Python float64 so that float32 and float64 runs share the same gamma value.
+def decay(tau_rms: float, t_b: float) -> float:
+    """``gamma = exp(-t_b / tau_rms)`` per block, in Python float64 (host side), so that float32
+    and float64 runs share the same value."""
     return math.exp(-t_b / tau_rms)
+
+
+def _concrete(x) -> bool:
+    return isinstance(x, numbers.Real)
 
 
 def _normalised_update(g: jax.Array, v: jax.Array, lr: jax.Array, eps: float) -> jax.Array:
@@ -108,6 +119,8 @@ def rmaxprop(
     tau_rms: float = 30.0,
     t_b: float = 0.5,
     eps: float = 1e-12,
+    *,
+    gamma=None,
 ) -> optax.GradientTransformation:
     """RMaxProp: per-weight rate normalised by a max-decaying estimate of g**2.
 
@@ -124,11 +137,13 @@ def rmaxprop(
         tau_rms: decay time constant of v, seconds (30 s in the reference code).
         t_b: block length between updates, seconds (0.5 s).
         eps: added to sqrt(v) in the denominator (1e-12 in the reference code).
+        gamma: the decay per block, given directly (a traced value, say); replaces
+          ``exp(-t_b / tau_rms)``.
 
     Shapes: pytrees of any shape, elementwise; ``v`` has the params' shapes and dtypes.
     Reference: Zenke & Ganguli (2018), per-parameter learning rates; fzenke/pub2018superspike.
     """
-    gamma = _decay(tau_rms, t_b)
+    gamma = decay(tau_rms, t_b) if gamma is None else gamma
     return _scale_by_rms_stat(learning_rate, gamma, eps, lambda gm, v, g2: jnp.maximum(gm * v, g2))
 
 
@@ -137,6 +152,8 @@ def rmsprop(
     tau_rms: float = 30.0,
     t_b: float = 0.5,
     eps: float = 1e-12,
+    *,
+    gamma=None,
 ) -> optax.GradientTransformation:
     """RMSprop in the paper's convention (the baseline RMaxProp is compared against).
 
@@ -152,7 +169,7 @@ def rmsprop(
     Args: as `rmaxprop` (tau_rms, t_b in seconds). Shapes: pytrees of any shape, elementwise.
     Reference: Zenke & Ganguli (2018), per-parameter learning rates; fzenke/pub2018superspike.
     """
-    gamma = _decay(tau_rms, t_b)
+    gamma = decay(tau_rms, t_b) if gamma is None else gamma
     return _scale_by_rms_stat(learning_rate, gamma, eps, lambda gm, v, g2: gm * v + (1 - gm) * g2)
 
 
@@ -203,22 +220,34 @@ def burn_in(inner: optax.GradientTransformation, n_blocks: int) -> optax.Gradien
     return optax.GradientTransformation(init_fn, update_fn)
 
 
-def drop_schedule(r0: float, drops: Sequence[tuple[int, float]] = ((800, 0.1),)) -> optax.Schedule:
+def drop_schedule(r0, drops: Sequence[tuple[int, float]] = ((800, 0.1),)) -> optax.Schedule:
     """Piecewise-constant rate: r0, multiplied by ``factor`` from block ``block`` on, per drop.
 
     lr(k) = r0 * prod_{(block, factor) in drops, k >= block} factor
 
     The default drops r0 to r0/10 at block 800 (400 s at t_b = 0.5 s), as in the reference code.
-    Several drops multiply (drops at the same block too). Reference: fzenke/pub2018superspike.
+    Several drops multiply (drops at the same block too). ``r0`` and the factors may be traced.
+    The arithmetic is ``optax.piecewise_constant_schedule``'s, step for step (tested bit-equal);
+    kept here because optax checks its factors with Python comparisons, which traced factors
+    cannot pass. Reference: fzenke/pub2018superspike.
     """
-    boundaries: dict[int, float] = {}
+    boundaries: dict = {}
     for block, factor in drops:
         if int(block) != block or block < 0:
             raise ValueError(f"drop block must be an integer >= 0, got {block}")
-        if factor < 0:
+        if _concrete(factor) and factor < 0:
             raise ValueError(f"drop factor must be >= 0, got {factor}")
-        boundaries[int(block)] = boundaries.get(int(block), 1.0) * float(factor)
-    return optax.piecewise_constant_schedule(r0, boundaries or None)
+        factor = float(factor) if _concrete(factor) else factor
+        boundaries[int(block)] = boundaries.get(int(block), 1.0) * factor
+
+    def schedule(count):
+        v = r0
+        for threshold, scale in sorted(boundaries.items()):
+            indicator = jnp.maximum(0.0, jnp.sign(threshold - count))
+            v = v * indicator + (1 - indicator) * scale * v
+        return v
+
+    return schedule
 
 
 def clip_weights(params, w_min: float = -0.1, w_max: float = 0.1):
@@ -235,32 +264,35 @@ def make_optimizer(
     eps: float = 1e-12,
     burn_in_blocks: int = 0,
     drops: Sequence[tuple[int, float]] = (),
+    gamma=None,
 ) -> optax.GradientTransformation:
     """Build the configured learning-rate rule: ``burn_in(rule(drop_schedule(r0, drops)), n)``.
 
-    name is one of "rmaxprop", "rmsprop", "fixed"; tau_rms and t_b in seconds. The result is
-    always wrapped in `burn_in` (a no-op for burn_in_blocks = 0) so the state structure does not
-    depend on the burn-in setting. Reference: Zenke & Ganguli (2018); fzenke/pub2018superspike.
+    name is one of "rmaxprop", "rmsprop", "fixed"; tau_rms and t_b in seconds; ``gamma``
+    replaces ``exp(-t_b / tau_rms)`` when given. ``r0``, ``eps``, ``gamma`` and the drop factors
+    may be traced (checked only when concrete). The result is always wrapped in `burn_in` (a
+    no-op for burn_in_blocks = 0) so the state structure does not depend on the burn-in setting.
+    Reference: Zenke & Ganguli (2018); fzenke/pub2018superspike.
     """
     if name not in OPTIMIZERS:
         raise ValueError(f"name must be one of {OPTIMIZERS}, got {name!r}")
     checks = (
-        ("r0", r0, r0 > 0, "> 0"),
-        ("tau_rms", tau_rms, tau_rms > 0, "> 0"),
-        ("t_b", t_b, t_b > 0, "> 0"),
-        ("eps", eps, eps >= 0, ">= 0"),
-        ("burn_in_blocks", burn_in_blocks, burn_in_blocks >= 0, ">= 0"),
+        ("r0", r0, lambda v: v > 0, "> 0"),
+        ("tau_rms", tau_rms, lambda v: v > 0, "> 0"),
+        ("t_b", t_b, lambda v: v > 0, "> 0"),
+        ("eps", eps, lambda v: v >= 0, ">= 0"),
+        ("burn_in_blocks", burn_in_blocks, lambda v: v >= 0, ">= 0"),
     )
     for arg, value, ok, allowed in checks:
-        if not ok:
+        if _concrete(value) and not ok(value):
             raise ValueError(f"{arg} must be {allowed}, got {value}")
     if int(burn_in_blocks) != burn_in_blocks:
         raise ValueError(f"burn_in_blocks must be an integer >= 0, got {burn_in_blocks}")
     lr = drop_schedule(r0, drops) if drops else r0
     if name == "rmaxprop":
-        rule = rmaxprop(lr, tau_rms=tau_rms, t_b=t_b, eps=eps)
+        rule = rmaxprop(lr, tau_rms=tau_rms, t_b=t_b, eps=eps, gamma=gamma)
     elif name == "rmsprop":
-        rule = rmsprop(lr, tau_rms=tau_rms, t_b=t_b, eps=eps)
+        rule = rmsprop(lr, tau_rms=tau_rms, t_b=t_b, eps=eps, gamma=gamma)
     else:
         rule = fixed_rate(lr)
     return burn_in(rule, int(burn_in_blocks))

@@ -1,7 +1,11 @@
-"""Pictures: spike rasters over trials (as in the paper's Fig. 2c), learning curves, and the
-overview of one reproduced figure (:func:`figure_overview`, used by ``ssjax reproduce``).
+"""Pictures: spike rasters over trials (as in the paper's Fig. 2c), learning curves, the
+overview of one reproduced figure (:func:`figure_overview`, used by ``ssjax reproduce``), and the
+per-layer alignment of rule updates (:func:`plot_alignment`, :func:`format_table`, used by
+``ssjax compare``).
 
-Matplotlib with the non-interactive Agg backend; every function writes a PNG and returns its path.
+Every function writes a PNG and returns its path. Importing this module leaves the matplotlib
+backend alone: the ``ssjax`` command selects the non-interactive Agg backend (unless
+``MPLBACKEND`` is set); a library user picks their own.
 
 Reference: Zenke & Ganguli (2018), Fig. 2.
 """
@@ -11,11 +15,9 @@ from __future__ import annotations
 import os
 import warnings
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import matplotlib.ticker
+import numpy as np
 
 
 def trial_raster(spikes, dt: float, path, *, target=None, trial_ids=None, title=None) -> str:
@@ -234,6 +236,61 @@ def figure_overview(
             ax.set_ylabel("neuron")
             ax.set_title(name, fontsize="medium")
     fig.suptitle(title)
+    return _save(fig, path)
+
+
+# ------------------------------------------------------- alignment of rules (ssjax compare)
+
+
+def _layer_names(results, layer_names):
+    n_layers = len(next(iter(results.values())).cosine)
+    if layer_names is None:
+        return [f"W[{l}]" for l in range(n_layers)]
+    if len(layer_names) != n_layers:
+        raise ValueError(f"layer_names needs {n_layers} entries, got {len(layer_names)}")
+    return list(layer_names)
+
+
+def format_table(results, layer_names=None) -> str:
+    """Plain-text table: one row per pair and layer with cosine, norm ratio, sign agreement.
+
+    ``results``: ``{(rule_a, rule_b): Alignment}`` as from
+    :func:`ssjax.analysis.alignment.compare_rules`; ``layer_names`` default ``W[0]``, ``W[1]``...
+    """
+    names = _layer_names(results, layer_names)
+    pairs = [f"{a} vs {b}" for a, b in results]
+    wp, wl = max(len(p) for p in pairs + ["pair"]), max(len(n) for n in names + ["layer"])
+    head = f"{'pair':<{wp}}  {'layer':<{wl}}  {'cosine':>8}  {'norm ratio':>10}  {'sign agr.':>9}"
+    lines = [head, "-" * len(head)]
+    for pair, res in zip(pairs, results.values(), strict=True):
+        cos, ratio, sign = (np.asarray(x) for x in res)
+        for l, name in enumerate(names):
+            lines.append(
+                f"{pair:<{wp}}  {name:<{wl}}  {cos[l]:>+8.4f}  {ratio[l]:>10.4g}  {sign[l]:>9.3f}"
+            )
+    return "\n".join(lines)
+
+
+def plot_alignment(results, path, layer_names=None) -> str:
+    """Grouped bar chart of the cosine per pair (groups) and layer (bars); writes a PNG.
+
+    ``results`` and ``layer_names`` as for :func:`format_table`.
+    """
+    names = _layer_names(results, layer_names)
+    cos = np.array([np.asarray(r.cosine) for r in results.values()])  # [pairs, layers]
+    n_pairs, n_layers = cos.shape
+    width = 0.8 / n_layers
+    x = np.arange(n_pairs)
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * n_pairs + 2.0), 4.5))
+    for l, name in enumerate(names):
+        ax.bar(x + (l - (n_layers - 1) / 2) * width, cos[:, l], width, label=name)
+    ax.axhline(0.0, color="k", lw=0.8)
+    ax.set_xticks(x)
+    ax.set_xticklabels([f"{a}\nvs {b}" for a, b in results], rotation=60, ha="right", fontsize=7)
+    ax.set_ylim(-1.05, 1.05)
+    ax.set_ylabel("cosine similarity")
+    ax.set_title("update alignment per layer (same state and block)")
+    ax.legend(fontsize=8)
     return _save(fig, path)
 
 

@@ -53,7 +53,7 @@ from ssjax.config import (
 from ssjax.logging import RunLogger
 from ssjax.losses import window_outcome
 from ssjax.network import Network, simulate
-from ssjax.train import Trainer, TrainState, init_train_state, input_stream_leaves, run_blocks
+from ssjax.train import Hyper, TrainSpec, TrainState, init_train_state, run_blocks, shared_leaves
 
 
 class RunError(RuntimeError):
@@ -136,7 +136,7 @@ def seed_ids(cfg: Config) -> list[int]:
     return [cfg.run.seed + k for k in range(cfg.run.seeds)]
 
 
-def init_states(trainer: Trainer, ids, dtype) -> TrainState:
+def init_states(trainer: TrainSpec, ids, dtype) -> TrainState:
     """Fresh states with a leading seed axis, seed ``k`` from ``PRNGKey(ids[k])``."""
     keys = jnp.stack([jax.random.PRNGKey(i) for i in ids])
     return jax.vmap(lambda k: init_train_state(trainer, k, dtype))(keys)
@@ -150,9 +150,19 @@ def seed_mesh(n_seeds: int) -> Mesh:
 
 
 def make_segment_fn(
-    trainer: Trainer, pattern_in, pattern_tgt, mesh: Mesh, length: int, batching: str = "vmap"
+    trainer: TrainSpec,
+    pattern_in,
+    pattern_tgt,
+    mesh: Mesh,
+    length: int,
+    batching: str = "vmap",
+    hyper: Hyper | None = None,
 ):
     """Jitted ``state -> (state, metrics)`` running ``length`` blocks for all seeds.
+
+    ``trainer`` is compiled in as its :meth:`~ssjax.train.TrainSpec.structure`; the float
+    hyper-parameters ``hyper`` (default :meth:`~ssjax.train.TrainSpec.hyper` in the state's
+    float type) are passed as values, so specs that differ only in them share the program.
 
     ``batching``: ``vmap`` runs a device's seeds as one batched program (what accelerators
     need); ``map`` runs them one after another with ``lax.map``; ``auto`` picks ``map`` on CPU.
@@ -171,28 +181,24 @@ def make_segment_fn(
     if batching == "auto":
         batching = "map" if mesh.devices.flat[0].platform == "cpu" else "vmap"
     spec = PartitionSpec("seeds")
+    static = trainer.structure()
 
-    def one(s):
-        return run_blocks(trainer, pattern_in, pattern_tgt, s, length)
+    def one(s, h):
+        return run_blocks(static, pattern_in, pattern_tgt, s, length, h)
 
-    # per-seed event lists under vmap would run every branch of their switch: input layer only
-    batched = dataclasses.replace(
-        trainer, superspike=dataclasses.replace(trainer.superspike, seed_batched=True)
-    )
+    def one_shared(s, h):
+        return run_blocks(static, pattern_in, pattern_tgt, s, length, h, shared_inputs=True)
 
-    def one_batched(s):
-        return run_blocks(batched, pattern_in, pattern_tgt, s, length)
-
-    def local(state):
+    def local(state, h):
         if state.pos.shape[0] == 1:  # one seed: the one-seed program, without a seed axis
-            new, metrics = one(jax.tree.map(lambda a: a[0], state))
+            new, metrics = one(jax.tree.map(lambda a: a[0], state), h)
             return jax.tree.map(lambda a: a[None], (new, metrics))
         if batching == "map":
-            return jax.lax.map(one, state)
-        shared = _shared_leaves(state)
+            return jax.lax.map(lambda s: one(s, h), state)
+        shared = shared_leaves(static, state)
         axes = jax.tree.map(lambda keep: None if keep else 0, shared)
         unbatched = jax.tree.map(lambda a, keep: a[0] if keep else a, state, shared)
-        new, metrics = jax.vmap(one_batched, in_axes=(axes,), out_axes=(axes, 0))(unbatched)
+        new, metrics = jax.vmap(one_shared, in_axes=(axes, None), out_axes=(axes, 0))(unbatched, h)
         n = state.pos.shape[0]
         new = jax.tree.map(
             lambda a, keep: jnp.broadcast_to(a, (n, *a.shape)) if keep else a, new, shared
@@ -200,23 +206,25 @@ def make_segment_fn(
         return new, metrics
 
     if mesh.devices.size == 1:
-        return jax.jit(local)
-    # shard_map runs exactly the one-device program on each device's seeds (an automatically
-    # partitioned program may fuse and sum differently)
-    return jax.jit(jax.shard_map(local, mesh=mesh, in_specs=spec, out_specs=spec, check_vma=False))
+        fn = jax.jit(local)
+    else:
+        # shard_map runs exactly the one-device program on each device's seeds (an
+        # automatically partitioned program may fuse and sum differently)
+        fn = jax.jit(
+            jax.shard_map(
+                local,
+                mesh=mesh,
+                in_specs=(spec, PartitionSpec()),
+                out_specs=spec,
+                check_vma=False,
+            )
+        )
 
+    def run(state):
+        h = trainer.hyper(state.ema.dtype) if hyper is None else hyper
+        return fn(state, h)
 
-def _shared_leaves(state: TrainState):
-    """A pytree of bools over ``state``: True for the leaves that are the same for every seed,
-    the position in the pattern and the input stream's delay lines
-    (:func:`ssjax.train.input_stream_leaves`).
-
-    Passed unbatched to the seed ``vmap``, the block's inputs and everything that depends on
-    them alone (the delayed input spikes, the input currents' spike side, the input layer's
-    PSP trace and its event list) are computed once for all seeds.
-    """
-    flags = jax.tree.map(lambda _: False, state)
-    return flags._replace(pos=True, rule=input_stream_leaves(state.rule))
+    return run
 
 
 def shard_state(state, mesh: Mesh):
@@ -245,7 +253,7 @@ def first_nonfinite(state, metrics, ids, start_block: int, t_b: float) -> str | 
 
 
 @functools.lru_cache(maxsize=8)
-def _output_sim(trainer: Trainer):
+def _output_sim(trainer: TrainSpec):
     # compiled once per run: an eager simulate would re-trace its scans at every raster
     def run(weights, x, net_state):
         return simulate(trainer.net, weights, x, net_state)[1].spikes[-1]
@@ -253,13 +261,13 @@ def _output_sim(trainer: Trainer):
     return jax.jit(run)
 
 
-def _output_raster(trainer: Trainer, state, pattern_in, seed: int):
+def _output_raster(trainer: TrainSpec, state, pattern_in, seed: int):
     """One pattern period of seed ``seed``'s output from its current state, in pattern time."""
     st = jax.tree.map(lambda a: a[seed], state)
     period = pattern_in.shape[0]
     idx = (st.pos + jnp.arange(period)) % period
     x = pattern_in[idx].astype(st.ema.dtype)
-    spikes = _output_sim(trainer)(st.weights, x, st.rule.net)
+    spikes = _output_sim(trainer)(st.weights, x, trainer.make_rule().network_state(st.rule))
     out = np.zeros((period, trainer.net.sizes[-1]), np.float32)
     out[np.asarray(idx)] = np.asarray(spikes)
     return out
@@ -333,7 +341,7 @@ def train(
 
     template = init_states(trainer, ids, dtype)
     ckpt = Checkpointer(workdir / "checkpoints", keep=cfg.run.keep_checkpoints)
-    classify = trainer.superspike.error == "window"
+    classify = trainer.classify
     history = {"period": [], "van_rossum": [], "rate_hz": [], "accuracy": []}
     partial = None
     if ckpt.latest() is not None:
@@ -484,7 +492,7 @@ def _finish(cfg, trainer, workdir, ids, history, state, pattern_in, pattern_tgt,
     if has_feedback and cfg.feedback.kind == "random":
         # the paper's Fig. 4: random feedback fails only when all feedback weights are negative
         neg = np.ones(len(ids), bool)
-        for f in state.feedback:
+        for f in state.rule.feedback:
             neg &= np.asarray(f < 0).reshape(len(ids), -1).all(1)
         summary["final"]["feedback_all_negative"] = neg.tolist()
     if cfg.task.kind in WINDOW_TASKS and cfg.task.n_heldout > 0:

@@ -8,8 +8,12 @@ weights are clipped. Network state, traces, filters and the optimiser state are 
 blocks in a :class:`TrainState`, so a run can be cut into segments (for logs or checkpoints)
 without changing its result.
 
-The same trainer runs SuperSpike (any feedback; :mod:`ssjax.rules.superspike`) and BPTT of each
-block (:mod:`ssjax.rules.bptt`, the block's loss with the carried state as a constant).
+The trainer runs any learning rule of the contract in :mod:`ssjax.rules.base` (SuperSpike with
+any feedback, :mod:`ssjax.rules.superspike`; BPTT of each block, :mod:`ssjax.rules.bptt`): it
+calls ``rule.update`` and never looks inside the rule's state. The metrics normalise with the
+rule's own loss filter. Float hyper-parameters travel as :class:`Hyper` values
+(:meth:`TrainSpec.hyper`), so a program compiled for :meth:`TrainSpec.structure` serves every
+value.
 
 Metrics are produced per block and split by pattern period (a block may straddle periods), so
 that :func:`per_period` can reassemble exact per-period van Rossum distances and firing rates.
@@ -27,25 +31,57 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from ssjax._types import Array, PRNGKey, PyTree, Weights
 from ssjax.filters import alpha_sq_sum
 from ssjax.losses import moving_average_cost, window_outcome
 from ssjax.network import Network, init_weights
-from ssjax.optim import clip_weights, make_optimizer
-from ssjax.rules.bptt import bptt_grad
-from ssjax.rules.feedback import init_feedback
-from ssjax.rules.superspike import RuleState, SuperSpikeConfig, init_rule_state, superspike_grads
+from ssjax.optim import clip_weights, decay, make_optimizer
+from ssjax.rules.base import Block, LearningRule
+from ssjax.rules.bptt import BPTTConfig, bptt
+from ssjax.rules.superspike import SuperSpikeConfig, superspike
 
-Array = jax.Array
+RuleConfig = SuperSpikeConfig | BPTTConfig
 
-RULES = ("superspike", "bptt")
+_RULE_TYPES = {"superspike": (SuperSpikeConfig, superspike), "bptt": (BPTTConfig, bptt)}
+RULES = tuple(_RULE_TYPES)
+
+
+def rule_name(cfg: RuleConfig) -> str:
+    """The registry name of a rule config (``superspike`` or ``bptt``)."""
+    for name, (cls, _) in _RULE_TYPES.items():
+        if isinstance(cfg, cls):
+            return name
+    raise TypeError(f"not a learning-rule config: {type(cfg).__name__}")
+
+
+def build_rule(net: Network, cfg: RuleConfig, hyper=None, *, shared_inputs=False) -> LearningRule:
+    """The :class:`ssjax.rules.base.LearningRule` that ``cfg`` describes (by its type)."""
+    return _RULE_TYPES[rule_name(cfg)][1](net, cfg, hyper=hyper, shared_inputs=shared_inputs)
+
+
+class OptHyper(NamedTuple):
+    """Traced hyper-parameters of the learning-rate rule: ``r0``, the per-block decay ``gamma``
+    of the gradient statistic, ``eps`` and the drop factors (in the order of ``drops``)."""
+
+    r0: Array | float
+    gamma: Array | float
+    eps: Array | float
+    factors: tuple
+
+
+class Hyper(NamedTuple):
+    """Every traced hyper-parameter of a run: the optimiser's and the rule's."""
+
+    opt: OptHyper
+    rule: PyTree
 
 
 @dataclasses.dataclass(frozen=True)
-class Trainer:
+class TrainSpec:
     """Static description of an online training run (hashable; a jit static argument).
 
-    net: the network; rule: ``superspike`` or ``bptt``; superspike: rule settings (its
-    ``feedback`` also names the feedback matrices drawn for the run).
+    net: the network. rule: the learning rule's config, :class:`SuperSpikeConfig` (its
+    ``feedback`` also names the feedback matrices the rule draws) or :class:`BPTTConfig`.
     optimizer, r0, tau_rms, eps: learning-rate rule of :mod:`ssjax.optim`.
     burn_in: seconds without weight changes at the start (v accumulates); drops: ``((t, f),)``
     multiply the rate by ``f`` from time ``t`` (s). block_steps: ``K`` (5000 = 0.5 s at 0.1 ms).
@@ -55,11 +91,14 @@ class Trainer:
     on_nonfinite: ``halt`` (the block's state is returned as computed and ``finite`` is False;
       the caller stops) or ``skip`` (a block whose new state is not finite leaves weights,
       optimiser and rule state unchanged; only the clock and data position advance).
+
+    Traced fields (``r0``, ``tau_rms``, ``eps``, the drop factors and the rule's own, see
+    :meth:`hyper`) reach the compiled program as values, not constants: :meth:`structure` is
+    the same for specs that differ only in them, so they share one program.
     """
 
     net: Network
-    rule: str = "superspike"
-    superspike: SuperSpikeConfig = dataclasses.field(default_factory=SuperSpikeConfig)
+    rule: RuleConfig = dataclasses.field(default_factory=SuperSpikeConfig)
     optimizer: str = "rmaxprop"
     r0: float = 1e-3
     tau_rms: float = 30.0
@@ -72,19 +111,13 @@ class Trainer:
     on_nonfinite: str = "halt"
 
     def __post_init__(self):
-        if self.rule not in RULES:
-            raise ValueError(f"Trainer.rule must be one of {RULES}, got {self.rule!r}")
-        if self.rule == "bptt" and self.superspike.error != "van_rossum":
-            raise ValueError(
-                "Trainer.rule 'bptt' needs the van Rossum error (superspike.error='van_rossum'); "
-                f"the window error is not differentiable, got {self.superspike.error!r}"
-            )
+        rule_name(self.rule)
         if self.on_nonfinite not in ("halt", "skip"):
             raise ValueError(
-                f"Trainer.on_nonfinite must be 'halt' or 'skip', got {self.on_nonfinite!r}"
+                f"TrainSpec.on_nonfinite must be 'halt' or 'skip', got {self.on_nonfinite!r}"
             )
         if not (isinstance(self.block_steps, int) and self.block_steps >= 1):
-            raise ValueError(f"Trainer.block_steps must be an int >= 1, got {self.block_steps}")
+            raise ValueError(f"TrainSpec.block_steps must be an int >= 1, got {self.block_steps}")
         object.__setattr__(self, "drops", tuple(tuple(d) for d in self.drops))
         self.make_optimizer()  # validates the optimiser settings now, before any tracing
 
@@ -93,30 +126,66 @@ class Trainer:
         """Block length in seconds."""
         return self.block_steps * self.net.neuron.dt
 
-    def make_optimizer(self) -> optax.GradientTransformation:
-        """The learning-rate rule with burn-in and drops converted from seconds to blocks."""
-        blocks = [(int(round(t / self.t_b)), f) for t, f in self.drops]
+    @property
+    def classify(self) -> bool:
+        """Whether the targets are window codes (the window-of-opportunity error)."""
+        return getattr(self.rule, "error", "van_rossum") == "window"
+
+    def hyper(self, dtype=None) -> Hyper:
+        """The traced hyper-parameters, derived on the host; arrays of ``dtype`` if given
+        (the run's float type), else Python floats."""
+        h = Hyper(
+            OptHyper(
+                self.r0, decay(self.tau_rms, self.t_b), self.eps, tuple(f for _, f in self.drops)
+            ),
+            self.rule.hyper(self.net),
+        )
+        if dtype is None:
+            return h
+        return jax.tree.map(lambda v: jnp.asarray(v, dtype), h)
+
+    def structure(self) -> TrainSpec:
+        """This spec with its traced fields canonical (see the class docstring)."""
+        return dataclasses.replace(
+            self,
+            rule=self.rule.structure(),
+            r0=1e-3,
+            tau_rms=30.0,
+            eps=1e-12,
+            drops=tuple((t, 1.0) for t, _ in self.drops),
+        )
+
+    def make_optimizer(self, hyper: OptHyper | None = None) -> optax.GradientTransformation:
+        """The learning-rate rule with burn-in and drops converted from seconds to blocks;
+        its float parameters from ``hyper`` (traced) if given, else from this spec."""
+        h = self.hyper().opt if hyper is None else hyper
+        blocks = [
+            (int(round(t / self.t_b)), f) for (t, _), f in zip(self.drops, h.factors, strict=True)
+        ]
         return make_optimizer(
             self.optimizer,
-            self.r0,
+            h.r0,
             tau_rms=self.tau_rms,
             t_b=self.t_b,
-            eps=self.eps,
+            eps=h.eps,
             burn_in_blocks=int(round(self.burn_in / self.t_b)),
             drops=blocks,
+            gamma=h.gamma,
         )
+
+    def make_rule(self, hyper=None, *, shared_inputs: bool = False) -> LearningRule:
+        """The learning rule, with the rule's traced hyper-parameters ``hyper`` if given."""
+        return build_rule(self.net, self.rule, hyper, shared_inputs=shared_inputs)
 
 
 class TrainState(NamedTuple):
-    """Everything a run carries: weights, optimiser, rule state (network, error filter, traces),
-    feedback matrices, the run key, the block counter and the position in the looped pattern."""
+    """Everything a run carries: weights, optimiser state, the rule's own state (for SuperSpike
+    the network, error filter, traces and feedback matrices; see the rule), the position in the
+    looped pattern (steps), the moving-average cost and the window outcome ``[N_out]``."""
 
-    weights: tuple
+    weights: Weights
     opt_state: optax.OptState
-    rule: RuleState
-    feedback: tuple
-    key: Array
-    block: Array
+    rule: PyTree
     pos: Array
     ema: Array
     outcome: Array
@@ -139,22 +208,17 @@ class BlockMetrics(NamedTuple):
     correct_seg: Array
 
 
-def init_train_state(trainer: Trainer, key: Array, dtype=jnp.float32) -> TrainState:
-    """Fresh state of one run: weights and feedback drawn from ``key`` (one seed)."""
-    k_w, k_fb, k_run = jax.random.split(key, 3)
-    net = trainer.net
-    weights = init_weights(net, k_w, dtype)
-    feedback = init_feedback(k_fb, net, trainer.superspike.feedback, dtype)
+def init_train_state(spec: TrainSpec, key: PRNGKey, dtype=jnp.float32) -> TrainState:
+    """Fresh state of one run: weights and the rule's state (feedback matrices) from ``key``."""
+    k_w, k_rule, _ = jax.random.split(key, 3)
+    weights = init_weights(spec.net, k_w, dtype)
     return TrainState(
         weights=weights,
-        opt_state=trainer.make_optimizer().init(weights),
-        rule=init_rule_state(net, trainer.superspike, dtype),
-        feedback=feedback,
-        key=k_run,
-        block=jnp.zeros((), jnp.int32),
+        opt_state=spec.make_optimizer().init(weights),
+        rule=spec.make_rule().init(weights, k_rule),
         pos=jnp.zeros((), jnp.int32),
         ema=jnp.zeros((), dtype),
-        outcome=jnp.zeros(net.sizes[-1], dtype),
+        outcome=jnp.zeros(spec.net.sizes[-1], dtype),
     )
 
 
@@ -162,55 +226,64 @@ def _n_segments(block_steps: int, period_steps: int) -> int:
     return block_steps // period_steps + 2
 
 
-def block_step(trainer: Trainer, pattern_in: Array, pattern_tgt: Array, state: TrainState):
+def block_step(
+    spec: TrainSpec,
+    pattern_in: Array,
+    pattern_tgt: Array,
+    state: TrainState,
+    hyper: Hyper | None = None,
+    *,
+    shared_inputs: bool = False,
+):
     """One block: gather the looped pattern, compute the rule's update, apply it.
 
     Args:
       pattern_in: ``[P, N_in]``; pattern_tgt: ``[P, N_out]`` (one period, replayed).
+      hyper: traced hyper-parameters (``spec.hyper()`` as constants if None).
+      shared_inputs: the caller ``vmap``s seeds whose inputs (and
+        ``rule.input_leaves``) are passed unbatched.
 
     Returns:
       ``(state, BlockMetrics)``.
     """
-    net, k = trainer.net, trainer.block_steps
+    net, k = spec.net, spec.block_steps
+    hyper = spec.hyper() if hyper is None else hyper
     period = pattern_in.shape[0]
     dt = net.neuron.dt
     # patterns may be stored compactly (uint8 spikes, int8 window codes)
     x = _window(pattern_in, state.pos, k).astype(state.ema.dtype)
     y = _window(pattern_tgt, state.pos, k)
-    if trainer.rule == "superspike":
-        grads, rule, aux = superspike_grads(
-            net, trainer.superspike, state.weights, state.feedback, x, y, state.rule
-        )
-        spikes, e_out = aux.record.spikes, aux.errors[-1]
-    else:
-        grads, aux = bptt_grad(net, state.weights, x, y, state.rule.net, state.rule.err)
-        rule = state.rule._replace(net=aux.state, err=aux.err_state)
-        spikes, e_out = aux.record.spikes, aux.error
-    opt = trainer.make_optimizer()
-    updates, opt_state = opt.update(grads, state.opt_state, state.weights)
+    rule = spec.make_rule(hyper.rule, shared_inputs=shared_inputs)
+    out = rule.update(state.weights, state.rule, Block(x, y))
+    rule_state, spikes, e_out = out.state, out.record.spikes, out.error
+    opt = spec.make_optimizer(hyper.opt)
+    updates, opt_state = opt.update(out.updates, state.opt_state, state.weights)
     weights = clip_weights(optax.apply_updates(state.weights, updates), net.w_min, net.w_max)
 
-    finite = _all_finite((weights, opt_state, rule))
-    if trainer.on_nonfinite == "skip":
-        advanced = rule
-        weights, opt_state, rule = jax.tree.map(
+    finite = _all_finite((weights, opt_state, rule_state))
+    if spec.on_nonfinite == "skip":
+        advanced = rule_state
+        weights, opt_state, rule_state = jax.tree.map(
             lambda new, old: jnp.where(finite, new, old),
-            (weights, opt_state, rule),
+            (weights, opt_state, rule_state),
             (state.weights, state.opt_state, state.rule),
         )
-        # the input layer's delay lines hold the input stream, which advances like the clock
-        rule = jax.tree.map(
-            lambda keep, new, old: new if keep else old, input_stream_leaves(rule), advanced, rule
+        # the leaves that hold the input stream alone advance like the clock
+        rule_state = jax.tree.map(
+            lambda keep, new, old: new if keep else old,
+            rule.input_leaves(rule_state),
+            advanced,
+            rule_state,
         )
 
     # split the block's steps by pattern period
     n_seg = _n_segments(k, period)
     period0 = state.pos // period
     seg = (state.pos + jnp.arange(k)) // period - period0
-    norm = alpha_sq_sum(trainer.superspike.tau_rise, trainer.superspike.tau_decay, dt)
+    norm = alpha_sq_sum(rule.loss.tau_rise, rule.loss.tau_decay, dt)
     sq = e_out * e_out  # the same product as the moving average's (one pass, shared)
-    ema = moving_average_cost(e_out, dt, tau=trainer.ema_tau, state=state.ema)
-    if trainer.superspike.error == "window":
+    ema = moving_average_cost(e_out, dt, tau=spec.ema_tau, state=state.ema)
+    if spec.classify:
         ended, correct, outcome = window_outcome(spikes[-1], y, state.outcome)
     else:
         ended = correct = jnp.zeros(k, sq.dtype)
@@ -232,19 +305,14 @@ def block_step(trainer: Trainer, pattern_in: Array, pattern_tgt: Array, state: T
         weight_norm=jnp.stack([jnp.linalg.norm(w) for w in weights]),
         update_norm=jnp.stack([jnp.linalg.norm(u) for u in updates]),
         finite=finite,
-        out_bits=(
-            jnp.packbits(spikes[-1] > 0, axis=0) if trainer.record_output else jnp.zeros((0,))
-        ),
+        out_bits=(jnp.packbits(spikes[-1] > 0, axis=0) if spec.record_output else jnp.zeros((0,))),
         ended_seg=seg_sum(ended),
         correct_seg=seg_sum(correct),
     )
     new = TrainState(
         weights=weights,
         opt_state=opt_state,
-        rule=rule,
-        feedback=state.feedback,
-        key=state.key,
-        block=state.block + 1,
+        rule=rule_state,
         pos=state.pos + k,
         ema=ema,
         outcome=outcome,
@@ -264,36 +332,48 @@ def _window(pattern: Array, pos: Array, k: int) -> Array:
     return jax.lax.dynamic_slice_in_dim(tiled, pos % period, k)
 
 
-def input_stream_leaves(rule: RuleState):
-    """A pytree of bools over ``rule``: True for the leaves that hold the input stream alone,
-    the same for every seed at a given position: the input layer's axonal delay line
-    (:class:`ssjax.network.NetState`) and Hebbian delay line
-    (:class:`ssjax.rules.superspike.LayerTraces`)."""
-    flags = jax.tree.map(lambda _: False, rule)
-    net = flags.net._replace(delay=(True,) + tuple(flags.net.delay[1:]))
-    layers = (flags.layers[0]._replace(spk_buf=True),) + tuple(flags.layers[1:])
-    return flags._replace(net=net, layers=layers)
-
-
 def _all_finite(tree) -> Array:
     """True when every floating-point leaf of ``tree`` is finite (a scalar bool)."""
     leaves = [x for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.floating)]
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
 
 
-def run_blocks(trainer: Trainer, pattern_in, pattern_tgt, state: TrainState, n_blocks: int):
+def shared_leaves(spec: TrainSpec, state: TrainState):
+    """A pytree of bools over ``state``: True for the leaves that are the same for every seed at
+    a given position: the position itself and the rule's ``input_leaves``.
+
+    Passed unbatched to a seed ``vmap`` (with ``shared_inputs``), the block's inputs and
+    everything that depends on them alone (the delayed input spikes, the input currents' spike
+    side, the input layer's PSP trace and its event list) are computed once for all seeds.
+    """
+    flags = jax.tree.map(lambda _: False, state)
+    return flags._replace(pos=True, rule=spec.make_rule().input_leaves(state.rule))
+
+
+def run_blocks(
+    spec: TrainSpec,
+    pattern_in,
+    pattern_tgt,
+    state: TrainState,
+    n_blocks: int,
+    hyper: Hyper | None = None,
+    *,
+    shared_inputs: bool = False,
+):
     """``n_blocks`` consecutive blocks as one ``lax.scan``; ``(state, stacked BlockMetrics)``.
 
-    Jit it with ``trainer`` and ``n_blocks`` static, and ``vmap`` it over seeds.
+    Jit it with ``spec`` and ``n_blocks`` static, and ``vmap`` it over seeds. To share one
+    program among specs that differ only in traced hyper-parameters, pass
+    ``spec.structure()`` and ``hyper=spec.hyper(dtype)``.
     """
 
     def body(st, _):
-        return block_step(trainer, pattern_in, pattern_tgt, st)
+        return block_step(spec, pattern_in, pattern_tgt, st, hyper, shared_inputs=shared_inputs)
 
     return jax.lax.scan(body, state, None, length=n_blocks)
 
 
-run_blocks_jit = jax.jit(run_blocks, static_argnums=(0, 4))
+run_blocks_jit = jax.jit(run_blocks, static_argnums=(0, 4), static_argnames=("shared_inputs",))
 
 
 def unpack_output(out_bits, block_steps: int) -> np.ndarray:

@@ -24,9 +24,9 @@ from ssjax import checkpoint
 from ssjax.checkpoint import Checkpointer, CheckpointError
 from ssjax.network import Network
 from ssjax.tasks.timing import timing_task
-from ssjax.train import Trainer, TrainState, init_train_state, run_blocks
+from ssjax.train import TrainSpec, TrainState, init_train_state, run_blocks
 
-TRAINER = Trainer(Network((20, 3, 1)), block_steps=100)
+TRAINER = TrainSpec(Network((20, 3, 1)), block_steps=100)
 
 
 def _state(trainer=TRAINER, seeds=2, blocks=0, dtype=jnp.float32, seed=0):
@@ -42,7 +42,7 @@ def _state(trainer=TRAINER, seeds=2, blocks=0, dtype=jnp.float32, seed=0):
 
 def _marked(st, step):
     """A distinct state per step, so a restore can be checked against the step it claims."""
-    return st._replace(block=st.block + step, ema=st.ema + step)
+    return st._replace(pos=st.pos + step, ema=st.ema + step)
 
 
 def _assert_bit_identical(a, b):
@@ -374,7 +374,7 @@ def test_all_corrupt_fallback_raises(tmp_path):
 def test_template_mismatch_names_leaf_and_shapes(tmp_path):
     ck = Checkpointer(tmp_path)
     ck.save(0, _state(), {})
-    other = _state(Trainer(Network((20, 5, 1)), block_steps=100))
+    other = _state(TrainSpec(Network((20, 5, 1)), block_steps=100))
     with pytest.raises(CheckpointError) as e:
         ck.restore(other)
     msg = str(e.value)
@@ -393,13 +393,13 @@ _CHILD = """
 import sys, jax
 from ssjax.checkpoint import Checkpointer
 from ssjax.network import Network
-from ssjax.train import Trainer, init_train_state
-tr = Trainer(Network((20, 3, 1)), block_steps=100)
+from ssjax.train import TrainSpec, init_train_state
+tr = TrainSpec(Network((20, 3, 1)), block_steps=100)
 st = jax.vmap(lambda k: init_train_state(tr, k))(jax.random.split(jax.random.PRNGKey(0), 2))
 ck = Checkpointer(sys.argv[1], keep=2)
 s = (ck.latest() or 0) + 1
 while True:
-    ck.save(s, st._replace(block=st.block + s, ema=st.ema + s), {"step": s})
+    ck.save(s, st._replace(pos=st.pos + s, ema=st.ema + s), {"step": s})
     print("saved", s, flush=True)
     s += 1
 """

@@ -24,7 +24,10 @@ from ssjax.config import (
     n_blocks,
     validate_config,
 )
-from ssjax.train import Trainer
+from ssjax.losses import VanRossum
+from ssjax.rules.bptt import BPTTConfig
+from ssjax.rules.superspike import SuperSpikeConfig
+from ssjax.train import TrainSpec
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
@@ -441,6 +444,75 @@ def test_malformed_target_names_task_target(tmp_path):
     assert build_task(c)[1][1000, 0] == 1
 
 
+# --------------------------------------------------------------- validate once, parse once
+
+
+def _count_ras_parses(monkeypatch) -> list:
+    """Count calls of the .ras loader (ssjax.tasks.raster.load_raster, as the ras task calls it)."""
+    import ssjax.tasks.raster as R
+
+    n, orig = [0], R.load_raster
+
+    def counting(*a, **k):
+        n[0] += 1
+        return orig(*a, **k)
+
+    monkeypatch.setattr(R, "load_raster", counting)
+    return n
+
+
+FIG2_QUICK = REPO / "configs" / "fig2_quick.yaml"
+
+
+@pytest.mark.skipif(_data_missing(FIG2_QUICK), reason="SSBM poisson rasters not found")
+def test_fig2_quick_parses_each_ras_file_once(monkeypatch):
+    n = _count_ras_parses(monkeypatch)
+    cfg = load_config(FIG2_QUICK)
+    assert n[0] == 2  # task.input and task.target
+    build_trainer(cfg)
+    x, y = build_task(cfg)
+    build_task(cfg)
+    assert validate_config(cfg) is cfg
+    assert n[0] == 2, f"{n[0]} .ras parses for load_config + build_trainer + build_task"
+    assert x.shape == (5000, 100) and y.shape == (5000, 1) and y.sum() == 5
+
+
+def test_ras_data_is_read_at_validation_and_built_from_memory(tmp_path, monkeypatch):
+    _ras_files(tmp_path)
+    n = _count_ras_parses(monkeypatch)
+    c = load_config(_ras_config(tmp_path))
+    assert n[0] == 2
+    x, y = build_task(c)
+    x[:] = 7.0  # the caller's arrays: the data on the config stays untouched
+    assert build_task(c)[0].sum() == 2
+    assert isinstance(build_trainer(c), TrainSpec) and n[0] == 2
+    # dataclasses.replace drops the mark: a changed config is validated (and read) again, once
+    f64 = dataclasses.replace(c, run=dataclasses.replace(c.run, dtype="float64"))
+    assert f64._checked is None
+    v = validate_config(f64)
+    assert v == f64 and n[0] == 4 and validate_config(v) is v
+    assert build_task(v)[0].dtype == np.float64 and n[0] == 4
+    # the files changed on disk after validation: the validated config keeps what it read
+    write_ras(tmp_path / "data" / "in.ras", ((0.3, 1),))
+    np.testing.assert_array_equal(build_task(c)[0], build_task(v)[0].astype(np.float32))
+
+
+def test_image_file_is_read_once(tmp_path, monkeypatch):
+    import matplotlib.image
+
+    import ssjax.tasks.image as I
+
+    (tmp_path / "data").mkdir()
+    matplotlib.image.imsave(tmp_path / "data" / "pic.png", np.eye(12), cmap="gray")
+    n, orig = [0], I.load_image
+    monkeypatch.setattr(I, "load_image", lambda p: (n.__setitem__(0, n[0] + 1), orig(p))[1])
+    c = load_config(_image_cfg(tmp_path, image="data/pic.png", n_out=12))
+    build_trainer(c)
+    a, b = build_task(c), build_task(c)
+    assert n[0] == 1
+    np.testing.assert_array_equal(a[1], b[1])
+
+
 # ------------------------------------------------------------------------ dump, dict, diff
 
 
@@ -488,7 +560,7 @@ def test_build_trainer_fields_match_the_config(tmp_path):
          "optimizer.name=rmsprop", "neuron.delay=8e-4", "rule.hebbian_delay=8e-4"],
     )  # fmt: skip
     tr = build_trainer(c)
-    assert isinstance(tr, Trainer)
+    assert isinstance(tr, TrainSpec)
     assert tr.block_steps == 5000 and tr.net.sizes == (100, 4, 1)
     assert (tr.net.w0, tr.net.w_min, tr.net.w_max) == (0.05, -0.1, 0.1)
     n = tr.net.neuron
@@ -496,18 +568,16 @@ def test_build_trainer_fields_match_the_config(tmp_path):
     assert (n.surrogate.kind, n.surrogate.beta, n.surrogate.v_floor) == (
         "superspike_code", 2000.0, -0.03,
     )  # fmt: skip
-    s = tr.superspike
+    s = tr.rule
+    assert isinstance(s, SuperSpikeConfig)
     assert (s.feedback, s.het_rho, s.het_a, s.het_tau, s.method) == (
         "random", 1.0, 4.0, 0.1, "event",
     )  # fmt: skip
     assert s.delay_steps(1e-4) == 8
-    assert (tr.rule, tr.optimizer, tr.r0, tr.tau_rms, tr.eps) == (
-        "superspike", "rmsprop", 1e-3, 30.0, 1e-12,
-    )  # fmt: skip
+    assert (tr.optimizer, tr.r0, tr.tau_rms, tr.eps) == ("rmsprop", 1e-3, 30.0, 1e-12)
     assert tr.burn_in == 20.0 and tr.drops == ((400.0, 0.1),)
-    assert build_trainer(load_config(write(tmp_path, "rule: {name: bptt}\n", "b.yaml"))).rule == (
-        "bptt"
-    )
+    bptt = build_trainer(load_config(write(tmp_path, "rule: {name: bptt}\n", "b.yaml"))).rule
+    assert isinstance(bptt, BPTTConfig) and bptt.loss == VanRossum(5e-3, 10e-3)
     short = load_config(write(tmp_path, "run: {block: 0.25, duration: 1.0}\n", "k.yaml"))
     assert build_trainer(short).block_steps == 2500 and n_blocks(short) == 4
 
@@ -542,7 +612,7 @@ def test_build_task_ras_from_the_shared_poisson_files(tmp_path):
     assert x.shape == (5000, 100) and y.shape == (5000, 1)
     assert set(np.nonzero(y[:, 0])[0]) == {830, 1660, 2490, 3320, 4150}
     assert x.sum() > 100 and x.max() == 1
-    assert isinstance(build_trainer(c), Trainer)
+    assert isinstance(build_trainer(c), TrainSpec)
 
 
 # ------------------------------------------------------------------------ image, randman

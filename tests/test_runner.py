@@ -119,7 +119,7 @@ def test_outputs_summary_logs_and_plots(tmp_path):
     npz = np.load(tmp_path / "run" / "final_output.npz")
     assert npz["output"].shape == npz["target"].shape == (2000, 1) and npz["target"].sum() == 2
     _, state = _final_state(tmp_path / "run", cfg)
-    negative = [bool(np.all(np.asarray(state.feedback[0][k]) < 0)) for k in range(3)]
+    negative = [bool(np.all(np.asarray(state.rule.feedback[0][k]) < 0)) for k in range(3)]
     assert saved["final"]["feedback_all_negative"] == negative
 
 

@@ -10,6 +10,10 @@ The error filter's state can be carried in from an earlier block: it enters as a
 (spikes of earlier blocks are not differentiated), which is how a block-wise online BPTT
 truncates the past.
 
+As a learning rule (:func:`bptt`, the contract of :mod:`ssjax.rules.base`), each block is one
+such truncated evaluation: the state carried across blocks is the network's and the error
+filter's (:class:`BPTTState`), and the loss is the rule's own :class:`BPTTConfig` filter.
+
 Reference: Zenke & Ganguli (2018); Neftci, Mostafa & Zenke (2019), IEEE Signal Process. Mag.
 """
 
@@ -21,11 +25,53 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ssjax.filters import DoubleExpState
-from ssjax.losses import TAU_DECAY, TAU_RISE, filtered_error, van_rossum_loss
-from ssjax.network import NetState, Network, Record, Weights, simulate
+from ssjax._types import Array, PRNGKey, Weights
+from ssjax.filters import DoubleExpState, double_exp_init
+from ssjax.losses import TAU_DECAY, TAU_RISE, VanRossum, filtered_error, van_rossum_loss
+from ssjax.network import NetState, Network, Record, init_state, simulate
+from ssjax.rules.base import Block, LearningRule, RuleOutput
 
-Array = jax.Array
+
+@dataclasses.dataclass(frozen=True)
+class BPTTConfig:
+    """Static settings of BPTT as a learning rule (hashable).
+
+    tau_rise, tau_decay: the van Rossum loss's filter (s); 5 ms and 10 ms in the paper.
+    error: ``van_rossum`` only: the window error is not differentiable.
+    """
+
+    tau_rise: float = TAU_RISE
+    tau_decay: float = TAU_DECAY
+    error: str = "van_rossum"
+
+    def __post_init__(self):
+        VanRossum(self.tau_rise, self.tau_decay)  # validates the constants
+        if self.error != "van_rossum":
+            raise ValueError(
+                "BPTT needs the van Rossum error (error='van_rossum'); the window error is not "
+                f"differentiable, got {self.error!r}"
+            )
+
+    @property
+    def loss(self) -> VanRossum:
+        """The loss's filter (one owner of its constants)."""
+        return VanRossum(self.tau_rise, self.tau_decay)
+
+    def hyper(self, net: Network) -> tuple:
+        """No traced hyper-parameters."""
+        del net
+        return ()
+
+    def structure(self) -> BPTTConfig:
+        """This config (it has no traced fields)."""
+        return self
+
+
+class BPTTState(NamedTuple):
+    """What BPTT carries across blocks: the network state and the error filter ``[N_out]``."""
+
+    net: NetState
+    err: DoubleExpState
 
 
 class BPTTAux(NamedTuple):
@@ -100,3 +146,44 @@ def bptt_grad(
     """
     grad_fn = jax.grad(bptt_loss, has_aux=True)
     return grad_fn(weights, net, inputs, targets, state, err_state, **kwargs)
+
+
+def bptt(net: Network, cfg: BPTTConfig, *, hyper=(), shared_inputs: bool = False) -> LearningRule:
+    """Block-wise BPTT as a :class:`ssjax.rules.base.LearningRule` (state :class:`BPTTState`).
+
+    ``update`` is :func:`bptt_grad` of the block with the carried state as a constant, on the
+    loss of ``cfg.loss``. ``hyper`` and ``shared_inputs`` are accepted for the common factory
+    signature and change nothing.
+    """
+    del hyper, shared_inputs
+    loss = cfg.loss
+
+    def init(weights: Weights, key: PRNGKey) -> BPTTState:
+        del key
+        dtype = weights[0].dtype
+        return BPTTState(init_state(net, (), dtype), double_exp_init((net.sizes[-1],), dtype))
+
+    def update(weights: Weights, state: BPTTState, block: Block) -> RuleOutput:
+        grads, aux = bptt_grad(
+            net,
+            weights,
+            block.inputs,
+            block.targets,
+            state.net,
+            state.err,
+            tau_rise=loss.tau_rise,
+            tau_decay=loss.tau_decay,
+        )
+        return RuleOutput(grads, BPTTState(aux.state, aux.err_state), aux.record, aux.error)
+
+    return LearningRule(init, update, _network_state, input_leaves, loss)
+
+
+def _network_state(state: BPTTState) -> NetState:
+    return state.net
+
+
+def input_leaves(state: BPTTState):
+    """True for the input layer's axonal delay line, which holds the input stream alone."""
+    flags = jax.tree.map(lambda _: False, state)
+    return flags._replace(net=flags.net._replace(delay=(True,) + tuple(flags.net.delay[1:])))

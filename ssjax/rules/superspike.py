@@ -47,7 +47,8 @@ Routes, all exact (they agree to float rounding, tested):
   rows; for a presynaptic layer of at least ``_PER_SPIKE`` neurons, the listed rows that carry
   one spike are added to that neuron's sum instead of a product over mostly zeros
   (:func:`ssjax.rules.blocked.per_spike`). ``method: event`` applies this to every layer,
-  except under a seed ``vmap`` (``seed_batched``): there the deeper layers' presynaptic spikes
+  except under a seed ``vmap`` with shared inputs (``shared_inputs``): there the deeper layers'
+  presynaptic spikes
   are per seed and the switch would run every branch, so only the input layer (whose spikes
   all seeds share) is event-driven.
 
@@ -57,7 +58,14 @@ and a network state that is treated as given, ``-g = grad_W L / t_b`` exactly, w
 the block's van Rossum loss of :func:`ssjax.rules.bptt.bptt_loss` and ``t_b = K dt``.
 
 Sign: :func:`superspike_grads` returns ``-g`` (optax descent convention), to be fed to the
-transformations of :mod:`ssjax.optim`.
+transformations of :mod:`ssjax.optim`. :func:`superspike` wraps it in the learning-rule contract
+of :mod:`ssjax.rules.base`; the route (stepwise, dense, event) is chosen in one place,
+:func:`superspike_grads`, from ``cfg.method`` and ``shared_inputs``.
+
+Traced hyper-parameters: the regulariser's strength and exponent enter through
+:class:`SuperSpikeHyper` (derived on the host by :meth:`SuperSpikeConfig.hyper`), never as
+compile-time constants, so configs that differ only in them share one program
+(:meth:`SuperSpikeConfig.structure`).
 
 Reference: Zenke & Ganguli (2018), eqs. (9)-(12) and Methods; reference code
 fzenke/pub2018superspike (``SuperSpikeConnection``).
@@ -73,6 +81,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from ssjax._types import Array, PRNGKey, Weights
 from ssjax.filters import (
     DoubleExpState,
     decay_factor,
@@ -81,7 +90,7 @@ from ssjax.filters import (
     double_exp_step,
     exp_filter,
 )
-from ssjax.losses import WindowState, window_error
+from ssjax.losses import VanRossum, WindowState, window_error
 from ssjax.network import (
     NetState,
     Network,
@@ -93,6 +102,7 @@ from ssjax.network import (
     simulate,
 )
 from ssjax.neuron import psp_trace_step
+from ssjax.rules.base import Block, LearningRule, RuleOutput
 from ssjax.rules.blocked import (
     dense_products,
     event_currents,
@@ -100,11 +110,8 @@ from ssjax.rules.blocked import (
     post_signals,
     scan_products,
 )
-from ssjax.rules.feedback import check_feedback, layer_errors
+from ssjax.rules.feedback import check_feedback, init_feedback, layer_errors
 from ssjax.rules.regulariser import rho_scale
-
-Array = jax.Array
-_HIGHEST = jax.lax.Precision.HIGHEST
 
 METHODS = ("dense", "event", "stepwise")
 # N_pre x 3 N_post up to which a layer's sums are accumulated in its reverse scan
@@ -136,8 +143,6 @@ class SuperSpikeConfig:
       faster, equal to float rounding) or ``stepwise``.
     max_spikes: steps carrying presynaptic spikes, per block and layer, that the ``event``
       route gathers (>= 1); a block with more uses the dense sum.
-    seed_batched: set by :func:`ssjax.runner.make_segment_fn` when seeds run under ``vmap``;
-      ``event`` is then restricted to the input layer (see the module docstring).
     error: ``van_rossum`` (targets are spike trains: ``delta = S^ - S``) or ``window`` (targets
       are window annotations and ``delta`` the window-of-opportunity error spikes of
       :func:`ssjax.losses.window_error`, for classification tasks).
@@ -156,7 +161,6 @@ class SuperSpikeConfig:
     method: str = "dense"
     max_spikes: int = 4096
     error: str = "van_rossum"
-    seed_batched: bool = False
 
     def __post_init__(self):
         check_feedback(self.feedback)
@@ -197,6 +201,24 @@ class SuperSpikeConfig:
                 f"SuperSpikeConfig.max_spikes must be an int >= 1, got {self.max_spikes}"
             )
 
+    @property
+    def loss(self) -> VanRossum:
+        """The error and eligibility filter ``alpha`` (one owner of its constants)."""
+        return VanRossum(self.tau_rise, self.tau_decay)
+
+    def hyper(self, net: Network) -> SuperSpikeHyper:
+        """The traced hyper-parameters, derived on the host (``rho`` in this rule's units)."""
+        scale = rho_scale(
+            net.neuron, self.tau_rise, self.tau_decay, self.sigma_prime, self.het_error_dependent
+        )
+        return SuperSpikeHyper(rho=self.het_rho * scale, a=self.het_a)
+
+    def structure(self) -> SuperSpikeConfig:
+        """This config with its traced fields canonical: equal for configs that differ only in
+        them, so they share one compiled program (``het_rho > 0`` stays: it decides whether
+        the regulariser is computed at all)."""
+        return dataclasses.replace(self, het_rho=float(self.het_rho > 0), het_a=4.0)
+
     def delay_steps(self, dt: float) -> int:
         """Hebbian delay in steps; ValueError if it is not a multiple of ``dt``."""
         d = self.hebbian_delay / dt
@@ -224,19 +246,33 @@ class LayerTraces(NamedTuple):
     het: Array
 
 
-class RuleState(NamedTuple):
-    """Everything an online learner carries across blocks besides weights and optimiser:
-    the network state, the output-error filter ``[N_out]``, per-layer traces, and the open
-    window of the window-of-opportunity error ``[N_out]``."""
+class SuperSpikeHyper(NamedTuple):
+    """Traced hyper-parameters: ``rho`` the regulariser's strength in this rule's units
+    (``het_rho * rho_scale``), ``a`` its exponent. Floats or scalar arrays."""
+
+    rho: Array | float
+    a: Array | float
+
+
+class SuperSpikeState(NamedTuple):
+    """Everything SuperSpike carries across blocks besides weights and optimiser: the network
+    state (an online rule simulates the network it trains), the output-error filter
+    ``[N_out]``, per-layer traces (:class:`LayerTraces`), the open window of the
+    window-of-opportunity error ``[N_out]``, and the fixed feedback matrices
+    (:func:`ssjax.rules.feedback.init_feedback`; empty for symmetric and none)."""
 
     net: NetState
     err: DoubleExpState
-    layers: tuple
+    layers: tuple[LayerTraces, ...]
     win: WindowState
+    feedback: tuple[Array, ...] = ()
 
 
-def init_rule_state(net: Network, cfg: SuperSpikeConfig, dtype=jnp.float32) -> RuleState:
-    """Resting network, zero filters and traces, for one sample (no batch axis)."""
+def init_rule_state(
+    net: Network, cfg: SuperSpikeConfig, dtype=jnp.float32, feedback: tuple = ()
+) -> SuperSpikeState:
+    """Resting network, zero filters and traces, for one sample (no batch axis); ``feedback``
+    as :func:`ssjax.rules.feedback.init_feedback` draws it (needed for random/uniform)."""
     d = cfg.delay_steps(net.neuron.dt)
     layers = []
     for n_pre, n_post in zip(net.sizes[:-1], net.sizes[1:], strict=True):
@@ -250,11 +286,12 @@ def init_rule_state(net: Network, cfg: SuperSpikeConfig, dtype=jnp.float32) -> R
             )
         )
     n_out = net.sizes[-1]
-    return RuleState(
+    return SuperSpikeState(
         init_state(net, (), dtype),
         double_exp_init((n_out,), dtype),
         tuple(layers),
         WindowState(jnp.zeros(n_out, dtype)),
+        tuple(feedback),
     )
 
 
@@ -276,21 +313,18 @@ def _regularised(cfg: SuperSpikeConfig, layer: int, n_layers: int) -> bool:
     return cfg.het_rho > 0 and (hidden or cfg.het_layers == "all")
 
 
-def _regulariser(net: Network, cfg: SuperSpikeConfig, w: Array, z: Array, e: Array) -> Array:
+def _regulariser(cfg: SuperSpikeConfig, hyper: SuperSpikeHyper, w, z: Array, e: Array) -> Array:
     """``rho' w_ij sum_t z_i[t]^a (e_i[t]^2)``, subtracted from ``m`` (``[N_pre, N_post]``).
 
     ``z``, ``e``: ``[K, N_post]``. The error-dependent variant multiplies by ``e_i^2`` (reference
-    code: ``(lambda - rho w z^a e) e``). ``rho' = het_rho * rho_scale``: ``het_rho`` is in the
-    reference code's units and :func:`ssjax.rules.regulariser.rho_scale` (host-side) converts
-    it to this rule's normalisation of ``e lambda``.
+    code: ``(lambda - rho w z^a e) e``). ``rho' = hyper.rho = het_rho * rho_scale``: ``het_rho``
+    is in the reference code's units and :func:`ssjax.rules.regulariser.rho_scale` (host-side)
+    converts it to this rule's normalisation of ``e lambda``.
     """
-    za = z**cfg.het_a
+    za = z**hyper.a
     if cfg.het_error_dependent:
         za = za * e * e
-    scale = rho_scale(
-        net.neuron, cfg.tau_rise, cfg.tau_decay, cfg.sigma_prime, cfg.het_error_dependent
-    )
-    return (cfg.het_rho * scale) * w * time_sum(za)[None, :]
+    return hyper.rho * w * time_sum(za)[None, :]
 
 
 def time_sum(x: Array) -> Array:
@@ -307,20 +341,31 @@ def _finish(m: Array, k: int, train: bool) -> Array:
     return -m / k if train else jnp.zeros_like(m)
 
 
-def block_stepwise(net, cfg, weights, feedback, inputs, targets, state: RuleState):
+def block_stepwise(
+    net: Network,
+    cfg: SuperSpikeConfig,
+    weights: Weights,
+    inputs: Array,
+    targets: Array,
+    state: SuperSpikeState,
+    *,
+    hyper: SuperSpikeHyper | None = None,
+):
     """Reference form: every synapse's filters advanced every step (SUPERSPIKE.md 2.1).
 
     Args:
       net, cfg: static network and rule settings.
       weights: per-layer ``[N_pre, N_post]`` (V), fixed within the block.
-      feedback: matrices of :func:`ssjax.rules.feedback.init_feedback`.
       inputs: ``[K, N_in]``; targets: ``[K, N_out]`` (one sample, time-major).
-      state: ``RuleState`` carried in.
+      state: :class:`SuperSpikeState` carried in (its ``feedback`` is used).
+      hyper: traced hyper-parameters; ``cfg.hyper(net)`` if None.
 
     Returns:
       ``(grads, state, BlockAux)``; ``grads`` in the optax sign, shaped like ``weights``.
     """
     dt, n_layers = net.neuron.dt, net.n_layers
+    hyper = cfg.hyper(net) if hyper is None else hyper
+    feedback = state.feedback
     a_h = decay_factor(cfg.het_tau, dt)
 
     def step(carry, xs):
@@ -343,11 +388,12 @@ def block_stepwise(net, cfg, weights, feedback, inputs, targets, state: RuleStat
             het = tr.het
             if _regularised(cfg, l, n_layers):
                 het = a_h * tr.het + spikes[l]
-                m = m - _regulariser(net, cfg, weights[l], het[None], errs[l][None])
+                m = m - _regulariser(cfg, hyper, weights[l], het[None], errs[l][None])
             layers.append(LayerTraces(psp, elig, sig_buf, spk_buf, het))
             new_ms.append(m)
         out = (spikes, us, errs)
-        return (RuleState(net_state, err, tuple(layers), win), tuple(new_ms)), out
+        new = SuperSpikeState(net_state, err, tuple(layers), win, feedback)
+        return (new, tuple(new_ms)), out
 
     m0 = tuple(jnp.zeros_like(w) for w in weights)
     (state, ms), (spikes, us, errs) = jax.lax.scan(step, (state, m0), (inputs, targets))
@@ -367,7 +413,7 @@ def _delta(cfg: SuperSpikeConfig, targets: Array, out: Array, win: WindowState):
     return targets.astype(out.dtype) - out, win
 
 
-def _block_common(net, cfg, weights, feedback, inputs, targets, state: RuleState, n_currents):
+def _block_common(net, cfg, weights, inputs, targets, state, n_currents, shared_inputs):
     """Simulate the block (event-driven currents for the first ``n_currents`` layers) and compute
     everything the dense and event routes share."""
     dt = net.neuron.dt
@@ -375,18 +421,18 @@ def _block_common(net, cfg, weights, feedback, inputs, targets, state: RuleState
     # the simulation is not differentiated, so the scans may write their outputs over their
     # inputs; not under a seed vmap, where the carried [seeds, K, N] arrays are seed-major and
     # 64 seeds of 100-4-1 ran 1.1-1.2x slower (measured, CPU)
-    overwrite = not cfg.seed_batched
+    overwrite = not shared_inputs
     net_state, rec = simulate(net, weights, inputs, state.net, currents, overwrite=overwrite)
     delta, win = _delta(cfg, targets, rec.spikes[-1], state.win)
     e_out, err = double_exp_filter(
         delta, cfg.tau_rise, cfg.tau_decay, dt, state=state.err, overwrite=overwrite
     )
-    errs = layer_errors(e_out, weights, feedback, cfg.feedback)
+    errs = layer_errors(e_out, weights, state.feedback, cfg.feedback)
     arriving = arriving_spikes(net, state.net, inputs, rec)
     return net_state, err, win, rec, errs, arriving
 
 
-def _layer_update(net, cfg, l, w, tr: LayerTraces, u, s_pre, s_post, e, *, event: bool):
+def _layer_update(net, cfg, hyper, l, w, tr: LayerTraces, u, s_pre, s_post, e, *, event, shared):
     """``(m, new LayerTraces)`` of one layer over a block, dense or event-driven."""
     dt, k = net.neuron.dt, u.shape[0]
     a_r, a_d = decay_factor(cfg.tau_rise, dt), decay_factor(cfg.tau_decay, dt)
@@ -411,14 +457,14 @@ def _layer_update(net, cfg, l, w, tr: LayerTraces, u, s_pre, s_post, e, *, event
             tr.psp,
             post_args,
             sig_fn,
-            segment=not cfg.seed_batched and s_pre.shape[-1] >= _PER_SPIKE,
+            segment=not shared and s_pre.shape[-1] >= _PER_SPIKE,
         )
     elif s_pre.shape[-1] * 3 * u.shape[-1] <= _TINY:
         (pre_post, psp), e_sums = scan_products(net.neuron, spk_d, tr.psp, post_args, sig_fn)
     else:
         post, e_sums, _ = post_signals(*post_args, sig_fn=sig_fn)
         # measured on CPU: narrow groups of one seed share a product; seed-batched ones do not
-        concat = not cfg.seed_batched and 3 * u.shape[-1] <= _NARROW
+        concat = not shared and 3 * u.shape[-1] <= _NARROW
         pre_post, psp = dense_products(net.neuron, spk_d, tr.psp, post, concat)
     m_new, d_new, r_new = pre_post
     # contribution of the eligibility carried in: lambda gets (D0 a_d^(t+1) - R0 a_r^(t+1)) span
@@ -432,30 +478,34 @@ def _layer_update(net, cfg, l, w, tr: LayerTraces, u, s_pre, s_post, e, *, event
     het = tr.het
     if _regularised(cfg, l, net.n_layers):  # the trace is only read by the regulariser
         z_het, het = exp_filter(s_post, cfg.het_tau, dt, state=tr.het)
-        m = m - _regulariser(net, cfg, w, z_het, e)
+        m = m - _regulariser(cfg, hyper, w, z_het, e)
     return m, LayerTraces(psp, elig, sig_buf, spk_buf, het)
 
 
 def block_blocked(
-    net,
-    cfg,
-    weights,
-    feedback,
-    inputs,
-    targets,
-    state: RuleState,
+    net: Network,
+    cfg: SuperSpikeConfig,
+    weights: Weights,
+    inputs: Array,
+    targets: Array,
+    state: SuperSpikeState,
     *,
+    hyper: SuperSpikeHyper | None = None,
     event_layers: int = 0,
-    event_inputs: bool = False,
+    shared_inputs: bool = False,
 ):
     """Exact blocked form: dense matrix products, except event-driven currents and sums for the
-    first ``event_layers`` layers; ``event_inputs``: event-driven input currents for the first
-    layer in any case.
+    first ``event_layers`` layers. ``shared_inputs``: the block runs under a seed ``vmap`` whose
+    seeds share the inputs; the first layer's input currents are then event-driven in any case
+    (one list of spike steps serves every seed) and the layouts that pay only for one seed are
+    not used.
 
     Same arguments and results as :func:`block_stepwise`.
     """
+    hyper = cfg.hyper(net) if hyper is None else hyper
+    n_currents = max(event_layers, int(shared_inputs))
     net_state, err, win, rec, errs, arriving = _block_common(
-        net, cfg, weights, feedback, inputs, targets, state, max(event_layers, int(event_inputs))
+        net, cfg, weights, inputs, targets, state, n_currents, shared_inputs
     )
     k, n_layers = inputs.shape[0], net.n_layers
     grads, layers = [], []
@@ -463,6 +513,7 @@ def block_blocked(
         m, tr = _layer_update(
             net,
             cfg,
+            hyper,
             l,
             weights[l],
             tr,
@@ -471,19 +522,86 @@ def block_blocked(
             rec.spikes[l],
             errs[l],
             event=l < event_layers,
+            shared=shared_inputs,
         )
         grads.append(_finish(m, k, _trains(cfg, l, n_layers)))
         layers.append(tr)
-    return tuple(grads), RuleState(net_state, err, tuple(layers), win), BlockAux(rec, errs)
+    new = SuperSpikeState(net_state, err, tuple(layers), win, state.feedback)
+    return tuple(grads), new, BlockAux(rec, errs)
 
 
-def superspike_grads(net, cfg, weights, feedback, inputs, targets, state: RuleState):
-    """SuperSpike updates of one block by ``cfg.method``; ``(grads, state, aux)`` (optax sign)."""
-    args = (net, cfg, weights, feedback, inputs, targets, state)
+def superspike_grads(
+    net: Network,
+    cfg: SuperSpikeConfig,
+    weights: Weights,
+    inputs: Array,
+    targets: Array,
+    state: SuperSpikeState,
+    *,
+    hyper: SuperSpikeHyper | None = None,
+    shared_inputs: bool = False,
+):
+    """SuperSpike updates of one block; ``(grads, state, aux)`` (optax sign).
+
+    The one place that picks the route: ``cfg.method`` ``stepwise``, ``dense`` or ``event``;
+    with ``shared_inputs`` (a seed ``vmap`` whose seeds share the inputs) the event route is
+    applied to the input layer only, because per-seed event lists of deeper layers would run
+    every branch of their capacity switch.
+    """
+    args = (net, cfg, weights, inputs, targets, state)
     if cfg.method == "stepwise":
-        return block_stepwise(*args)
+        return block_stepwise(*args, hyper=hyper)
     event_layers = 0
     if cfg.method == "event":
-        event_layers = 1 if cfg.seed_batched else net.n_layers
-    # seeds under vmap share the input spikes: one event list serves every seed's currents
-    return block_blocked(*args, event_layers=event_layers, event_inputs=cfg.seed_batched)
+        event_layers = 1 if shared_inputs else net.n_layers
+    return block_blocked(*args, hyper=hyper, event_layers=event_layers, shared_inputs=shared_inputs)
+
+
+def superspike(
+    net: Network,
+    cfg: SuperSpikeConfig,
+    *,
+    hyper: SuperSpikeHyper | None = None,
+    shared_inputs: bool = False,
+) -> LearningRule:
+    """SuperSpike as a :class:`ssjax.rules.base.LearningRule` (state :class:`SuperSpikeState`).
+
+    ``init(weights, key)`` draws the feedback matrices from ``key``; ``update`` is
+    :func:`superspike_grads`. ``hyper``: traced hyper-parameters (``cfg.hyper(net)`` if None).
+    ``shared_inputs``: set by whoever ``vmap``s seeds over shared inputs (see
+    :func:`superspike_grads`).
+    """
+    hyper = cfg.hyper(net) if hyper is None else hyper
+
+    def init(weights: Weights, key: PRNGKey) -> SuperSpikeState:
+        dtype = weights[0].dtype
+        return init_rule_state(net, cfg, dtype, init_feedback(key, net, cfg.feedback, dtype))
+
+    def update(weights: Weights, state: SuperSpikeState, block: Block) -> RuleOutput:
+        grads, new, aux = superspike_grads(
+            net,
+            cfg,
+            weights,
+            block.inputs,
+            block.targets,
+            state,
+            hyper=hyper,
+            shared_inputs=shared_inputs,
+        )
+        return RuleOutput(grads, new, aux.record, aux.errors[-1])
+
+    return LearningRule(init, update, _network_state, input_leaves, cfg.loss)
+
+
+def _network_state(state: SuperSpikeState) -> NetState:
+    return state.net
+
+
+def input_leaves(state: SuperSpikeState):
+    """A pytree of bools over ``state``: True for the input layer's axonal delay line
+    (:class:`ssjax.network.NetState`) and Hebbian delay line (:class:`LayerTraces`), which hold
+    the input stream alone."""
+    flags = jax.tree.map(lambda _: False, state)
+    net = flags.net._replace(delay=(True,) + tuple(flags.net.delay[1:]))
+    layers = (flags.layers[0]._replace(spk_buf=True),) + tuple(flags.layers[1:])
+    return flags._replace(net=net, layers=layers)

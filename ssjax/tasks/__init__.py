@@ -1,4 +1,5 @@
-"""Tasks for ssjax: spike-raster data (SSBM ``.ras`` files, frozen Poisson inputs)."""
+"""Tasks for ssjax: spike-raster data (SSBM ``.ras`` files, frozen Poisson inputs) and the task
+kinds a config's ``task.kind`` names, one module each (:mod:`ssjax.tasks.registry`)."""
 
 from ssjax.tasks.raster import (
     RasterError,

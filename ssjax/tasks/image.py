@@ -15,6 +15,10 @@ default jitter is a third of a bin; the Oxford target uses a full bin (``jitter=
 
 Reference: Zenke & Ganguli 2018, "SuperSpike", Neural Comput. 30(6):1514-1541, Figs. 6-7; SSBM
 benchmark suite, github.com/fzenke/ssbm (Zenke 2017).
+
+``task.kind: image`` (registered here, :mod:`ssjax.tasks.registry`) draws ``task.image`` (None:
+:func:`default_image`) over one ``task.period``: ``task.n_out`` must equal the image's height. The
+file is read once, when the config is validated.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import jax
 import numpy as np
 
 from ssjax.tasks.raster import SpikeEvents, events_to_raster, frozen_poisson
+from ssjax.tasks.registry import TaskError, TaskKind, register
 
 __all__ = ["default_image", "image_task", "image_to_events", "load_image", "to_grayscale"]
 
@@ -181,3 +186,49 @@ def image_task(
     targets = events_to_raster(SpikeEvents(times, events.ids), img.shape[0], dt, T * dt)
     inputs = np.asarray(frozen_poisson(key_in, n_in, rate_hz, T * dt, dt), dtype=np.float32)
     return inputs, targets.astype(np.float32)
+
+
+def _load(task, dt: float, dtype) -> np.ndarray:
+    """Grayscale ``[H, W]`` of task.image (None: default_image()); checks task.n_out == H."""
+    if task.image is None:
+        img, what = default_image(), "the built-in default_image()"
+    else:
+        if not os.path.isfile(task.image):
+            raise TaskError("task.image", f"image file not found: {task.image}")
+        try:
+            img = load_image(task.image)
+        except ValueError as exc:
+            raise TaskError("task.image", f"unreadable image: {exc}") from None
+        what = f"task.image {task.image}"
+    height, width = img.shape
+    if task.n_out != height:
+        raise TaskError(
+            "task.n_out",
+            f"must equal the image's height ({height} rows, one output per row, of {what}, "
+            f"{height} x {width}) for task.kind image, got {task.n_out}",
+        )
+    return img
+
+
+def _build(task, dt: float, dtype, img) -> tuple[np.ndarray, np.ndarray]:
+    """``(inputs [P, n_in] 0/1, targets [P, H] counts)``, P = task.period / dt, in ``dtype``."""
+    inputs, targets = image_task(
+        img,
+        n_in=task.n_in,
+        duration=task.period,
+        dt=dt,
+        key=jax.random.PRNGKey(task.input_seed),
+        rate_hz=task.rate_hz,
+        threshold=task.image_threshold,
+    )
+    return np.asarray(inputs, dtype), np.asarray(targets, dtype)
+
+
+register(
+    TaskKind(
+        name="image",
+        reads=("image", "image_threshold", "n_in", "n_out", "period", "rate_hz", "input_seed"),
+        load=_load,
+        build=_build,
+    )
+)

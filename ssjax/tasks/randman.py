@@ -10,6 +10,10 @@ with amplitude a, frequency scale c and phase phi uniform in [0, 1) and a_{id0} 
 would only add a constant offset). Each unit's value is min-max normalised to u in [0, 1] and turned
 into the latency of its single spike, so only relative spike timing carries the class.
 
+``task.kind: randman`` (registered here, :mod:`ssjax.tasks.registry`) trains on a frozen stream of
+``task.n_out`` classes x ``task.n_patterns`` samples, each followed by ``task.gap`` of silence, and
+scores a held-out stream after training (:func:`_randman_stream`, :func:`_heldout`).
+
 Reference: Zenke & Vogels (2021), "The remarkable robustness of surrogate gradient learning for
 instilling complex function in spiking neural networks", Neural Computation 33(4):899-925
 (github.com/fzenke/randman); SUPERSPIKE.md section 4.
@@ -24,7 +28,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ssjax.tasks.registry import TaskKind, register
+
 __all__ = [
+    "RANDMAN_TAIL",
     "Randman",
     "eval_randman",
     "make_randman",
@@ -277,3 +284,100 @@ def train_test_split(times, labels, key, test_fraction: float = 0.2):
     train = np.concatenate(train)[np.asarray(jax.random.permutation(k_train, sum(map(len, train))))]
     test = np.concatenate(test)[np.asarray(jax.random.permutation(k_test, sum(map(len, test))))]
     return times[train], labels[train], times[test], labels[test]
+
+
+# ------------------------------------------------------------------------ task.kind: randman
+
+# A sample's window is its randman_duration plus this response tail (s), as the 15 ms after the
+# XOR stimulus (SUPERSPIKE.md section 3); task.gap must be at least as long (ssjax.config), so
+# that a window ends before the next sample starts and the last one ends with the stream.
+RANDMAN_TAIL = 0.015
+
+
+def _randman_args(task, dt: float) -> dict:
+    return dict(
+        n_classes=task.n_out,
+        n_units=task.n_in,
+        dim=task.randman_dim,
+        n_samples=task.n_patterns,
+        duration=task.randman_duration,
+        t_offset=0.0,
+        dt=dt,
+    )
+
+
+def _randman_layout(task, dt: float, times, labels) -> tuple[np.ndarray, np.ndarray]:
+    """Samples one after another: ``(inputs [T, n_in] 0/1, code [T, n_out] int8)``."""
+    S, G = int(round(task.randman_duration / dt)), int(round(task.gap / dt))
+    W = S + int(round(RANDMAN_TAIL / dt))  # <= S + G: task.gap >= RANDMAN_TAIL
+    n = len(labels)
+    rasters = spike_times_to_raster(times, dt, S)  # [N, S, n_in]
+    inputs = np.zeros((n, S + G, task.n_in), np.float32)
+    inputs[:, :S] = rasters
+    code = np.zeros((n, S + G, task.n_out), np.int8)
+    code[:, :W] = -1
+    code[np.arange(n), :W, labels] = 1
+    code[:, W - 1] *= 2
+    return inputs.reshape(-1, task.n_in), code.reshape(-1, task.n_out)
+
+
+def _randman_stream(task, dt: float, key) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Frozen randman stream: ``(inputs [T, n_in] 0/1, code [T, n_out] int8, labels [N])``.
+
+    ``N = n_out * n_patterns`` samples (randman_dataset, shuffled), each ``randman_duration`` long
+    (every unit fires once; spike times from 0, i.e. ``t_offset = 0``: the gap before a sample
+    keeps its spikes off step 0 of the replayed stream) and followed by ``task.gap`` of silence.
+    Window annotation as in ssjax.tasks.xor: from the sample's onset for ``randman_duration +
+    RANDMAN_TAIL`` (15 ms, the XOR response tail), +1 on the label's output, -1 on the others,
+    +2/-2 at the window's last step, 0 outside. ``T = N (randman_duration + gap) / dt``.
+    """
+    times, labels = randman_dataset(key, **_randman_args(task, dt))
+    return (*_randman_layout(task, dt, times, labels), labels)
+
+
+def _build(task, dt: float, dtype, data=None) -> tuple[np.ndarray, np.ndarray]:
+    """The frozen training stream ``(inputs [T, n_in], code [T, n_out])`` in ``dtype``."""
+    inputs, code, _ = _randman_stream(task, dt, jax.random.PRNGKey(task.input_seed))
+    return inputs.astype(dtype), code.astype(dtype)
+
+
+def _heldout(task, dt: float, dtype, data=None) -> tuple[np.ndarray, np.ndarray]:
+    """Held-out stream ``(inputs [T, n_in], code [T, n_out])`` in ``dtype``: ``task.n_heldout``
+    new samples per class of the training stream's manifolds (:func:`randman_heldout`: same
+    manifolds, new coordinates, the training set's time code), laid out as the training stream
+    and preceded by one ``task.gap`` of silence, so that, as in training, every sample follows
+    a gap."""
+    key = jax.random.PRNGKey(task.input_seed)
+    times, labels = randman_heldout(key, n_heldout=task.n_heldout, **_randman_args(task, dt))
+    inputs, code = _randman_layout(task, dt, times, labels)
+    G = int(round(task.gap / dt))
+    inputs = np.concatenate([np.zeros((G, task.n_in), inputs.dtype), inputs])
+    code = np.concatenate([np.zeros((G, task.n_out), code.dtype), code])
+    return inputs.astype(dtype), code.astype(dtype)
+
+
+register(
+    TaskKind(
+        name="randman",
+        reads=(
+            "n_in",
+            "n_out",
+            "randman_dim",
+            "n_patterns",
+            "randman_duration",
+            "gap",
+            "n_heldout",
+            "input_seed",
+        ),
+        checks=(
+            (
+                "task.n_out",
+                lambda v, c: v >= 2,
+                ">= 2 for task.kind randman (one output per class)",
+            ),
+        ),
+        build=_build,
+        window=True,
+        heldout=_heldout,
+    )
+)

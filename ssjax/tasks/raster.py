@@ -6,6 +6,10 @@ have a time resolution of 0.1 ms. Dense rasters are time-major ``[T, N]`` spike 
 step ``dt`` seconds; a spike at time t lands in bin ``np.rint(t / dt)`` (round half to even), so
 times written on the grid read back into the same bin despite float error in ``t / dt``.
 
+``task.kind: ras`` (registered here, :mod:`ssjax.tasks.registry`) trains on two such files,
+``task.input`` ``[P, n_in]`` and ``task.target`` ``[P, n_out]``, ``P = task.period / dt``; they
+are parsed once, when the config is validated.
+
 Reference: SSBM benchmark suite, github.com/fzenke/ssbm (Zenke 2017, MIT); Zenke & Ganguli 2018,
 "SuperSpike", Neural Comput. 30(6):1514-1541.
 """
@@ -20,6 +24,8 @@ import warnings
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from ssjax.tasks.registry import TaskError, TaskKind, register
 
 __all__ = [
     "RasterError",
@@ -309,3 +315,46 @@ def frozen_poisson(key, n, rate_hz, duration, dt, *, dtype=jnp.float32) -> jax.A
         raise ValueError(f"duration {duration!r} s is shorter than half a bin (dt={dt!r} s)")
     spikes = jax.random.bernoulli(key, jnp.asarray(p, jnp.float32), (T, int(n)))
     return spikes.astype(dtype)
+
+
+def _load_ras(task, dt: float, dtype, which: str) -> np.ndarray:
+    """Dense raster of ``task.<which>`` (``input`` or ``target``); TaskError naming the key."""
+    key, path, t = f"task.{which}", getattr(task, which), task
+    n, off = (t.n_in, t.id_offset) if which == "input" else (t.n_out, t.target_id_offset)
+    if path is None:
+        raise TaskError(
+            key,
+            "required when task.kind is 'ras' (a .ras file path, "
+            "relative to the YAML file's folder)",
+        )
+    if not os.path.isfile(path):
+        raise TaskError(key, f"data file not found: {path}")
+    try:
+        return load_raster(path, n, dt, task.period, id_offset=off, dtype=dtype)
+    except (RasterError, ValueError) as exc:
+        offkey = "task.id_offset" if which == "input" else "task.target_id_offset"
+        raise TaskError(
+            key,
+            f"malformed raster: {exc} (ids must lie in [0, {n}) after "
+            f"{offkey} = {off}; spike times in [0, task.period = {task.period}) s)",
+        ) from None
+
+
+def _load(task, dt: float, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """Both files, parsed once at validation: ``(input [P, n_in], target [P, n_out])``."""
+    return _load_ras(task, dt, dtype, "input"), _load_ras(task, dt, dtype, "target")
+
+
+def _build(task, dt: float, dtype, data) -> tuple[np.ndarray, np.ndarray]:
+    """Copies of the parsed rasters (already in ``dtype``)."""
+    return data[0].copy(), data[1].copy()
+
+
+register(
+    TaskKind(
+        name="ras",
+        reads=("input", "target", "n_in", "n_out", "id_offset", "target_id_offset", "period"),
+        load=_load,
+        build=_build,
+    )
+)

@@ -3,7 +3,8 @@
 A frozen Poisson input pattern (``N_in`` trains at ``rate`` Hz over one ``period``) and a target
 raster with spikes at given times; the pattern is replayed in a loop. The defaults mirror the
 SSBM ``poisson`` benchmark (100 inputs, 5 Hz, 0.5 s, target spikes at 83, 166, 249, 332 and
-415 ms), but the input draw comes from the caller's key.
+415 ms), but the input draw comes from the caller's key: ``PRNGKey(task.input_seed)`` for
+``task.kind: timing`` (registered here, :mod:`ssjax.tasks.registry`).
 
 Reference: Zenke & Ganguli (2018), Fig. 2; SSBM suite (github.com/fzenke/ssbm).
 """
@@ -17,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ssjax.tasks.raster import frozen_poisson
+from ssjax.tasks.registry import TaskKind, register
 
 PAPER_TARGET_TIMES = (0.083, 0.166, 0.249, 0.332, 0.415)
 
@@ -52,3 +54,26 @@ def timing_task(
     np.add.at(target, (bins, slice(None)), 1.0)
     inputs = frozen_poisson(key, n_in, rate_hz, period, dt, dtype=dtype)
     return TimingTask(inputs, jnp.asarray(target, dtype), dt)
+
+
+def _build(task, dt: float, dtype, data=None) -> tuple[np.ndarray, np.ndarray]:
+    """``(inputs [P, n_in] 0/1, targets [P, n_out] 0/1)``, P = task.period / dt, in ``dtype``."""
+    args = (task.n_in, task.rate_hz, task.period, task.target_times, task.n_out, dt)
+    t = timing_task(jax.random.PRNGKey(task.input_seed), *args)
+    return np.asarray(t.inputs, dtype), np.asarray(t.targets, dtype)
+
+
+register(
+    TaskKind(
+        name="timing",
+        reads=("n_in", "n_out", "rate_hz", "period", "target_times", "input_seed"),
+        checks=(
+            (
+                "task.target_times",
+                lambda v, c: all(0 <= t < c.task.period for t in v),
+                lambda c: f"times within [0, task.period = {c.task.period}) s",
+            ),
+        ),
+        build=_build,
+    )
+)

@@ -31,6 +31,11 @@ Choices the paper leaves open, and why:
   output has fired, and the accuracy criterion (correct fired, wrong silent) does not count spikes.
   Output spikes outside every window carry no error either.
 
+``task.kind: xor`` (registered here, :mod:`ssjax.tasks.registry`): ``task.n_in`` inputs split
+as :func:`task_spec` does, 2 outputs; training on the frozen stream of ``task.n_patterns``
+patterns drawn from ``PRNGKey(task.input_seed)``, scored afterwards on a held-out stream
+(:func:`_heldout`).
+
 Reference: Zenke & Ganguli (2018), "SuperSpike", Neural Comput. 30(6), Fig. 5.
 """
 
@@ -45,12 +50,14 @@ import numpy as np
 
 from ssjax.losses import WindowState, window_error  # noqa: F401  (re-exported)
 from ssjax.tasks.raster import frozen_poisson
+from ssjax.tasks.registry import TaskKind, register
 
 __all__ = [
     "WindowState",
     "XORSpec",
     "XORStream",
     "stream_timing",
+    "task_spec",
     "window_accuracy",
     "window_error",
     "xor_stream",
@@ -226,3 +233,43 @@ def window_accuracy(spikes, stream: XORStream) -> tuple[float, np.ndarray]:
         [ok[stream.kinds == k].mean() if np.any(stream.kinds == k) else np.nan for k in range(4)]
     )
     return float(ok.mean()), per_kind
+
+
+def task_spec(n_in: int, dt: float) -> XORSpec:
+    """The XORSpec of ``task.n_in`` inputs: A and B get ``n_in // 3`` each, ref the rest."""
+    third = n_in // 3
+    return XORSpec(n_ref=n_in - 2 * third, n_a=third, n_b=third, dt=dt)
+
+
+def _build(task, dt: float, dtype, data=None) -> tuple[np.ndarray, np.ndarray]:
+    """The frozen training stream ``(inputs [T, n_in] 0/1, code [T, 2])`` in ``dtype``."""
+    key = jax.random.PRNGKey(task.input_seed)
+    stream = xor_stream(key, task_spec(task.n_in, dt), task.n_patterns)
+    return np.asarray(stream.inputs, dtype), np.asarray(stream.code, dtype)
+
+
+def _heldout(task, dt: float, dtype, data=None) -> tuple[np.ndarray, np.ndarray]:
+    """Held-out stream ``(inputs [T, n_in], code [T, 2])``: ``task.n_heldout`` patterns of each
+    of the 4 kinds with the training stream's stimulus timing (the task) but a new order, new
+    gaps and new background noise (drawn from ``fold_in(key, 1)``): a network that memorised the
+    frozen training stream's noise context does not score on it."""
+    key = jax.random.PRNGKey(task.input_seed)
+    spec = task_spec(task.n_in, dt)
+    timing = stream_timing(key, spec)  # the training stream's patterns
+    stream = xor_stream(jax.random.fold_in(key, 1), spec, 4 * task.n_heldout, timing)
+    return np.asarray(stream.inputs, dtype), np.asarray(stream.code, dtype)
+
+
+register(
+    TaskKind(
+        name="xor",
+        reads=("n_in", "n_out", "n_patterns", "n_heldout", "input_seed"),
+        checks=(
+            ("task.n_out", lambda v, c: v == 2, "2 for task.kind xor"),
+            ("task.n_in", lambda v, c: v >= 3, ">= 3 for task.kind xor"),
+        ),
+        build=_build,
+        window=True,
+        heldout=_heldout,
+    )
+)

@@ -92,9 +92,9 @@ def _our_terms(route, net, w, fb, x, y, cfg, rho):
     block's record."""
     c0 = SuperSpikeConfig(**{**cfg, "het_rho": 0.0})
     c1 = SuperSpikeConfig(**{**cfg, "het_rho": rho})
-    st = init_rule_state(net, c0)
-    g0, _, aux = ROUTES[route](net, c0, w, fb, x, y, st)
-    g1, _, _ = ROUTES[route](net, c1, w, fb, x, y, init_rule_state(net, c1))
+    st = init_rule_state(net, c0, feedback=fb)
+    g0, _, aux = ROUTES[route](net, c0, w, x, y, st)
+    g1, _, _ = ROUTES[route](net, c1, w, x, y, init_rule_state(net, c1, feedback=fb))
     m0, m1 = (-np.asarray(g[0], np.float64) * K for g in (g0, g1))
     return m0, m0 - m1, aux
 

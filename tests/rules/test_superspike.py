@@ -67,13 +67,13 @@ def test_stepwise_dense_event_agree_over_consecutive_blocks(
         cfg = SuperSpikeConfig(feedback=feedback, hebbian_delay=hdelay, max_spikes=64, **het)
         w = tuple(4 * a for a in init_weights(net, jax.random.PRNGKey(0), dtype))
         fb = init_feedback(jax.random.PRNGKey(1), net, feedback, dtype)
-        s_a = s_b = s_c = s_d = init_rule_state(net, cfg, dtype)
+        s_a = s_b = s_c = s_d = init_rule_state(net, cfg, dtype, fb)
         tol = 1e-12 if x64 else 2e-5
         for x, y in _blocks(3, sizes[0], sizes[-1], dtype):
-            g_a, s_a, aux = _stepwise(net, cfg, w, fb, x, y, s_a)
-            g_b, s_b, _ = _dense(net, cfg, w, fb, x, y, s_b)
-            g_c, s_c, _ = _event(net, cfg, w, fb, x, y, s_c)
-            g_d, s_d, _ = _event_in(net, cfg, w, fb, x, y, s_d)
+            g_a, s_a, aux = _stepwise(net, cfg, w, x, y, s_a)
+            g_b, s_b, _ = _dense(net, cfg, w, x, y, s_b)
+            g_c, s_c, _ = _event(net, cfg, w, x, y, s_c)
+            g_d, s_d, _ = _event_in(net, cfg, w, x, y, s_d)
             assert all(float(s.sum()) > 0 for s in aux.record.spikes)  # every layer active
             for l in range(net.n_layers):
                 scale = float(jnp.abs(g_a[l]).max())
@@ -96,14 +96,14 @@ def test_event_route_sparse_and_fallback_branches_match_dense(n_in):
     w = tuple(4 * a for a in init_weights(net, jax.random.PRNGKey(2)))
     x, y = next(_blocks(1, n_in, 2, jnp.float32))
     st = init_rule_state(net, SuperSpikeConfig())
-    g_ref, _, aux = _dense(net, SuperSpikeConfig(), w, (), x, y, st)
+    g_ref, _, aux = _dense(net, SuperSpikeConfig(), w, x, y, st)
     # steps that carry presynaptic spikes, per layer
     n_steps, n_hid = (int((s.sum(1) > 0).sum()) for s in (x, aux.record.spikes[0]))
     assert 0 < n_hid < n_steps
     assert (n_in >= superspike._PER_SPIKE) == (n_in == 130)  # which sum the input layer takes
     # each layer: overflow -> dense fallback; just fits; room to spare (a smaller capacity)
     for cap in (n_hid // 4, n_hid, n_steps // 4, n_steps, 4 * n_steps):
-        g, _, _ = _event(net, SuperSpikeConfig(max_spikes=cap), w, (), x, y, st)
+        g, _, _ = _event(net, SuperSpikeConfig(max_spikes=cap), w, x, y, st)
         for l in range(2):
             np.testing.assert_allclose(g[l], g_ref[l], atol=2e-5 * float(jnp.abs(g_ref[l]).max()))
 
@@ -118,7 +118,7 @@ def test_output_layer_update_equals_bptt_gradient(seed):
     x = frozen_poisson(k2, 50, 30.0, 0.5, 1e-4)
     y = frozen_poisson(k3, 3, 10.0, 0.5, 1e-4)
     cfg = SuperSpikeConfig()
-    g, _, aux = _dense(net, cfg, w, (), x, y, init_rule_state(net, cfg))
+    g, _, aux = _dense(net, cfg, w, x, y, init_rule_state(net, cfg))
     gb, _ = bptt_grad(net, w, x, y)
     assert float(aux.record.spikes[-1].sum()) > 0
     assert _cos(g[-1], gb[-1]) > 0.9999
@@ -135,7 +135,7 @@ def test_output_equivalence_breaks_with_hebbian_delay():
     w = tuple(3 * a for a in init_weights(net, jax.random.PRNGKey(3)))
     x, y = next(_blocks(1, 50, 3, jnp.float32, k=5000))
     cfg = SuperSpikeConfig(hebbian_delay=2e-3)
-    g, _, _ = _dense(net, cfg, w, (), x, y, init_rule_state(net, cfg))
+    g, _, _ = _dense(net, cfg, w, x, y, init_rule_state(net, cfg))
     gb, _ = bptt_grad(net, w, x, y)
     assert _cos(g[0], gb[0]) < 0.999
 
@@ -145,7 +145,7 @@ def test_feedback_none_freezes_hidden_layers():
     w = tuple(4 * a for a in init_weights(net, jax.random.PRNGKey(4)))
     x, y = next(_blocks(1, 40, 3, jnp.float32))
     cfg = SuperSpikeConfig(feedback="none")
-    g, _, _ = _dense(net, cfg, w, (), x, y, init_rule_state(net, cfg))
+    g, _, _ = _dense(net, cfg, w, x, y, init_rule_state(net, cfg))
     assert float(jnp.abs(g[0]).max()) == 0.0 and float(jnp.abs(g[1]).max()) > 0
 
 
@@ -188,11 +188,11 @@ def test_regulariser_term_is_exact_with_zero_error():
     w = tuple(4 * a for a in init_weights(net, jax.random.PRNGKey(8)))
     x, _ = next(_blocks(1, 40, 3, jnp.float32))
     cfg = SuperSpikeConfig(feedback="random", het_rho=2.0, het_a=4.0, het_tau=0.05)
-    st = init_rule_state(net, cfg)
     fb = init_feedback(jax.random.PRNGKey(9), net, "random")
-    _, _, aux = _dense(net, cfg, w, fb, x, jnp.zeros((x.shape[0], 3)), st)
+    st = init_rule_state(net, cfg, feedback=fb)
+    _, _, aux = _dense(net, cfg, w, x, jnp.zeros((x.shape[0], 3)), st)
     y = aux.record.spikes[-1]  # the network's own output as target: zero output error
-    g, _, aux = _dense(net, cfg, w, fb, x, y, st)
+    g, _, aux = _dense(net, cfg, w, x, y, st)
     s_h = np.asarray(aux.record.spikes[0], np.float64)
     assert s_h.sum() > 0
     a = np.exp(-1e-4 / 0.05)
@@ -242,7 +242,7 @@ def test_superspike_grads_dispatches_methods():
     outs = []
     for m in ("stepwise", "dense", "event"):
         cfg = SuperSpikeConfig(method=m)
-        outs.append(superspike_grads(net, cfg, w, (), x, y, init_rule_state(net, cfg))[0])
+        outs.append(superspike_grads(net, cfg, w, x, y, init_rule_state(net, cfg))[0])
     for o in outs[1:]:
         jax.tree.map(
             lambda p, q: np.testing.assert_allclose(

@@ -25,29 +25,27 @@ Per layer ``l``, for updates ``a_l`` and ``b_l`` (:func:`alignment`):
 so a zero update (``superspike:none``'s hidden layer) has cosine 0 and sign agreement 0 against
 anything: it carries no direction. Nothing is ever NaN.
 
+The library half of ``ssjax compare``: the table and the plot are
+:func:`ssjax.plots.format_table` and :func:`ssjax.plots.plot_alignment`; the command (timing
+task, weight draws) is in :mod:`ssjax.cli`.
+
 Reference: Zenke & Ganguli (2018), Neural Computation 30(6); Lillicrap et al. (2016), Nat.
 Commun. 7:13276 (alignment of feedback-alignment updates with backprop).
 """
 
 from __future__ import annotations
 
-import argparse
 import functools
 import itertools
-import os
-import sys
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from ssjax.network import Network, init_weights, simulate
-from ssjax.plots import _save, plt
+from ssjax.network import Network
 from ssjax.rules.bptt import bptt_grad, with_reset_grad
 from ssjax.rules.feedback import FEEDBACKS, init_feedback
 from ssjax.rules.superspike import SuperSpikeConfig, init_rule_state, superspike_grads
-from ssjax.tasks.timing import timing_task
 
 Array = jax.Array
 
@@ -104,8 +102,8 @@ def alignment(a: tuple, b: tuple) -> Alignment:
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
-def _superspike_bptt_units(net, cfg, weights, feedback, inputs, targets, state):
-    grads, _, _ = superspike_grads(net, cfg, weights, feedback, inputs, targets, state)
+def _superspike_bptt_units(net, cfg, weights, inputs, targets, state):
+    grads, _, _ = superspike_grads(net, cfg, weights, inputs, targets, state)
     t_b = inputs.shape[0] * net.neuron.dt
     return tuple(g * t_b for g in grads)
 
@@ -127,8 +125,10 @@ def rule_grads(
       net: static network; weights: per-layer ``[N_pre, N_post]`` (V).
       inputs: ``[K, N_in]``; targets: ``[K, N_out]`` (one sample, time-major).
       key: draws the ``random`` feedback matrices (:func:`init_feedback`).
-      rule_state: ``RuleState`` carried in; defaults to :func:`init_rule_state` (zero traces,
-        resting network). Its ``.net`` and ``.err`` are BPTT's network and error-filter states.
+      rule_state: :class:`~ssjax.rules.superspike.SuperSpikeState` carried in (its feedback
+        matrices are replaced by those drawn from ``key``); defaults to
+        :func:`init_rule_state` (zero traces, resting network). Its ``.net`` and ``.err`` are
+        BPTT's network and error-filter states.
       cfg_kwargs: further :class:`SuperSpikeConfig` fields; its ``tau_rise``/``tau_decay`` are
         also BPTT's error filter, so both rules minimise the same loss.
 
@@ -152,7 +152,8 @@ def rule_grads(
     weights = tuple(weights)
     if kind == "superspike":
         feedback = init_feedback(key, net, variant, weights[0].dtype)
-        return _superspike_bptt_units(net, cfg, weights, feedback, inputs, targets, rule_state)
+        state = rule_state._replace(feedback=feedback)
+        return _superspike_bptt_units(net, cfg, weights, inputs, targets, state)
     bnet = with_reset_grad(net, variant == "reset")
     grads = _bptt(
         bnet, cfg.tau_rise, cfg.tau_decay, weights, inputs, targets, rule_state.net, rule_state.err
@@ -180,118 +181,3 @@ def compare_rules(
         for r in rules
     }
     return {(a, b): alignment(grads[a], grads[b]) for a, b in itertools.combinations(rules, 2)}
-
-
-def _names(results, layer_names):
-    n_layers = len(next(iter(results.values())).cosine)
-    if layer_names is None:
-        return [f"W[{l}]" for l in range(n_layers)]
-    if len(layer_names) != n_layers:
-        raise ValueError(f"layer_names needs {n_layers} entries, got {len(layer_names)}")
-    return list(layer_names)
-
-
-def format_table(results, layer_names=None) -> str:
-    """Plain-text table: one row per pair and layer with cosine, norm ratio, sign agreement."""
-    names = _names(results, layer_names)
-    pairs = [f"{a} vs {b}" for a, b in results]
-    wp, wl = max(len(p) for p in pairs + ["pair"]), max(len(n) for n in names + ["layer"])
-    head = f"{'pair':<{wp}}  {'layer':<{wl}}  {'cosine':>8}  {'norm ratio':>10}  {'sign agr.':>9}"
-    lines = [head, "-" * len(head)]
-    for pair, res in zip(pairs, results.values(), strict=True):
-        cos, ratio, sign = (np.asarray(x) for x in res)
-        for l, name in enumerate(names):
-            lines.append(
-                f"{pair:<{wp}}  {name:<{wl}}  {cos[l]:>+8.4f}  {ratio[l]:>10.4g}  {sign[l]:>9.3f}"
-            )
-    return "\n".join(lines)
-
-
-def plot_alignment(results, path, layer_names=None) -> str:
-    """Grouped bar chart of the cosine per pair (groups) and layer (bars); writes a PNG."""
-    names = _names(results, layer_names)
-    cos = np.array([np.asarray(r.cosine) for r in results.values()])  # [pairs, layers]
-    n_pairs, n_layers = cos.shape
-    width = 0.8 / n_layers
-    x = np.arange(n_pairs)
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * n_pairs + 2.0), 4.5))
-    for l, name in enumerate(names):
-        ax.bar(x + (l - (n_layers - 1) / 2) * width, cos[:, l], width, label=name)
-    ax.axhline(0.0, color="k", lw=0.8)
-    ax.set_xticks(x)
-    ax.set_xticklabels([f"{a}\nvs {b}" for a, b in results], rotation=60, ha="right", fontsize=7)
-    ax.set_ylim(-1.05, 1.05)
-    ax.set_ylabel("cosine similarity")
-    ax.set_title("update alignment per layer (same state and block)")
-    ax.legend(fontsize=8)
-    return _save(fig, path)
-
-
-_CLI_DOC = """Gradient vs local rule: per-layer alignment of SuperSpike and BPTT updates on a block.
-
-Usage: ``ssjax compare [--sizes 100 4 1] [--seed 0] [--rules R ...] [--out DIR]
-[--gain 3.0] [--periods 1]``. Builds the timing task of the paper's Fig. 2 (every output unit
-gets the same target) and draws weights ``gain x`` the reference initialisation, clipped to the
-weight bounds and redrawn (up to 20 times) until every layer spikes in the block. From the
-resting network it computes every rule's update on one block of ``periods`` pattern periods
-(0.5 s each), prints the table and writes ``DIR/alignment.png``. Exit code 2 for an unknown
-rule name.
-"""
-
-MAX_DRAWS = 20
-
-
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(
-        prog="ssjax compare", description=_CLI_DOC, formatter_class=argparse.RawTextHelpFormatter
-    )
-    ap.add_argument("--sizes", type=int, nargs="+", default=[100, 4, 1], help="N_in ... N_out")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--rules", nargs="+", default=list(RULES), help=f"any of {', '.join(RULES)}")
-    ap.add_argument("--out", default="runs/compare", help="folder for alignment.png")
-    ap.add_argument("--gain", type=float, default=3.0, help="factor on the initial weights")
-    ap.add_argument("--periods", type=int, default=1, help="pattern periods in the block")
-    args = ap.parse_args(argv)
-    for r in args.rules:
-        if r not in RULES:
-            ap.error(f"unknown rule {r!r}; choose from {', '.join(RULES)}")
-    if len(set(args.rules)) != len(args.rules) or len(args.rules) < 2:
-        ap.error(f"--rules needs at least two distinct names, got {args.rules}")
-    if len(args.sizes) < 2 or min(args.sizes) < 1 or args.periods < 1:
-        ap.error("--sizes needs >= 2 positive integers and --periods must be >= 1")
-
-    net = Network(tuple(args.sizes))
-    k_task, k_w, k_fb = jax.random.split(jax.random.PRNGKey(args.seed), 3)
-    task = timing_task(k_task, n_in=net.sizes[0], n_out=net.sizes[-1], dt=net.neuron.dt)
-    inputs = jnp.tile(task.inputs, (args.periods, 1))
-    targets = jnp.tile(task.targets, (args.periods, 1))
-    # the output's few incoming weights decide by their signs alone whether it fires at all, so
-    # redraw (same distribution) until every layer spikes: a silent layer makes a dull comparison
-    for draw in range(MAX_DRAWS):
-        weights = tuple(
-            jnp.clip(args.gain * w, net.w_min, net.w_max)
-            for w in init_weights(net, jax.random.fold_in(k_w, draw))
-        )
-        _, rec = simulate(net, weights, inputs)
-        counts = [int(s.sum()) for s in rec.spikes]
-        if min(counts) > 0:
-            break
-    print(
-        f"network {net.sizes}, seed {args.seed}, gain {args.gain}, weight draw {draw}, block "
-        f"{inputs.shape[0] * net.neuron.dt:g} s; spikes per layer: {counts}"
-    )
-    if min(counts) == 0:
-        print(
-            f"warning: a layer stayed silent in {MAX_DRAWS} weight draws; try a larger --gain",
-            file=sys.stderr,
-        )
-
-    results = compare_rules(args.rules, net, weights, inputs, targets, key=k_fb)
-    names = [
-        f"{'output' if l == net.n_layers - 1 else f'hidden {l + 1}'} ({a}x{b})"
-        for l, (a, b) in enumerate(zip(net.sizes[:-1], net.sizes[1:], strict=True))
-    ]
-    print(format_table(results, names))
-    path = plot_alignment(results, os.path.join(args.out, "alignment.png"), names)
-    print(f"wrote {path}")
-    return 0

@@ -1,29 +1,18 @@
-"""Rule comparison: alignment conventions, output layer = gradient, tables, plot, the command."""
+"""Rule comparison maths: alignment conventions, output layer = gradient, rule pairs (the table
+and plot are tested in tests/test_plots.py, the ``ssjax compare`` command in tests/test_cli.py)."""
 
 import itertools
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from ssjax.analysis.alignment import RULES, alignment, compare_rules, rule_grads
 from ssjax.network import Network, init_weights, simulate
-from ssjax.rules.compare import (
-    RULES,
-    alignment,
-    compare_rules,
-    format_table,
-    plot_alignment,
-    rule_grads,
-)
 from ssjax.rules.superspike import SuperSpikeConfig, init_rule_state, superspike_grads
 from ssjax.tasks.raster import frozen_poisson
 
-ROOT = Path(__file__).resolve().parents[2]
 OUT = 1  # index of the output layer in the (20, 5, 2) network
 
 
@@ -97,7 +86,7 @@ def block():
     cfg = SuperSpikeConfig()
     # the unscaled SuperSpike update and the rule state it leaves behind
     raw, state, _ = jax.jit(superspike_grads, static_argnums=(0, 1))(
-        net, cfg, w, (), x, y, init_rule_state(net, cfg)
+        net, cfg, w, x, y, init_rule_state(net, cfg)
     )
     grads["raw"], grads["state after"] = raw, state
     return net, w, x, y, grads
@@ -138,7 +127,7 @@ def test_carried_rule_state_reaches_bptt(block):
     assert not np.allclose(carried[OUT], g["bptt"][OUT])
 
 
-def test_compare_rules_pairs_table_and_plot(block, tmp_path):
+def test_compare_rules_pairs(block):
     net, w, x, y, _ = block
     rules = ("superspike:symmetric", "superspike:random", "superspike:none", "bptt")
     res = compare_rules(rules, net, w, x, y, key=jax.random.PRNGKey(3))
@@ -147,16 +136,6 @@ def test_compare_rules_pairs_table_and_plot(block, tmp_path):
     # random and symmetric feedback differ only in the hidden layer
     rs = res[("superspike:symmetric", "superspike:random")]
     assert float(rs.cosine[OUT]) > 0.9999 and float(rs.cosine[0]) < 0.9999
-    table = format_table(res, ["hidden", "output"])
-    for a, b in res:
-        assert f"{a} vs {b}" in table
-    assert "hidden" in table and "output" in table
-    assert len(table.splitlines()) == 2 + len(res) * net.n_layers
-    path = plot_alignment(res, tmp_path / "a.png")
-    with open(path, "rb") as fh:
-        assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
-    with pytest.raises(ValueError, match="layer_names"):
-        format_table(res, ["only one"])
 
 
 def test_unknown_or_repeated_rules_rejected(block):
@@ -168,33 +147,3 @@ def test_unknown_or_repeated_rules_rejected(block):
     with pytest.raises(ValueError, match="one sample"):
         rule_grads("bptt", net, w, x[:, None], y[:, None], key=jax.random.PRNGKey(0))
     assert len(RULES) == 6
-
-
-def _run(*args):
-    env = dict(os.environ, JAX_PLATFORMS="cpu", MPLBACKEND="Agg")
-    return subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "compare.py"), *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        timeout=300,
-    )
-
-
-def test_script_end_to_end(tmp_path):
-    out = tmp_path / "cmp"
-    rules = ("--rules", "superspike:symmetric", "bptt")
-    p = _run("--sizes", "20", "3", "1", *rules, "--out", str(out))
-    assert p.returncode == 0, p.stderr
-    assert "superspike:symmetric vs bptt" in p.stdout
-    row = [ln for ln in p.stdout.splitlines() if ln.startswith("superspike:symmetric vs bptt")]
-    assert len(row) == 2 and "output" in row[1]
-    assert float(row[1].split()[-3]) > 0.9999  # output-layer cosine
-    assert (out / "alignment.png").read_bytes()[:4] == b"\x89PNG"
-
-
-def test_script_unknown_rule_exits_2():
-    p = _run("--rules", "bptt", "superspike:bogus", "--out", "/nonexistent/never")
-    assert p.returncode == 2
-    assert "superspike:bogus" in p.stderr and "bptt:reset" in p.stderr
