@@ -78,7 +78,7 @@ def test_round_trip_bit_identical_all_dtypes(tmp_path, dtype):
     with jax.enable_x64(dtype == jnp.float64):
         st = _state(blocks=10, dtype=dtype)
         dtypes = {np.dtype(x.dtype).name for x in jax.tree.leaves(st)}
-        assert dtypes == {np.dtype(dtype).name, "int32", "uint32"}
+        assert dtypes == {np.dtype(dtype).name, "int32"}  # floats and counters
         assert any(x.size == 0 for x in jax.tree.leaves(st))  # zero-size delay buffers
         assert int(st.opt_state.count[0]) == 10  # trained: non-trivial traces and counters
         assert float(jnp.abs(st.rule.layers[0].elig.rise).max()) > 0
