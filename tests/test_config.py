@@ -85,16 +85,16 @@ def test_every_shipped_config_loads_and_builds(path):
     assert tr.net.sizes[0] == x.shape[1] and tr.net.sizes[-1] == y.shape[1]
     if cfg.task.kind == "xor":  # the period is the frozen stream of task.n_patterns patterns
         assert x.shape[0] > cfg.task.n_patterns * 0.06 / cfg.neuron.dt
-        assert tr.superspike.error == "window" and set(np.unique(y)) <= {-2, -1, 0, 1, 2}
+        assert tr.rule.error == "window" and set(np.unique(y)) <= {-2, -1, 0, 1, 2}
     elif cfg.task.kind == "randman":  # the period is the stream of n_out * n_patterns samples
         t = cfg.task
         n = t.n_out * t.n_patterns
         assert x.shape[0] == round(n * (t.randman_duration + t.gap) / cfg.neuron.dt)
-        assert tr.superspike.error == "window" and set(np.unique(y)) <= {-2, -1, 0, 1, 2}
+        assert tr.rule.error == "window" and set(np.unique(y)) <= {-2, -1, 0, 1, 2}
         assert np.all(x.sum(axis=0) == n)  # every unit fires once per sample
     else:
         assert x.shape[0] == round(cfg.task.period / cfg.neuron.dt)
-        assert tr.superspike.error == "van_rossum"
+        assert tr.rule.error == "van_rossum"
     assert n_blocks(cfg) * cfg.run.block == pytest.approx(cfg.run.duration)
 
 
@@ -640,7 +640,7 @@ def test_image_task_draws_the_default_image(tmp_path):
     assert x.shape == (7000, 10) and y.shape == (7000, 100) and y.dtype == np.float32
     assert y.sum() == np.count_nonzero(img < 0.5) > 0  # one spike per dark pixel
     assert set(np.unique(x)) <= {0.0, 1.0} and x.sum() > 0
-    assert build_trainer(c).superspike.error == "van_rossum"
+    assert build_trainer(c).rule.error == "van_rossum"
     np.testing.assert_array_equal(build_task(c)[1], y)  # frozen
     # every target spike lies in its pixel column's bin: column c spans steps [100 c, 100 c + 100)
     steps, ids = np.nonzero(y)
@@ -680,7 +680,7 @@ def test_randman_stream_windows(tmp_path):
     x, y = build_task(c)
     n, S, G, W = 15, 500, 500, 650  # samples; steps of sample, gap, window (sample + 15 ms)
     assert x.shape == (n * (S + G), 8) and y.shape == (n * (S + G), 3)
-    assert build_trainer(c).superspike.error == "window"
+    assert build_trainer(c).rule.error == "window"
     assert set(np.unique(y)) <= {-2, -1, 0, 1, 2}
     code = y.reshape(n, S + G, 3)
     inputs = x.reshape(n, S + G, 8)
