@@ -334,7 +334,8 @@ class Checkpointer:
             if s_desc != e_desc:
                 raise CheckpointError(
                     f"checkpoint step {step} in {self.directory} does not match the template at "
-                    f"leaf {e[1] if e else s['path']}: checkpoint has {s_desc}, expected {e_desc} "
+                    f"leaf {e[1] if e else s['path'] if s else None}: checkpoint has {s_desc}, "
+                    f"expected {e_desc} "
                     f"(leaf {i}; {len(saved)} leaves saved, {len(expected)} expected); was it "
                     "written with a different configuration (e.g. network size)?"
                 )

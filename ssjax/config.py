@@ -30,6 +30,7 @@ import operator
 import os
 import re
 from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import yaml
@@ -194,7 +195,7 @@ class _Checked:
 
 
 # section name -> dataclass, in schema order
-_SECTIONS = {
+_SECTIONS: dict[str, Any] = {  # section name -> its dataclass
     f.name: f.default_factory
     for f in dataclasses.fields(Config)
     if f.default_factory is not dataclasses.MISSING
@@ -622,6 +623,7 @@ def build_trainer(cfg: Config):
         neuron = LIFParams(**lif, reset_grad=r.reset_grad, surrogate=surrogate)
         net = Network(cfg.network.sizes, neuron, **pick(cfg.network, "w0 w_min w_max"))
         error = "window" if cfg.task.kind in WINDOW_TASKS else "van_rossum"
+        rule: BPTTConfig | SuperSpikeConfig
         if r.name == "bptt":
             rule = BPTTConfig(tau_rise=r.tau_rise, tau_decay=r.tau_decay, error=error)
         else:
@@ -667,6 +669,7 @@ def build_heldout(cfg: Config) -> tuple[np.ndarray, np.ndarray]:
         raise ConfigError(
             _label(cfg), "task.n_heldout", f"a held-out set needs task.kind {have} and >= 1"
         )
+    assert cfg._checked is not None  # validate_config attaches it
     return kind.heldout(task, dt, dtype, cfg._checked.data)
 
 
@@ -678,4 +681,5 @@ def build_task(cfg: Config) -> tuple[np.ndarray, np.ndarray]:
     The task kind's ``build`` (ssjax.tasks.registry), on the data files read at validation.
     """
     cfg, kind, task, dt, dtype = _kind_of(cfg)
+    assert cfg._checked is not None  # validate_config attaches it
     return kind.build(task, dt, dtype, cfg._checked.data)

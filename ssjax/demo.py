@@ -54,20 +54,21 @@ def run_demo(
     state = init_train_state(trainer, key_run)
     run_chunk = jax.jit(lambda s: run_blocks(trainer, task.inputs, task.targets, s, chunk))
 
-    dists, rasters = [], []
+    dist_chunks: list[np.ndarray] = []
+    raster_chunks: list[np.ndarray] = []
     t0 = time.perf_counter()
     n_chunks = -(-n_periods // chunk)
     with tqdm(total=n_chunks * chunk, unit="period", desc=f"BPTT {sizes}") as bar:
         for _ in range(n_chunks):
             state, m = run_chunk(state)
             d = np.asarray(m.sq_err_seg).sum(1).mean(-1)  # one block = one period
-            dists.append(d)
-            rasters.append(unpack_output(m.out_bits, period)[..., 0])
+            dist_chunks.append(d)
+            raster_chunks.append(unpack_output(m.out_bits, period)[..., 0])
             bar.update(chunk)
             bar.set_postfix(van_rossum=f"{float(d[-1]):.3f}", sim_s=f"{bar.n * 0.5:.0f}")
     wall = time.perf_counter() - t0
-    dists = np.concatenate(dists)
-    rasters = np.concatenate(rasters)
+    dists = np.concatenate(dist_chunks)
+    rasters = np.concatenate(raster_chunks)
     os.makedirs(out_dir, exist_ok=True)
     every = max(1, len(rasters) // 100)
     raster_png = plots.trial_raster(

@@ -34,6 +34,7 @@ import socket
 import struct
 import sys
 import time
+from typing import Any
 
 import numpy as np
 from tensorboard.backend.event_processing.event_file_loader import RawEventFileLoader
@@ -138,7 +139,7 @@ class RunLogger:
         self._last_step = _truncate_events(self.tb_dir, self.start_block)
         self.tb = TBWriter(self.tb_dir)
         self._jsonl = open(self.metrics_path, "a", encoding="utf-8")
-        self._cost = None
+        self._cost: float | None = None
         try:
             tty = sys.stderr.isatty()
         except (AttributeError, ValueError):
@@ -165,7 +166,7 @@ class RunLogger:
         block = int(block)
         if block <= self._last_block:
             raise ValueError(f"block {block} not after the last logged block {self._last_block}")
-        record = {"block": block, "time_s": block * self.block_seconds}
+        record: dict[str, Any] = {"block": block, "time_s": block * self.block_seconds}
         for name, v in values.items():
             a = np.asarray(v, np.float64).reshape(-1)
             if a.size != len(self.seeds):

@@ -54,20 +54,21 @@ OPTIMIZERS = ("rmaxprop", "rmsprop", "fixed")
 class RMSState(NamedTuple):
     """State of `rmaxprop` / `rmsprop`: int32 update count and the per-weight statistic ``v``."""
 
-    count: jax.Array  # int32 scalar: updates seen so far (evaluates the schedule)
+    # (the ignores: a field named count shadows tuple.count, as in optax's own states)
+    count: jax.Array  # type: ignore[assignment]  # int32 scalar: updates seen so far
     v: Any  # pytree like params: running (max-)mean of g**2
 
 
 class FixedRateState(NamedTuple):
     """State of `fixed_rate`: int32 update count."""
 
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # shadows tuple.count, as in optax's states
 
 
 class BurnInState(NamedTuple):
     """State of `burn_in`: int32 update count and the wrapped transformation's state."""
 
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # shadows tuple.count, as in optax's states
     inner: Any
 
 
@@ -85,7 +86,9 @@ def _concrete(x) -> bool:
     return isinstance(x, numbers.Real)
 
 
-def _normalised_update(g: jax.Array, v: jax.Array, lr: jax.Array, eps: float) -> jax.Array:
+def _normalised_update(
+    g: jax.Array, v: jax.Array, lr: jax.Array, eps: float | jax.Array
+) -> jax.Array:
     # v == 0 forces g == 0 for RMaxProp (v >= g**2), and for RMSprop it needs g**2 to underflow,
     # so returning 0 there changes nothing of substance but keeps eps = 0 free of 0/0 NaNs.
     denom = jnp.where(v > 0, jnp.sqrt(v) + eps, jnp.ones_like(v))
@@ -93,7 +96,7 @@ def _normalised_update(g: jax.Array, v: jax.Array, lr: jax.Array, eps: float) ->
     return out.astype(g.dtype)
 
 
-def _scale_by_rms_stat(learning_rate, gamma: float, eps: float, accumulate):
+def _scale_by_rms_stat(learning_rate, gamma: float | jax.Array, eps: float | jax.Array, accumulate):
     """Shared body of RMaxProp and RMSprop; they differ only in ``accumulate(gamma, v, g2)``."""
 
     def init_fn(params):
@@ -118,7 +121,7 @@ def rmaxprop(
     learning_rate: optax.ScalarOrSchedule,
     tau_rms: float = 30.0,
     t_b: float = 0.5,
-    eps: float = 1e-12,
+    eps: float | jax.Array = 1e-12,
     *,
     gamma=None,
 ) -> optax.GradientTransformation:
@@ -151,7 +154,7 @@ def rmsprop(
     learning_rate: optax.ScalarOrSchedule,
     tau_rms: float = 30.0,
     t_b: float = 0.5,
-    eps: float = 1e-12,
+    eps: float | jax.Array = 1e-12,
     *,
     gamma=None,
 ) -> optax.GradientTransformation:
@@ -257,11 +260,11 @@ def clip_weights(params, w_min: float = -0.1, w_max: float = 0.1):
 
 def make_optimizer(
     name: str,
-    r0: float,
+    r0: float | jax.Array,
     *,
     tau_rms: float = 30.0,
     t_b: float = 0.5,
-    eps: float = 1e-12,
+    eps: float | jax.Array = 1e-12,
     burn_in_blocks: int = 0,
     drops: Sequence[tuple[int, float]] = (),
     gamma=None,

@@ -212,7 +212,7 @@ def figure_overview(
         out, tgt, dt, sub = raster
         ax = fig.add_subplot(grid[row, :])
         _spike_panel(ax, tgt, dt, color="none", marker="o", size=30)
-        ax.collections[-1].set_edgecolors("tab:red")
+        ax.collections[-1].set_edgecolors("tab:red")  # type: ignore[attr-defined]  # stubs lack it
         _spike_panel(ax, out, dt, size=40, label="output")
         ax.set_xlim(0, len(out) * dt)
         ax.set_ylim(-0.5, np.asarray(out).shape[1] - 0.5)

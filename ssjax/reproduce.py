@@ -23,10 +23,12 @@ import json
 import math
 import time
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
 from ssjax import plots
+from ssjax._types import Array
 from ssjax.config import WINDOW_TASKS, Config, build_task, diff_configs, load_config
 from ssjax.figures import (
     CONFIGS,
@@ -144,7 +146,9 @@ def _shown(path: Path) -> str:
 def silent_distance(cfg: Config) -> float:
     """Van Rossum distance of a silent output to one period of the target, mean over outputs."""
     _, target = build_task(cfg)
-    d = van_rossum_distance(target, np.zeros_like(target), cfg.neuron.dt)
+    # host arrays, as the jax code accepts (cast: the annotations say jax.Array; no conversion)
+    t, z = cast(Array, target), cast(Array, np.zeros_like(target))
+    d = van_rossum_distance(t, z, cfg.neuron.dt)
     return float(np.mean(np.asarray(d)))
 
 

@@ -342,7 +342,7 @@ def train(
     template = init_states(trainer, ids, dtype)
     ckpt = Checkpointer(workdir / "checkpoints", keep=cfg.run.keep_checkpoints)
     classify = trainer.classify
-    history = {"period": [], "van_rossum": [], "rate_hz": [], "accuracy": []}
+    history: dict[str, list] = {"period": [], "van_rossum": [], "rate_hz": [], "accuracy": []}
     partial = None
     if ckpt.latest() is not None:
         start, state, meta = ckpt.restore(template, fallback=fallback)

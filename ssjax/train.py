@@ -24,6 +24,7 @@ Reference: Zenke & Ganguli (2018), Methods; reference code fzenke/pub2018supersp
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
@@ -42,7 +43,10 @@ from ssjax.rules.superspike import SuperSpikeConfig, superspike
 
 RuleConfig = SuperSpikeConfig | BPTTConfig
 
-_RULE_TYPES = {"superspike": (SuperSpikeConfig, superspike), "bptt": (BPTTConfig, bptt)}
+_RULE_TYPES: dict[str, tuple[type, Callable[..., LearningRule]]] = {
+    "superspike": (SuperSpikeConfig, superspike),
+    "bptt": (BPTTConfig, bptt),
+}
 RULES = tuple(_RULE_TYPES)
 
 

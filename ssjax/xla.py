@@ -135,9 +135,8 @@ def configure_cpu(devices: int | str | None = "auto", small_loops: bool = True) 
     import jax
 
     flags = os.environ.get("XLA_FLAGS", "")
-    new_flags, n, settings = _plan(
-        devices, small_loops, flags, jax.config.jax_num_cpu_devices, usable_cores()
-    )
+    n_now = jax.config.jax_num_cpu_devices  # type: ignore[attr-defined]  # the stubs lack it
+    new_flags, n, settings = _plan(devices, small_loops, flags, n_now, usable_cores())
     if (new_flags is not None or n is not None) and backend_initialized():
         what = []
         if n is not None:
@@ -169,6 +168,7 @@ def devices_from_env(env=None) -> int | str | None:
     or tuning is off."""
     env = os.environ if env is None else env
     raw = env.get(DEVICES_ENV, "auto").strip().lower()
+    devices: int | str
     if raw == "auto":
         devices = "auto"
     else:

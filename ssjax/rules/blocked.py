@@ -25,6 +25,7 @@ Reference: Zenke & Ganguli (2018), Methods; SUPERSPIKE.md 2.1.
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -36,6 +37,9 @@ from ssjax.neuron import psp_trace_step
 
 Array = jax.Array
 _HIGHEST = jax.lax.Precision.HIGHEST
+
+# the leading positional arguments of post_signals: (tau_rise, tau_decay, dt, e, sig, pows)
+PostArgs = tuple[float, float, float, Array, Array, Array]
 
 
 def psp_filter(params, s: Array, psp0: tuple) -> tuple[Array, tuple]:
@@ -134,7 +138,8 @@ def post_signals(
         return (st, adj, acc), out
 
     zeros = (jnp.zeros(e.shape[1:], e.dtype),) * 3
-    xs, acc = (e, sig, pows), None
+    xs: tuple = (e, sig, pows)
+    acc: Any = None
     if pre is not None:
         n_pre = pre[0].shape[1]
         acc = ((jnp.zeros((n_pre, e.shape[1]), e.dtype),) * 3, jnp.zeros((n_pre, 2), e.dtype))
@@ -290,7 +295,7 @@ def event_sums(
     max_rows: int,
     spikes: Array,
     psp0: tuple,
-    post_args: tuple,
+    post_args: PostArgs,
     sig_fn=None,
     segment: bool = False,
 ):
@@ -373,7 +378,7 @@ def _spike_kernel(free: Array) -> Array:
     return jnp.stack([free[::-1, 2], free[::-1, 0]], axis=1)
 
 
-def scan_products(params, spikes: Array, psp0: tuple, post_args: tuple, sig_fn=None):
+def scan_products(params, spikes: Array, psp0: tuple, post_args: PostArgs, sig_fn=None):
     """``z^T @ post`` as ``sum_t s[t] h[t]^T`` accumulated inside the reverse scan of
     :func:`post_signals` (``post_args``: its ``(tau_rise, tau_decay, dt, e, sig, pows)``).
 

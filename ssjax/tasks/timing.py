@@ -51,7 +51,7 @@ def timing_task(
         raise ValueError(f"target_times must lie in [0, period={period}) s, got {target_times}")
     bins = np.rint(times / dt).astype(np.int64)
     target = np.zeros((n_steps, n_out), np.float32)
-    np.add.at(target, (bins, slice(None)), 1.0)
+    np.add.at(target, (bins, slice(None)), 1.0)  # type: ignore[arg-type]  # stubs: no tuple index
     inputs = frozen_poisson(key, n_in, rate_hz, period, dt, dtype=dtype)
     return TimingTask(inputs, jnp.asarray(target, dtype), dt)
 
