@@ -76,7 +76,8 @@ def _spawn_train(path, workdir, **kw):
     return subprocess.Popen(cmd, env=dict(os.environ, JAX_PLATFORMS="cpu"), **kw)
 
 
-@pytest.mark.parametrize("batching", ["vmap", "map"])
+# map: 12 s, run by .ci/run after the default suite
+@pytest.mark.parametrize("batching", ["vmap", pytest.param("map", marks=pytest.mark.slow)])
 def test_seeds_vmapped_equal_single_seed_runs(tmp_path, batching):
     path = _cfg(tmp_path, SMALL.replace("seeds: 3,", f"seeds: 3, seed_batching: {batching},"))
     if batching == "map":  # every seed runs the one-seed program: bit for bit
@@ -230,6 +231,7 @@ def test_corrupt_newest_checkpoint_error_and_fallback(tmp_path):
     assert len(kept) == 1 and (kept[0] / files[0].relative_to(ck.path(newest))).exists()
 
 
+@pytest.mark.slow  # 18 s end to end; tests/test_checkpoint.py covers these paths by default
 def test_workdir_with_brackets_and_backslash_saves_retains_resumes(tmp_path):
     # issue: with --workdir 'runs/lr[1e-3]' every checkpoint was unreadable (exit 0, thousands of
     # "Event loop is closed" lines), retention kept them all, and the rerun said "corrupt"

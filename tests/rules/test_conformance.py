@@ -52,7 +52,11 @@ def _shapes(tree):
     return jax.tree.map(lambda a: (a.shape, a.dtype), tree)
 
 
-@pytest.fixture(params=list(RULES))
+# the event route (about 40 s here) runs with the long checks; its agreement with the dense
+# and stepwise routes is in tests/rules/test_superspike.py
+@pytest.fixture(
+    params=[pytest.param(n, marks=pytest.mark.slow) if n.endswith("event") else n for n in RULES]
+)
 def name(request) -> str:
     return request.param
 

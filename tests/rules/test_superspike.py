@@ -90,7 +90,8 @@ def test_stepwise_dense_event_agree_over_consecutive_blocks(
                 )
 
 
-@pytest.mark.parametrize("n_in", [60, 130])  # 130: the input layer sums per spike
+# 130: the input layer sums per spike; 60 (13 s) runs with the long checks
+@pytest.mark.parametrize("n_in", [pytest.param(60, marks=pytest.mark.slow), 130])
 def test_event_route_sparse_and_fallback_branches_match_dense(n_in):
     net = Network((n_in, 8, 2))
     w = tuple(4 * a for a in init_weights(net, jax.random.PRNGKey(2)))
