@@ -220,11 +220,43 @@ def make_segment_fn(
             )
         )
 
-    def run(state):
-        h = trainer.hyper(state.ema.dtype) if hyper is None else hyper
-        return fn(state, h)
+    return SegmentFn(fn, trainer, hyper)
 
-    return run
+
+class SegmentFn:
+    """``state -> (state, metrics)`` of :func:`make_segment_fn`: the jitted program with the
+    hyper-parameters bound as its second argument (default: the spec's, in the state's float
+    type). ``lower(state).compile()`` gives the compiled program, callable on ``state`` alone."""
+
+    def __init__(self, jitted, trainer: TrainSpec, hyper: Hyper | None):
+        self.jitted, self.trainer, self.hyper = jitted, trainer, hyper
+
+    def hyper_for(self, state) -> Hyper:
+        """The hyper-parameters passed with ``state``."""
+        return self.trainer.hyper(state.ema.dtype) if self.hyper is None else self.hyper
+
+    def __call__(self, state):
+        return self.jitted(state, self.hyper_for(state))
+
+    def lower(self, state):
+        h = self.hyper_for(state)
+        return _Bound(self.jitted.lower(state, h), h)
+
+
+class _Bound:
+    """A lowered or compiled program with the hyper-parameters bound (delegates the rest)."""
+
+    def __init__(self, inner, hyper):
+        self.inner, self.hyper = inner, hyper
+
+    def compile(self):
+        return _Bound(self.inner.compile(), self.hyper)
+
+    def __call__(self, state):
+        return self.inner(state, self.hyper)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
 
 
 def shard_state(state, mesh: Mesh):
