@@ -50,12 +50,6 @@ class VanRossum:
                 f"got {self.tau_rise}, {self.tau_decay}"
             )
 
-    def error(self, target: Array, spikes: Array, dt: float, state=None):
-        """:func:`filtered_error` with these constants: ``(e [T, *B, N], state)``."""
-        return filtered_error(
-            target, spikes, dt, tau_rise=self.tau_rise, tau_decay=self.tau_decay, state=state
-        )
-
     def norm(self, dt: float) -> float:
         """``sum_t alpha(t dt)^2 dt`` (1/s): the cost of one isolated unmatched spike."""
         return alpha_sq_sum(self.tau_rise, self.tau_decay, dt)

@@ -33,7 +33,6 @@ import numpy as np
 import optax
 
 from ssjax._types import Array, PRNGKey, PyTree, Weights
-from ssjax.filters import alpha_sq_sum
 from ssjax.losses import moving_average_cost, window_outcome
 from ssjax.network import Network, init_weights
 from ssjax.optim import clip_weights, decay, make_optimizer
@@ -133,7 +132,7 @@ class TrainSpec:
     @property
     def classify(self) -> bool:
         """Whether the targets are window codes (the window-of-opportunity error)."""
-        return getattr(self.rule, "error", "van_rossum") == "window"
+        return self.rule.error == "window"
 
     def hyper(self, dtype=None) -> Hyper:
         """The traced hyper-parameters, derived on the host; arrays of ``dtype`` if given
@@ -214,6 +213,8 @@ class BlockMetrics(NamedTuple):
 
 def init_train_state(spec: TrainSpec, key: PRNGKey, dtype=jnp.float32) -> TrainState:
     """Fresh state of one run: weights and the rule's state (feedback matrices) from ``key``."""
+    # three keys, as when the state also held a run key: the same seed draws the same weights
+    # and feedback as before
     k_w, k_rule, _ = jax.random.split(key, 3)
     weights = init_weights(spec.net, k_w, dtype)
     return TrainState(
@@ -284,7 +285,7 @@ def block_step(
     n_seg = _n_segments(k, period)
     period0 = state.pos // period
     seg = (state.pos + jnp.arange(k)) // period - period0
-    norm = alpha_sq_sum(rule.loss.tau_rise, rule.loss.tau_decay, dt)
+    norm = rule.loss.norm(dt)
     sq = e_out * e_out  # the same product as the moving average's (one pass, shared)
     ema = moving_average_cost(e_out, dt, tau=spec.ema_tau, state=state.ema)
     if spec.classify:

@@ -392,11 +392,13 @@ def block_stepwise(
             layers.append(LayerTraces(psp, elig, sig_buf, spk_buf, het))
             new_ms.append(m)
         out = (spikes, us, errs)
-        new = SuperSpikeState(net_state, err, tuple(layers), win, feedback)
+        new = SuperSpikeState(net_state, err, tuple(layers), win)  # feedback: a constant
         return (new, tuple(new_ms)), out
 
     m0 = tuple(jnp.zeros_like(w) for w in weights)
-    (state, ms), (spikes, us, errs) = jax.lax.scan(step, (state, m0), (inputs, targets))
+    carry = (state._replace(feedback=()), m0)  # the feedback matrices are closed over, not carried
+    (state, ms), (spikes, us, errs) = jax.lax.scan(step, carry, (inputs, targets))
+    state = state._replace(feedback=feedback)
     k = inputs.shape[0]
     grads = tuple(_finish(m, k, _trains(cfg, l, n_layers)) for l, m in enumerate(ms))
     return grads, state, BlockAux(Record(spikes, us), errs)
