@@ -1,5 +1,6 @@
 """Suites ``superspike``, ``memory`` and ``seeds``: online training as the ``ssjax train`` program
-runs it (``ssjax.runner.make_segment_fn`` over ``ssjax.train.TrainSpec`` blocks, seeds vmapped).
+runs it (``ssjax.experiment.runner.make_segment_fn`` over ``ssjax.train.TrainSpec`` blocks,
+seeds vmapped).
 
 Task: frozen Poisson inputs (5 Hz, ``ssjax.tasks.raster.frozen_poisson``) and a frozen Poisson
 target raster (5 Hz), one 0.5 s pattern replayed in a loop; dt = 0.1 ms; blocks of 5000 steps
@@ -19,10 +20,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks.timing import memory_only, time_jax
+from ssjax.experiment.runner import init_states, make_segment_fn, seed_mesh, shard_state
 from ssjax.network import Network
 from ssjax.rules.bptt import BPTTConfig
 from ssjax.rules.superspike import SuperSpikeConfig
-from ssjax.runner import init_states, make_segment_fn, seed_mesh, shard_state
 from ssjax.tasks.raster import frozen_poisson
 from ssjax.train import TrainSpec
 

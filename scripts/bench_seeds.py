@@ -16,8 +16,8 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 
-from ssjax.config import build_task, build_trainer
-from ssjax.runner import init_states, make_segment_fn, prepare, seed_mesh, train
+from ssjax.experiment.config import build_task, build_trainer
+from ssjax.experiment.runner import init_states, make_segment_fn, prepare, seed_mesh, train
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -2,7 +2,7 @@
 
 import sys
 
-from ssjax.cli import main
+from ssjax.experiment.cli import main
 
 if __name__ == "__main__":
     sys.exit(main(["compare", *sys.argv[1:]]))

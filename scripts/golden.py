@@ -47,7 +47,7 @@ KILLED = ["--set", "run.checkpoint_every=100"]
 
 
 def _ssjax(*args) -> list[str]:
-    return [sys.executable, "-m", "ssjax.cli", *args]
+    return [sys.executable, "-m", "ssjax.experiment.cli", *args]
 
 
 def _env() -> dict:
@@ -59,9 +59,9 @@ def final_weights(workdir: Path) -> list:
     checkpoint. The only function here that uses the library's internals."""
     import jax.numpy as jnp
 
-    from ssjax.checkpoint import Checkpointer
-    from ssjax.config import build_trainer, load_config
-    from ssjax.runner import init_states, seed_ids
+    from ssjax.experiment.checkpoint import Checkpointer
+    from ssjax.experiment.config import build_trainer, load_config
+    from ssjax.experiment.runner import init_states, seed_ids
 
     cfg = load_config(workdir / "config.yaml")
     dtype = jnp.float64 if cfg.run.dtype == "float64" else jnp.float32

@@ -1,4 +1,5 @@
-"""Reproduce one of the paper's figures: the same as ``ssjax reproduce`` (see ssjax/reproduce.py).
+"""Reproduce one of the paper's figures: the same as ``ssjax reproduce`` (see
+ssjax/experiment/reproduce.py).
 
 Usage::
 
@@ -11,7 +12,7 @@ FIG: fig1, fig2, fig4, fig5, fig6 (Figs. 6-7), fig8, oxford, randman. Writes
 
 import sys
 
-from ssjax.cli import main
+from ssjax.experiment.cli import main
 
 if __name__ == "__main__":
     sys.exit(main(["reproduce", *sys.argv[1:]]))

@@ -104,7 +104,7 @@ print(json.dumps({
 
 def test_importing_ssjax_changes_no_environment_config_or_backend():
     got = _python(_IMPORT_ALL, _clean_env())
-    assert {"ssjax.xla", "ssjax.cli", "ssjax.plots", "ssjax.analysis.alignment"} <= set(
+    assert {"ssjax.xla", "ssjax.experiment.cli", "ssjax.plots", "ssjax.analysis.alignment"} <= set(
         got["modules"]
     )
     assert got["env"] == [] and got["config"] == []

@@ -27,7 +27,7 @@ anything: it carries no direction. Nothing is ever NaN.
 
 The library half of ``ssjax compare``: the table and the plot are
 :func:`ssjax.plots.format_table` and :func:`ssjax.plots.plot_alignment`; the command (timing
-task, weight draws) is in :mod:`ssjax.cli`.
+task, weight draws) is in :mod:`ssjax.experiment.cli`.
 
 Reference: Zenke & Ganguli (2018), Neural Computation 30(6); Lillicrap et al. (2016), Nat.
 Commun. 7:13276 (alignment of feedback-alignment updates with backprop).

@@ -289,8 +289,9 @@ def train_test_split(times, labels, key, test_fraction: float = 0.2):
 # ------------------------------------------------------------------------ task.kind: randman
 
 # A sample's window is its randman_duration plus this response tail (s), as the 15 ms after the
-# XOR stimulus (SUPERSPIKE.md section 3); task.gap must be at least as long (ssjax.config), so
-# that a window ends before the next sample starts and the last one ends with the stream.
+# XOR stimulus (SUPERSPIKE.md section 3); task.gap must be at least as long
+# (ssjax.experiment.config), so that a window ends before the next sample starts and the last
+# one ends with the stream.
 RANDMAN_TAIL = 0.015
 
 

@@ -3,12 +3,14 @@
 Every kind lives in its own module of ``ssjax/tasks/``, which registers it at import with
 ``register(TaskKind(...))``, and has one entry in :data:`KINDS` below (``task.kind`` value ->
 module), which is how the registry finds it and fixes the order of the kinds in messages.
-:mod:`ssjax.config` validates and builds through this registry only; it knows no kind by name.
+:mod:`ssjax.experiment.config` validates and builds through this registry only; it knows no kind
+by name.
 
 A new task kind is one module plus its line in :data:`KINDS`; its :class:`TaskKind` provides:
 
 - ``name``: the ``task.kind`` value (the key of its :data:`KINDS` entry).
-- ``reads``: the ``task`` keys (fields of :class:`ssjax.config.TaskConfig`) that it reads.
+- ``reads``: the ``task`` keys (fields of :class:`ssjax.experiment.config.TaskConfig`) that it
+  reads.
   ``load``, ``build`` and ``heldout`` get a view of the task section with these attributes
   only, so an undeclared key fails loudly (AttributeError) instead of being read silently.
 - ``build(task, dt, dtype, data) -> (inputs [P, N_in], targets [P, N_out])``: one pattern
@@ -16,7 +18,8 @@ A new task kind is one module plus its line in :data:`KINDS`; its :class:`TaskKi
   ``data`` what ``load`` returned (None without ``load``). It gets a validated config: it
   checks nothing and returns new arrays on every call (``data`` must stay untouched).
 - ``checks`` (optional): range checks that hold for this kind only, run after the key-level
-  ranges of every section (ssjax.config) have passed. Each is ``(dotted key, ok(value, c) ->
+  ranges of every section (ssjax.experiment.config) have passed. Each is ``(dotted key,
+  ok(value, c) ->
   bool, allowed)``, ``c.<section>.<key>`` the parsed values and ``allowed`` a text or a function
   ``allowed(c) -> text``; a failure reads ``<file>: <key>: must be <allowed>, got <value>``.
 - ``load(task, dt, dtype) -> data`` (optional): reads and checks the kind's data files, once, at
@@ -28,7 +31,7 @@ A new task kind is one module plus its line in :data:`KINDS`; its :class:`TaskKi
   kinds): a held-out stream scored after training (``task.n_heldout`` >= 1).
 
 A kind that needs a new ``task`` key also adds the field, its type and its key-level range to
-:mod:`ssjax.config` (a schema change).
+:mod:`ssjax.experiment.config` (a schema change).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-import ssjax.config as C
+import ssjax.experiment.config as C
 from ssjax.tasks import registry
 
 

@@ -11,7 +11,7 @@ from tensorboard.backend.event_processing.event_file_loader import RawEventFileL
 from tensorboard.compat.proto import event_pb2
 
 from ssjax import plots
-from ssjax.logging import RunLogger, TBWriter, png_bytes_of
+from ssjax.experiment.tb import RunLogger, TBWriter, png_bytes_of
 
 SEEDS = [0, 1, 2]
 

@@ -8,12 +8,12 @@ import re
 
 import pytest
 
-from ssjax import reproduce
-from ssjax.cli import build_parser, main, reproduce_command
-from ssjax.config import ConfigError, load_config
-from ssjax.reproduce import FIGURES, condition_configs, markdown
+from ssjax.experiment import reproduce
+from ssjax.experiment.cli import build_parser, main, reproduce_command
+from ssjax.experiment.config import ConfigError, load_config
+from ssjax.experiment.reproduce import FIGURES, condition_configs, markdown
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+REPO = pathlib.Path(__file__).resolve().parents[2]
 # configs with relative data paths point at ../../shared beside the repository
 needs_repo_shared = pytest.mark.skipif(
     not (REPO.parent / "shared" / "data" / "ssbm" / "poisson" / "input.ras").is_file(),
@@ -208,7 +208,7 @@ def test_tiny_fig2_end_to_end_then_read_back(tmp_path, capsys, monkeypatch):
 
 @needs_repo_shared
 def test_a_diverging_condition_is_reported_not_fatal(tmp_path, capsys, monkeypatch):
-    from ssjax.runner import NumericalError
+    from ssjax.experiment.runner import NumericalError
 
     def diverge(cfg, workdir, **kw):
         raise NumericalError("non-finite values in seed 1 (index 1) at block 3")

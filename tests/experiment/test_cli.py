@@ -10,10 +10,11 @@ from pathlib import Path
 import jax
 import pytest
 
-from ssjax import cli, xla
-from ssjax.cli import main
+from ssjax import xla
+from ssjax.experiment import cli
+from ssjax.experiment.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_demo_trains_and_writes_pictures(tmp_path, capsys):
@@ -102,7 +103,7 @@ _SETUP = """
 import json, matplotlib
 matplotlib.use("svg")
 import jax
-from ssjax import cli
+from ssjax.experiment import cli
 assert cli.setup() is None
 print(json.dumps([len(jax.devices()), matplotlib.get_backend().lower()]))
 """

@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ssjax.reproduce import run_figure
-from ssjax.runner import prepare, train
+from ssjax.experiment.reproduce import run_figure
+from ssjax.experiment.runner import prepare, train
 
-CONFIG = Path(__file__).resolve().parents[1] / "configs" / "fig5_xor_quick.yaml"
+CONFIG = Path(__file__).resolve().parents[2] / "configs" / "fig5_xor_quick.yaml"
 
 
 def _accuracy(tmp_path, name, *sets):
@@ -70,7 +70,7 @@ def test_fig2_silent_start_learns_the_five_spikes(tmp_path):
     assert sum(row["success"]) == 4
 
 
-RFB = Path(__file__).resolve().parents[1] / "configs" / "oxford_rfb.yaml"
+RFB = Path(__file__).resolve().parents[2] / "configs" / "oxford_rfb.yaml"
 
 
 @pytest.mark.slow  # 70 s: run by .ci/run after the default suite
@@ -82,7 +82,7 @@ def test_random_feedback_regulariser_in_code_units_learns_oxford(tmp_path):
     output: 99), hidden rates 20 and 47 Hz. With rho taken as it is (about 2000x too weak; the
     old scaling) the run is the unregularised one; that is the regression this test catches.
     """
-    from ssjax.reproduce import silent_distance
+    from ssjax.experiment.reproduce import silent_distance
 
     def run(name, *sets):
         cfg = prepare(RFB, seeds=1, overrides=["run.duration=94.5", "run.log_every=21", *sets])

@@ -27,8 +27,8 @@ def _err(msg: str, code: int) -> int:
 
 
 def _validate(args) -> int:
-    from ssjax.config import ConfigError, config_to_dict, n_blocks
-    from ssjax.runner import prepare
+    from ssjax.experiment.config import ConfigError, config_to_dict, n_blocks
+    from ssjax.experiment.runner import prepare
 
     try:
         cfg = prepare(args.config, overrides=args.set)
@@ -43,9 +43,9 @@ def _validate(args) -> int:
 
 
 def _train(args) -> int:
-    from ssjax.checkpoint import CheckpointError
-    from ssjax.config import ConfigError
-    from ssjax.runner import NumericalError, RunError, prepare, train
+    from ssjax.experiment.checkpoint import CheckpointError
+    from ssjax.experiment.config import ConfigError
+    from ssjax.experiment.runner import NumericalError, RunError, prepare, train
 
     try:
         cfg = prepare(args.config, seeds=args.seeds, overrides=args.set)
@@ -87,10 +87,10 @@ def reproduce_command(args) -> str:
 
 
 def _reproduce(args) -> int:
-    from ssjax.checkpoint import CheckpointError
-    from ssjax.config import ConfigError
-    from ssjax.reproduce import FIGURES, format_list, run_figure
-    from ssjax.runner import NumericalError, RunError
+    from ssjax.experiment.checkpoint import CheckpointError
+    from ssjax.experiment.config import ConfigError
+    from ssjax.experiment.reproduce import FIGURES, format_list, run_figure
+    from ssjax.experiment.runner import NumericalError, RunError
 
     if args.figure is not None and args.figure not in FIGURES:
         return _err(f"unknown figure {args.figure!r} (one of {', '.join(FIGURES)})", 2)
@@ -120,7 +120,7 @@ def _reproduce(args) -> int:
 
 
 def _demo(args) -> int:
-    from ssjax.demo import run_demo
+    from ssjax.experiment.demo import run_demo
 
     if args.periods < 1:
         return _err("--periods must be >= 1", 2)

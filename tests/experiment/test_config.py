@@ -1,4 +1,4 @@
-"""Tests of ssjax.config: YAML schema, overrides, validation messages, dump/diff, builders."""
+"""Tests of ssjax.experiment.config: YAML schema, overrides, validation, dump/diff, builders."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
-from ssjax.config import (
+from ssjax.experiment.config import (
     Config,
     ConfigError,
     build_heldout,
@@ -29,7 +29,7 @@ from ssjax.rules.bptt import BPTTConfig
 from ssjax.rules.superspike import SuperSpikeConfig
 from ssjax.train import TrainSpec
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+REPO = pathlib.Path(__file__).resolve().parents[2]
 CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
 
 

@@ -8,9 +8,9 @@ per seed, and the output of the first condition against its target) in ``<out>/<
 A condition is a list of ``section.key=value`` overrides on top of the figure's YAML in
 ``configs/``: a full one (the paper's simulated time and number of runs) and a quick one (all
 conditions together in a few minutes on 2 CPU cores); seeds and duration live in those files.
-A killed command resumes where it stopped: :func:`ssjax.runner.train` continues a condition from
-its checkpoints, and a condition whose ``summary.json`` was written for the same config is read
-back instead of trained again.
+A killed command resumes where it stopped: :func:`ssjax.experiment.runner.train`
+continues a condition from its checkpoints, and a condition whose ``summary.json`` was written
+for the same config is read back instead of trained again.
 
 Reference: SUPERSPIKE.md section 3 (the experiments); Zenke & Ganguli (2018), Figs. 1-8.
 """
@@ -29,8 +29,8 @@ import numpy as np
 
 from ssjax import plots
 from ssjax._types import Array
-from ssjax.config import WINDOW_TASKS, Config, build_task, diff_configs, load_config
-from ssjax.figures import (
+from ssjax.experiment.config import WINDOW_TASKS, Config, build_task, diff_configs, load_config
+from ssjax.experiment.figures import (
     CONFIGS,
     FIGURES,
     Condition,
@@ -39,8 +39,8 @@ from ssjax.figures import (
     format_list,
     get_figure,
 )
+from ssjax.experiment.runner import NumericalError, RunError, check_workdir, train
 from ssjax.losses import van_rossum_distance
-from ssjax.runner import NumericalError, RunError, check_workdir, train
 
 RESULT_FILES = ("config.yaml", "summary.json", "history.json", "final_output.npz")
 

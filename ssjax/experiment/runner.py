@@ -36,8 +36,8 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from ssjax import plots
-from ssjax.checkpoint import Checkpointer
-from ssjax.config import (
+from ssjax.experiment.checkpoint import Checkpointer
+from ssjax.experiment.config import (
     WINDOW_TASKS,
     Config,
     ConfigError,
@@ -50,7 +50,7 @@ from ssjax.config import (
     load_config,
     n_blocks,
 )
-from ssjax.logging import RunLogger
+from ssjax.experiment.tb import RunLogger
 from ssjax.losses import window_outcome
 from ssjax.network import Network, simulate
 from ssjax.train import Hyper, TrainSpec, TrainState, init_train_state, run_blocks, shared_leaves

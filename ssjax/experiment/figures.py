@@ -3,7 +3,7 @@
 A figure (SUPERSPIKE.md section 3) is a full and a quick YAML in ``configs/`` (the paper's
 simulated time and number of runs; all conditions together in a few minutes on 2 CPU cores)
 and a tuple of conditions, each a list of ``section.key=value`` overrides on that YAML. How a
-figure is run and summarised is :mod:`ssjax.reproduce`.
+figure is run and summarised is :mod:`ssjax.experiment.reproduce`.
 
 Reference: Zenke & Ganguli (2018), Figs. 1-8; Zenke & Vogels (2021) for randman.
 """
@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ssjax.config import ConfigError, load_config
+from ssjax.experiment.config import ConfigError, load_config
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,10 +14,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ssjax.checkpoint import Checkpointer
-from ssjax.config import build_heldout, build_task, build_trainer, load_config
-from ssjax.network import Network
-from ssjax.runner import (
+from ssjax.experiment.checkpoint import Checkpointer
+from ssjax.experiment.config import build_heldout, build_task, build_trainer, load_config
+from ssjax.experiment.runner import (
     NumericalError,
     init_states,
     make_segment_fn,
@@ -26,6 +25,7 @@ from ssjax.runner import (
     train,
     window_accuracy,
 )
+from ssjax.network import Network
 from ssjax.train import run_blocks
 
 SMALL = """
@@ -57,7 +57,11 @@ def _final_state(workdir, cfg):
 def _cli(*args, env=None, **kw):
     e = dict(os.environ, JAX_PLATFORMS="cpu", **(env or {}))
     return subprocess.run(
-        [sys.executable, "-m", "ssjax.cli", *args], env=e, capture_output=True, text=True, **kw
+        [sys.executable, "-m", "ssjax.experiment.cli", *args],
+        env=e,
+        capture_output=True,
+        text=True,
+        **kw,
     )
 
 
@@ -66,7 +70,7 @@ def _spawn_train(path, workdir, **kw):
     cmd = [
         sys.executable,
         "-m",
-        "ssjax.cli",
+        "ssjax.experiment.cli",
         "train",
         str(path),
         "--workdir",
@@ -277,7 +281,7 @@ def test_seed_sharding_matches_one_device(tmp_path, n_dev):
     runs = {}
     for name, flags in (("one", ""), ("many", f"--xla_force_host_platform_device_count={n_dev}")):
         code = (
-            "import jax, sys; from ssjax.runner import prepare, train, seed_mesh;"
+            "import jax, sys; from ssjax.experiment.runner import prepare, train, seed_mesh;"
             f"cfg = prepare({str(path)!r}); print('devices', seed_mesh(4).devices.size);"
             f"train(cfg, {str(tmp_path / name)!r}, progress=False)"
         )

@@ -20,8 +20,8 @@ import orbax.checkpoint as ocp
 import pytest
 
 import ssjax
-from ssjax import checkpoint
-from ssjax.checkpoint import Checkpointer, CheckpointError
+from ssjax.experiment import checkpoint
+from ssjax.experiment.checkpoint import Checkpointer, CheckpointError
 from ssjax.network import Network
 from ssjax.tasks.timing import timing_task
 from ssjax.train import TrainSpec, TrainState, init_train_state, run_blocks
@@ -391,7 +391,7 @@ def test_template_mismatch_names_leaf_and_shapes(tmp_path):
 
 _CHILD = """
 import sys, jax
-from ssjax.checkpoint import Checkpointer
+from ssjax.experiment.checkpoint import Checkpointer
 from ssjax.network import Network
 from ssjax.train import TrainSpec, init_train_state
 tr = TrainSpec(Network((20, 3, 1)), block_steps=100)
@@ -441,4 +441,4 @@ def test_only_checkpoint_module_imports_orbax():
     importers = sorted(
         str(f.relative_to(root)) for f in root.rglob("*.py") if pattern.search(f.read_text())
     )
-    assert importers == ["checkpoint.py"]
+    assert importers == ["experiment/checkpoint.py"]
