@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def seed_scaling(blocks: int) -> None:
-    cfg = prepare(ROOT / "configs" / "fig4_hidden.yaml")
+    cfg = prepare(ROOT / "ssjax" / "configs" / "fig4_hidden.yaml")
     tr = build_trainer(cfg)
     x, y = (jnp.asarray(a) for a in build_task(cfg))
     print(f"100-4-1, {blocks} blocks of 0.5 s ({blocks * 0.5:g} s simulated) per seed")
@@ -42,7 +42,7 @@ def seed_scaling(blocks: int) -> None:
 
 
 def overhead() -> None:
-    path = ROOT / "configs" / "default.yaml"
+    path = ROOT / "ssjax" / "configs" / "default.yaml"
     walls = {}
     for name, sets in (
         ("default intervals", []),

@@ -33,7 +33,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 GOLDEN = REPO / "tests" / "golden" / "outputs.json"
-CONFIGS = REPO / "configs"
+CONFIGS = REPO / "ssjax" / "configs"
 RUNS = {
     "default": ("default.yaml", []),
     "fig2_quick": ("fig2_quick.yaml", []),

@@ -210,7 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train (or resume) a run described by a YAML config")
-    t.add_argument("config", help="YAML file, e.g. configs/default.yaml")
+    t.add_argument(
+        "config", help="YAML file, or a shipped config's name (e.g. default, fig2_quick)"
+    )
     t.add_argument("--seeds", type=int, default=None, help="number of seeds (run.seeds)")
     t.add_argument("--workdir", default=None, help="run folder (default runs/<config name>)")
     t.add_argument(
@@ -234,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=_train)
 
     v = sub.add_parser("validate", help="check a config without running anything")
-    v.add_argument("config")
+    v.add_argument("config", help="YAML file, or a shipped config's name")
     v.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     v.set_defaults(func=_validate)
 

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from ssjax.experiment import paths
 from ssjax.network import Network
 from ssjax.neuron import INTEGRATORS, LIFParams
 from ssjax.optim import OPTIMIZERS
@@ -502,6 +503,16 @@ def default_config() -> Config:
     return Config()
 
 
+def _resolve_path(value: str, base: str, file: str, key: str) -> str:
+    """Absolute path of the data path ``value`` of ``key``: ``data:<rel>`` under the data root,
+    else relative to the folder ``base`` (:func:`ssjax.experiment.paths.resolve_data_path`);
+    ConfigError naming ``file`` and ``key`` when there is no data root."""
+    try:
+        return paths.resolve_data_path(value, base)
+    except paths.PathError as exc:
+        raise ConfigError(file, key, str(exc)) from None
+
+
 def load_config(path, overrides=()) -> Config:
     """Read ``path`` (YAML), apply ``overrides`` (``"section.key=value"``, values parsed as YAML)
     and validate, data files included (each parsed once: the result holds the data, see the
@@ -537,9 +548,7 @@ def load_config(path, overrides=()) -> Config:
     for key in _PATH_KEYS:  # file paths: relative to the YAML folder
         sec, name = key.split(".")
         if isinstance(raw[sec][name], str):
-            raw[sec][name] = os.path.normpath(
-                os.path.join(base, os.path.expanduser(raw[sec][name]))
-            )
+            raw[sec][name] = _resolve_path(raw[sec][name], base, file, key)
     overridden = set()
     for item in overrides:
         key, sep, text = str(item).partition("=")
@@ -563,10 +572,8 @@ def load_config(path, overrides=()) -> Config:
         if name not in raw[sec]:
             raise _unknown(file, key, name, list(raw[sec]))
         v = _yaml(text, f"{file} (override {item!r})")
-        if key in _PATH_KEYS and isinstance(v, str):
-            v = os.path.abspath(
-                os.path.expanduser(v)
-            )  # command-line paths: relative to the current directory
+        if key in _PATH_KEYS and isinstance(v, str):  # relative to the current directory
+            v = _resolve_path(v, os.getcwd(), file, key)
         raw[sec][name] = v
         overridden.add(key)
     return _validate(raw, file, file, overridden)

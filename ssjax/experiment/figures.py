@@ -1,6 +1,6 @@
 """The paper's experiments as a registry: figures, their conditions and success rules.
 
-A figure (SUPERSPIKE.md section 3) is a full and a quick YAML in ``configs/`` (the paper's
+A figure (SUPERSPIKE.md section 3) is a full and a quick YAML in ``ssjax/configs/`` (the paper's
 simulated time and number of runs; all conditions together in a few minutes on 2 CPU cores)
 and a tuple of conditions, each a list of ``section.key=value`` overrides on that YAML. How a
 figure is run and summarised is :mod:`ssjax.experiment.reproduce`.
@@ -16,8 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ssjax.experiment.config import ConfigError, load_config
-
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+from ssjax.experiment.paths import CONFIGS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,7 +75,7 @@ HELDOUT = Success(
 
 @dataclasses.dataclass(frozen=True)
 class Figure:
-    """A figure: its conditions, its full and quick YAML (in ``configs/``), its success rule."""
+    """A figure: its conditions, its full and quick YAML (``ssjax/configs/``), its success rule."""
 
     name: str
     title: str

@@ -50,6 +50,7 @@ from ssjax.experiment.config import (
     load_config,
     n_blocks,
 )
+from ssjax.experiment.paths import UnknownConfigError, find_config
 from ssjax.experiment.tb import RunLogger
 from ssjax.losses import window_outcome
 from ssjax.network import Network, simulate
@@ -326,9 +327,16 @@ def window_accuracy(net: Network, weights, inputs, code) -> np.ndarray:
 
 
 def prepare(config_path, *, seeds=None, overrides=()) -> Config:
-    """Load and validate the config (no side effects); ConfigError on any problem."""
+    """Load and validate the config (no side effects); ConfigError on any problem.
+
+    ``config_path`` is a YAML file or the name of a shipped config (``default``; see
+    :func:`ssjax.experiment.paths.find_config`)."""
+    try:
+        path = find_config(config_path)
+    except UnknownConfigError as exc:  # say which name, and list the shipped ones
+        raise ConfigError(config_path, None, exc.reason) from None
     overrides = list(overrides) + ([f"run.seeds={seeds}"] if seeds is not None else [])
-    return load_config(config_path, overrides)
+    return load_config(path, overrides)
 
 
 def check_workdir(cfg: Config, workdir: Path, override: bool) -> None:
