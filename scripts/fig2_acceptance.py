@@ -27,6 +27,7 @@ import numpy as np
 
 from ssjax import plots
 from ssjax.network import Network
+from ssjax.optim import Optimizer
 from ssjax.tasks.raster import load_raster
 from ssjax.train import TrainSpec, init_train_state, per_period, run_blocks, unpack_output
 
@@ -44,9 +45,7 @@ def converged(out: np.ndarray, target: np.ndarray, tol_steps: int = 10) -> bool:
 
 def run(r0, seeds, periods, x, y, chunk=100, record=False):
     """Train ``seeds`` runs for ``periods`` blocks; returns (per-seed PeriodMetrics, outputs)."""
-    tr = TrainSpec(
-        Network((100, 1)), r0=r0, burn_in=20.0, drops=((400.0, 0.1),), record_output=record
-    )
+    tr = TrainSpec(Network((100, 1)), optimizer=Optimizer(r0=r0), record_output=record)
     keys = jax.random.split(jax.random.PRNGKey(0), seeds)
     st = jax.vmap(lambda k: init_train_state(tr, k))(keys)
     f = jax.jit(jax.vmap(lambda s: run_blocks(tr, x, y, s, chunk)))

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from ssjax.filters import DoubleExpState, alpha_sq_sum, double_exp_filter
+from ssjax.params import check_fields, compare, gt, param
 
 Array = jax.Array
 
@@ -40,15 +41,24 @@ class VanRossum:
     5 ms / 10 ms in the paper.
     """
 
-    tau_rise: float = TAU_RISE
-    tau_decay: float = TAU_DECAY
+    SCOPE: ClassVar[str] = "rule"
+
+    tau_rise: float = param(
+        TAU_RISE,
+        gt(0, " s"),
+        compare(">", "neuron.dt", " s", lo="> 0 and "),
+        compare("<", "rule.tau_decay", " s"),
+        doc="rise time of the error and eligibility filter (s)",
+    )
+    tau_decay: float = param(
+        TAU_DECAY,
+        gt(0, " s"),
+        compare(">", "neuron.dt", " s", lo="> 0 and "),
+        doc="decay time of the error and eligibility filter (s)",
+    )
 
     def __post_init__(self):
-        if not 0 < self.tau_rise < self.tau_decay:
-            raise ValueError(
-                "tau_rise and tau_decay need 0 < tau_rise < tau_decay, "
-                f"got {self.tau_rise}, {self.tau_decay}"
-            )
+        check_fields(self)
 
     def norm(self, dt: float) -> float:
         """``sum_t alpha(t dt)^2 dt`` (1/s): the cost of one isolated unmatched spike."""

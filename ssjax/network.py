@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from ssjax._scan import overwrite_scan
 from ssjax.neuron import LIFParams, LIFState, lif_init, lif_step
+from ssjax.params import Check, check_fields, compare, ge, param
 
 Array = jax.Array
 Weights = tuple  # tuple[Array, ...]; W[l] is [N_l, N_{l+1}] in volts
@@ -48,21 +49,20 @@ class Network:
       w_min, w_max: weight bounds (V) used for clipping (paper: +-0.1 V).
     """
 
-    sizes: tuple[int, ...]
+    SCOPE: ClassVar[str] = "network"
+
+    sizes: tuple[int, ...] = param(
+        (100, 4, 1),
+        Check(lambda v, c: len(v) >= 2 and min(v) >= 1, "a list of >= 2 positive integers"),
+        doc="N_in, hidden..., N_out",
+    )
     neuron: LIFParams = dataclasses.field(default_factory=LIFParams)
-    w0: float = 0.05
-    w_min: float = -0.1
-    w_max: float = 0.1
+    w0: float = param(0.05, ge(0, " V"), doc="initial weight scale (V): std = w0 / sqrt(N_pre)")
+    w_min: float = param(-0.1, compare("<", "network.w_max", " V"), doc="weight clip (V)")
+    w_max: float = param(0.1, doc="weight clip (V)")
 
     def __post_init__(self):
-        sizes = tuple(self.sizes)
-        if len(sizes) < 2 or any(not isinstance(n, int) or n < 1 for n in sizes):
-            raise ValueError(f"Network.sizes must be >= 2 positive integers, got {self.sizes!r}")
-        object.__setattr__(self, "sizes", sizes)
-        if not self.w_min < self.w_max:
-            raise ValueError(f"Network.w_min must be < w_max, got {self.w_min}, {self.w_max}")
-        if not (self.w0 >= 0 and math.isfinite(self.w0)):
-            raise ValueError(f"Network.w0 must be finite and >= 0 V, got {self.w0}")
+        check_fields(self)
 
     @property
     def n_layers(self) -> int:

@@ -31,16 +31,18 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
+from ssjax.params import check_fields, choice, compare, gt, multiple_of, param
 from ssjax.spike import Surrogate
 
 Array = jax.Array
 
 INTEGRATORS = ("euler", "exact")
+_TAU = compare(">", "neuron.dt", " s", lo="> 0 and ")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,57 +53,28 @@ class LIFParams:
     tau_ref 5 ms, dt 0.1 ms, no delay (the reference code's 0.8 ms is ``delay=8e-4``).
     """
 
-    theta: float = -50e-3
-    u_rest: float = -60e-3
-    u_reset: float = -60e-3
-    tau_mem: float = 10e-3
-    tau_syn: float = 5e-3
-    tau_ref: float = 5e-3
-    dt: float = 1e-4
-    delay: float = 0.0
-    integrator: str = "euler"
-    reset_grad: bool = False
+    SCOPE: ClassVar[str] = "neuron"
+
+    theta: float = param(-50e-3, compare(">", "neuron.u_rest", " V"), doc="threshold (V)")
+    u_rest: float = param(-60e-3, doc="resting potential (V)")
+    u_reset: float = param(-60e-3, compare("<", "neuron.theta", " V"), doc="reset (V)")
+    tau_mem: float = param(10e-3, _TAU, doc="membrane time constant (s)")
+    tau_syn: float = param(5e-3, _TAU, doc="synaptic time constant (s)")
+    tau_ref: float = param(5e-3, multiple_of("neuron.dt"), doc="refractory period (s)")
+    dt: float = param(1e-4, gt(0, " s"), doc="time step (s)")
+    delay: float = param(
+        0.0, multiple_of("neuron.dt"), doc="axonal delay (s); the reference code's is 8e-4"
+    )
+    integrator: str = param("euler", choice(INTEGRATORS), doc="euler | exact")
+    reset_grad: bool = param(False, doc="let the gradient flow through the reset")
     surrogate: Surrogate = dataclasses.field(default_factory=Surrogate)
 
     def __post_init__(self):
-        for name in ("theta", "u_rest", "u_reset", "tau_mem", "tau_syn", "tau_ref", "dt", "delay"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, float)) or not math.isfinite(v):
-                raise ValueError(f"LIFParams.{name} must be a finite number, got {v!r}")
-        for name in ("tau_mem", "tau_syn"):
-            if not getattr(self, name) > self.dt:
-                raise ValueError(
-                    f"LIFParams.{name} must be > dt = {self.dt} s, got {getattr(self, name)}"
-                )
-        if not self.dt > 0:
-            raise ValueError(f"LIFParams.dt must be > 0 s, got {self.dt}")
-        if self.tau_ref < 0:
-            raise ValueError(f"LIFParams.tau_ref must be >= 0 s, got {self.tau_ref}")
-        if not self.theta > self.u_rest:
-            raise ValueError(
-                f"LIFParams.theta must be > u_rest = {self.u_rest} V, got {self.theta}"
-            )
-        if not self.u_reset < self.theta:
-            raise ValueError(
-                f"LIFParams.u_reset must be < theta = {self.theta} V, got {self.u_reset}"
-            )
-        if self.delay < 0 or abs(self.delay / self.dt - round(self.delay / self.dt)) > 1e-6:
-            raise ValueError(
-                f"LIFParams.delay must be a non-negative multiple of dt = {self.dt} s, "
-                f"got {self.delay}"
-            )
-        if abs(self.tau_ref / self.dt - round(self.tau_ref / self.dt)) > 1e-6:
-            raise ValueError(
-                f"LIFParams.tau_ref must be a multiple of dt = {self.dt} s, got {self.tau_ref}"
-            )
+        check_fields(self)
         if self.smooth and self.tau_ref != 0:
             raise ValueError(
                 "LIFParams.tau_ref must be 0 with a smooth (sigmoid) spike forward, whose "
                 f"graded spikes have no refractory onset; got tau_ref={self.tau_ref}"
-            )
-        if self.integrator not in INTEGRATORS:
-            raise ValueError(
-                f"LIFParams.integrator must be one of {INTEGRATORS}, got {self.integrator!r}"
             )
 
     @property

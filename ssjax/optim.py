@@ -24,16 +24,20 @@ range checks apply to concrete Python numbers only (configs are validated on loa
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
 
+from ssjax.params import Check, check_fields, choice, ge, gt, param
+
 __all__ = [
+    "Optimizer",
     "BurnInState",
     "FixedRateState",
     "OPTIMIZERS",
@@ -251,6 +255,36 @@ def drop_schedule(r0, drops: Sequence[tuple[int, float]] = ((800, 0.1),)) -> opt
         return v
 
     return schedule
+
+
+@dataclasses.dataclass(frozen=True)
+class Optimizer:
+    """The learning-rate rule of a run (the ``optimizer`` section of a config; hashable).
+
+    Times in seconds: ``burn_in`` without weight changes at the start (the gradient statistic
+    accumulates), each ``(t, f)`` of ``drops`` multiplies the rate by ``f`` from time ``t``.
+    ``r0``, ``tau_rms`` (through the decay ``gamma``), ``eps`` and the drop factors are traced
+    hyper-parameters of a run (:class:`ssjax.train.Hyper`). Reference: SUPERSPIKE.md 2.3.
+    """
+
+    SCOPE: ClassVar[str] = "optimizer"
+
+    name: str = param("rmaxprop", choice(OPTIMIZERS), doc="rmaxprop | rmsprop | fixed")
+    r0: float = param(1e-3, gt(0), doc="base learning rate")
+    tau_rms: float = param(30.0, gt(0, " s"), doc="time constant of the gradient statistic (s)")
+    eps: float = param(1e-12, ge(0), doc="added to the root of the statistic")
+    burn_in: float = param(20.0, ge(0, " s"), doc="seconds without weight changes (s)")
+    drops: tuple[tuple[float, float], ...] = param(
+        ((400.0, 0.1),),
+        Check(
+            lambda v, c: all(t >= 0 and f >= 0 for t, f in v),
+            "a list of [time >= 0 s, factor >= 0] pairs",
+        ),
+        doc="(time s, rate factor) pairs",
+    )
+
+    def __post_init__(self):
+        check_fields(self)
 
 
 def clip_weights(params, w_min: float = -0.1, w_max: float = 0.1):

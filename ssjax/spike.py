@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
+
+from ssjax.params import check_fields, choice, gt, param
 
 KINDS = ("superspike", "superspike_code", "sigmoid", "triangular")
 FORWARDS = ("heaviside", "sigmoid")
@@ -152,35 +154,16 @@ class Surrogate:
     (smooth_spike, true derivative; for finite-difference tests).
     """
 
-    kind: str = "superspike"
-    beta: float = 1000.0
-    v_floor: float = -0.03
-    forward: str = "heaviside"
+    SCOPE: ClassVar[str] = "surrogate"
+
+    kind: str = param("superspike", choice(KINDS), doc="surrogate shape")
+    beta: float = param(1000.0, gt(0, " 1/V"), doc="steepness (1/V)")
+    v_floor: float = param(-0.03, doc="lower clamp of U - theta (V), superspike_code only")
+    forward: str = param("heaviside", choice(FORWARDS), doc="heaviside (spike) or sigmoid")
 
     def __post_init__(self):
-        if self.kind not in KINDS:
-            raise ValueError(f"Surrogate.kind must be one of {KINDS}, got {self.kind!r}")
-        if self.forward not in FORWARDS:
-            raise ValueError(f"Surrogate.forward must be one of {FORWARDS}, got {self.forward!r}")
-        try:
-            beta = float(self.beta)
-        except (TypeError, ValueError):
-            raise ValueError(
-                f"Surrogate.beta must be a finite float > 0 (1/V), got {self.beta!r}"
-            ) from None
-        if not (math.isfinite(beta) and beta > 0):
-            raise ValueError(f"Surrogate.beta must be a finite float > 0 (1/V), got {self.beta!r}")
-        try:
-            v_floor = float(self.v_floor)
-        except (TypeError, ValueError):
-            raise ValueError(
-                f"Surrogate.v_floor must be a float (V), got {self.v_floor!r}"
-            ) from None
-        if math.isnan(v_floor):
-            raise ValueError(f"Surrogate.v_floor must be a float (V), got {self.v_floor!r}")
-        # Plain floats keep the instance hashable and comparable as a static jit argument.
-        object.__setattr__(self, "beta", beta)
-        object.__setattr__(self, "v_floor", v_floor)
+        # plain floats keep the instance hashable and comparable as a static jit argument
+        check_fields(self)
 
     def __call__(self, v):
         """Spike output for v = U - theta (volts, any shape): spike or smooth_spike."""

@@ -35,12 +35,14 @@ import optax
 from ssjax._types import Array, PRNGKey, PyTree, Weights
 from ssjax.losses import moving_average_cost, window_outcome
 from ssjax.network import Network, init_weights
-from ssjax.optim import clip_weights, decay, make_optimizer
+from ssjax.optim import Optimizer, clip_weights, decay, make_optimizer
 from ssjax.rules.base import Block, LearningRule
 from ssjax.rules.bptt import BPTTConfig, bptt
 from ssjax.rules.superspike import SuperSpikeConfig, superspike
 
 RuleConfig = SuperSpikeConfig | BPTTConfig
+# TrainSpec's default: RMaxProp without the paper's burn-in and drops (Optimizer() has them)
+_PLAIN_RATE = Optimizer(burn_in=0.0, drops=())
 
 _RULE_TYPES: dict[str, tuple[type, Callable[..., LearningRule]]] = {
     "superspike": (SuperSpikeConfig, superspike),
@@ -85,9 +87,9 @@ class TrainSpec:
 
     net: the network. rule: the learning rule's config, :class:`SuperSpikeConfig` (its
     ``feedback`` also names the feedback matrices the rule draws) or :class:`BPTTConfig`.
-    optimizer, r0, tau_rms, eps: learning-rate rule of :mod:`ssjax.optim`.
-    burn_in: seconds without weight changes at the start (v accumulates); drops: ``((t, f),)``
-    multiply the rate by ``f`` from time ``t`` (s). block_steps: ``K`` (5000 = 0.5 s at 0.1 ms).
+    optimizer: the learning-rate rule with its burn-in and drops, :class:`ssjax.optim.Optimizer`
+      (default: RMaxProp at the paper's rate, without its burn-in and drops).
+    block_steps: ``K`` (5000 = 0.5 s at 0.1 ms).
     ema_tau: time constant (s) of the reference code's moving-average cost.
     record_output: also return each block's output spikes, bit-packed along time
       (``BlockMetrics.out_bits`` ``[ceil(K/8), N_out]`` uint8; unpack with :func:`unpack_output`).
@@ -95,19 +97,14 @@ class TrainSpec:
       the caller stops) or ``skip`` (a block whose new state is not finite leaves weights,
       optimiser and rule state unchanged; only the clock and data position advance).
 
-    Traced fields (``r0``, ``tau_rms``, ``eps``, the drop factors and the rule's own, see
+    Traced fields (the optimiser's ``r0``, ``tau_rms``, ``eps``, drop factors, and the rule's, see
     :meth:`hyper`) reach the compiled program as values, not constants: :meth:`structure` is
     the same for specs that differ only in them, so they share one program.
     """
 
     net: Network
     rule: RuleConfig = dataclasses.field(default_factory=SuperSpikeConfig)
-    optimizer: str = "rmaxprop"
-    r0: float = 1e-3
-    tau_rms: float = 30.0
-    eps: float = 1e-12
-    burn_in: float = 0.0
-    drops: tuple = ()
+    optimizer: Optimizer = dataclasses.field(default_factory=lambda: _PLAIN_RATE)
     block_steps: int = 5000
     ema_tau: float = 10.0
     record_output: bool = False
@@ -121,7 +118,6 @@ class TrainSpec:
             )
         if not (isinstance(self.block_steps, int) and self.block_steps >= 1):
             raise ValueError(f"TrainSpec.block_steps must be an int >= 1, got {self.block_steps}")
-        object.__setattr__(self, "drops", tuple(tuple(d) for d in self.drops))
         self.make_optimizer()  # validates the optimiser settings now, before any tracing
 
     @property
@@ -137,10 +133,9 @@ class TrainSpec:
     def hyper(self, dtype=None) -> Hyper:
         """The traced hyper-parameters, derived on the host; arrays of ``dtype`` if given
         (the run's float type), else Python floats."""
+        o = self.optimizer
         h = Hyper(
-            OptHyper(
-                self.r0, decay(self.tau_rms, self.t_b), self.eps, tuple(f for _, f in self.drops)
-            ),
+            OptHyper(o.r0, decay(o.tau_rms, self.t_b), o.eps, tuple(f for _, f in o.drops)),
             self.rule.hyper(self.net),
         )
         if dtype is None:
@@ -149,29 +144,30 @@ class TrainSpec:
 
     def structure(self) -> TrainSpec:
         """This spec with its traced fields canonical (see the class docstring)."""
-        return dataclasses.replace(
-            self,
-            rule=self.rule.structure(),
+        o = dataclasses.replace(
+            self.optimizer,
             r0=1e-3,
             tau_rms=30.0,
             eps=1e-12,
-            drops=tuple((t, 1.0) for t, _ in self.drops),
+            drops=tuple((t, 1.0) for t, _ in self.optimizer.drops),
         )
+        return dataclasses.replace(self, rule=self.rule.structure(), optimizer=o)
 
     def make_optimizer(self, hyper: OptHyper | None = None) -> optax.GradientTransformation:
         """The learning-rate rule with burn-in and drops converted from seconds to blocks;
         its float parameters from ``hyper`` (traced) if given, else from this spec."""
         h = self.hyper().opt if hyper is None else hyper
+        o = self.optimizer
         blocks = [
-            (int(round(t / self.t_b)), f) for (t, _), f in zip(self.drops, h.factors, strict=True)
+            (int(round(t / self.t_b)), f) for (t, _), f in zip(o.drops, h.factors, strict=True)
         ]
         return make_optimizer(
-            self.optimizer,
+            o.name,
             h.r0,
-            tau_rms=self.tau_rms,
+            tau_rms=o.tau_rms,
             t_b=self.t_b,
             eps=h.eps,
-            burn_in_blocks=int(round(self.burn_in / self.t_b)),
+            burn_in_blocks=int(round(o.burn_in / self.t_b)),
             drops=blocks,
             gamma=h.gamma,
         )

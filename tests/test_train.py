@@ -10,7 +10,9 @@ import pytest
 from ssjax.losses import error_distance, filtered_error, van_rossum_distance
 from ssjax.network import Network, simulate
 from ssjax.neuron import LIFParams
+from ssjax.optim import Optimizer
 from ssjax.rules.bptt import BPTTConfig
+from ssjax.rules.regulariser import Regularizer
 from ssjax.rules.superspike import SuperSpikeConfig
 from ssjax.tasks.timing import timing_task
 from ssjax.train import (
@@ -27,10 +29,19 @@ from ssjax.train import (
 TASK = timing_task(jax.random.PRNGKey(0))
 
 
+_OPT_KEYS = ("r0", "tau_rms", "eps", "burn_in", "drops")
+
+
 def _trainer(**kw):
+    """A TrainSpec; the optimiser's fields may be given flat (no burn-in or drops by default)."""
     kw.setdefault("net", Network((100, 4, 1)))
     kw.setdefault("block_steps", 2000)
-    return TrainSpec(**kw)
+    opt = {"burn_in": 0.0, "drops": ()} | {k: kw.pop(k) for k in _OPT_KEYS if k in kw}
+    return TrainSpec(**kw, optimizer=Optimizer(**opt))
+
+
+def _with_r0(spec, r0):
+    return dataclasses.replace(spec, optimizer=dataclasses.replace(spec.optimizer, r0=r0))
 
 
 def _rule(name, **kw):
@@ -72,7 +83,9 @@ def test_per_period_metrics_match_direct_simulation():
     """Blocks of 0.2 s over a 0.3 s pattern; weights frozen (burn-in) so the run is a plain
     simulation of the looped pattern, which is then cut into periods independently."""
     net = Network((100, 4, 1))
-    tr = TrainSpec(net, block_steps=2000, burn_in=100.0, record_output=True)
+    tr = TrainSpec(
+        net, optimizer=Optimizer(burn_in=100.0, drops=()), block_steps=2000, record_output=True
+    )
     x, y = TASK.inputs[:3000], TASK.targets[:3000]
     st = init_train_state(tr, jax.random.PRNGKey(3))
     st = st._replace(weights=tuple(jnp.clip(4 * w, -0.1, 0.1) for w in st.weights))
@@ -101,7 +114,7 @@ def test_per_period_metrics_match_direct_simulation():
 @pytest.mark.parametrize("rule", ["superspike", "bptt"])
 def test_single_neuron_learns_timing_task(rule):
     """Fig. 2 in miniature: 100 -> 1, 4 seeds, 300 s; the median distance drops below 0.5."""
-    tr = TrainSpec(Network((100, 1)), rule=_rule(rule), burn_in=5.0, drops=((200.0, 0.1),))
+    tr = TrainSpec(Network((100, 1)), rule=_rule(rule), optimizer=Optimizer(burn_in=5.0))
     keys = jax.random.split(jax.random.PRNGKey(4), 4)
     st = jax.vmap(lambda k: init_train_state(tr, k))(keys)
     _, m = jax.jit(jax.vmap(lambda s: run_blocks(tr, TASK.inputs, TASK.targets, s, 600)))(st)
@@ -207,8 +220,8 @@ def test_traced_regulariser_hyper_parameters_share_one_program():
     the regulariser's products with constant and with traced factors differently)."""
     base = dict(net=Network((100, 4, 1)), block_steps=2000)
     specs = [
-        _trainer(**base, rule=SuperSpikeConfig(het_rho=1.0)),
-        _trainer(**base, rule=SuperSpikeConfig(het_rho=30.0, het_a=2.0)),
+        _trainer(**base, rule=SuperSpikeConfig(regularizer=Regularizer(rho=1.0))),
+        _trainer(**base, rule=SuperSpikeConfig(regularizer=Regularizer(rho=30.0, a=2.0))),
     ]
     _traced_against_baked(specs, exact=False)
 
@@ -217,7 +230,7 @@ def test_vmap_over_a_hyper_parameter_equals_separate_runs():
     """r0 as a batched value: one vmapped program, each row equal to the run with that r0."""
     spec = _trainer(rule=SuperSpikeConfig(feedback="random"))
     r0s = (1e-3, 4e-3, 1.6e-2)
-    hypers = [dataclasses.replace(spec, r0=r).hyper(jnp.float32) for r in r0s]
+    hypers = [_with_r0(spec, r).hyper(jnp.float32) for r in r0s]
     stacked = jax.tree.map(lambda *a: jnp.stack(a), *hypers)
     st = init_train_state(spec, jax.random.PRNGKey(6))
     f = jax.jit(
@@ -227,15 +240,20 @@ def test_vmap_over_a_hyper_parameter_equals_separate_runs():
     )
     out = f(stacked)
     for i, r in enumerate(r0s):
-        ref = run_blocks_jit(dataclasses.replace(spec, r0=r), TASK.inputs, TASK.targets, st, 2)[0]
+        ref = run_blocks_jit(_with_r0(spec, r), TASK.inputs, TASK.targets, st, 2)[0]
         for a, b in zip(out, ref.weights, strict=True):
             np.testing.assert_allclose(a[i], b, rtol=1e-5, atol=1e-8)
     assert not np.allclose(out[0][0], out[0][2])
 
 
 def test_structure_keeps_what_decides_the_program():
-    """``het_rho > 0`` decides whether the regulariser is computed: it stays in the structure."""
-    on, off = SuperSpikeConfig(het_rho=2.0), SuperSpikeConfig(het_rho=0.0)
+    """``regularizer.rho > 0`` decides whether the regulariser is computed: it stays in the
+    structure."""
+
+    def rule(rho, a=4.0):
+        return SuperSpikeConfig(regularizer=Regularizer(rho=rho, a=a))
+
+    on, off = rule(2.0), rule(0.0)
     assert on.structure() != off.structure()
-    assert on.structure() == SuperSpikeConfig(het_rho=7.0, het_a=1.0).structure()
+    assert on.structure() == rule(7.0, 1.0).structure()
     assert _trainer(drops=((1.0, 0.1),)).structure() != _trainer(drops=((2.0, 0.1),)).structure()

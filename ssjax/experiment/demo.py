@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from ssjax import plots
 from ssjax.network import Network
+from ssjax.optim import Optimizer
 from ssjax.rules.bptt import BPTTConfig
 from ssjax.tasks.timing import timing_task
 from ssjax.train import TrainSpec, init_train_state, run_blocks, unpack_output
@@ -46,8 +47,7 @@ def run_demo(
     trainer = TrainSpec(
         Network(sizes),
         rule=BPTTConfig(),
-        r0=r0,
-        drops=((drop_at * 0.5, 0.1),),
+        optimizer=Optimizer(r0=r0, burn_in=0.0, drops=((drop_at * 0.5, 0.1),)),
         block_steps=period,
         record_output=True,
     )

@@ -119,11 +119,11 @@ _RHO_A0 = ("1", "100", "1000")
 _CODE_DEMO = (
     "neuron.delay=8e-4",
     "rule.hebbian_delay=8e-4",
-    "neuron.surrogate=superspike_code",
+    "surrogate.kind=superspike_code",
     "optimizer.r0=5e-4",
     "optimizer.drops=[[420.0,0.1]]",
 )
-_RFB = ("feedback.kind=random", "regularizer.rho=1.0", "regularizer.a=4", "regularizer.tau=0.1")
+_RFB = ("rule.feedback=random", "regularizer.rho=1.0", "regularizer.a=4", "regularizer.tau=0.1")
 
 FIGURES = {
     f.name: f
@@ -154,7 +154,7 @@ FIGURES = {
             "fig4.yaml",
             "fig4_quick.yaml",
             tuple(
-                _c(f"h{n}_{fb}", f"network.sizes=[100,{n},1]", f"feedback.kind={fb}")
+                _c(f"h{n}_{fb}", f"network.sizes=[100,{n},1]", f"rule.feedback={fb}")
                 for n in (4, 8)
                 for fb in _FB
             ),
@@ -167,7 +167,7 @@ FIGURES = {
             "fig5.yaml",
             "fig5_xor_quick.yaml",
             (
-                *(_c(fb, f"feedback.kind={fb}") for fb in _FB),
+                *(_c(fb, f"rule.feedback={fb}") for fb in _FB),
                 _c("no_hidden", "network.sizes=[100,2]"),
             ),
             XOR,
@@ -179,12 +179,12 @@ FIGURES = {
             "fig6_quick.yaml",
             (
                 _c("symmetric"),  # n_h = 256, as Fig. 7c-g
-                _c("random", "feedback.kind=random"),
-                _c("random_reg", "feedback.kind=random", "regularizer.rho=1.0", "regularizer.a=4"),
-                _c("uniform", "feedback.kind=uniform"),
+                _c("random", "rule.feedback=random"),
+                _c("random_reg", "rule.feedback=random", "regularizer.rho=1.0", "regularizer.a=4"),
+                _c("uniform", "rule.feedback=uniform"),
                 _c("no_hidden", "network.sizes=[100,100]"),
                 _c("sigma_one", "rule.sigma_prime=one"),
-                _c("fixed_hidden", "feedback.kind=none"),
+                _c("fixed_hidden", "rule.feedback=none"),
                 *(_c(f"nh{n}", f"network.sizes=[100,{n},100]") for n in (16, 32, 64)),
                 _c("nh128", "network.sizes=[100,128,100]", full_only=True),
             ),
@@ -212,7 +212,7 @@ FIGURES = {
             (
                 _c("symmetric"),
                 _c("symmetric_code", *_CODE_DEMO),  # the code's sim_symfb settings
-                _c("random_code", *_CODE_DEMO, "feedback.kind=random"),
+                _c("random_code", *_CODE_DEMO, "rule.feedback=random"),
                 _c("oxford_rfb", *_CODE_DEMO, *_RFB),  # the code's sim_rfb
             ),
             PICTURE,
@@ -225,7 +225,7 @@ FIGURES = {
             "randman_quick.yaml",
             (
                 _c("symmetric"),
-                _c("random", "feedback.kind=random"),
+                _c("random", "rule.feedback=random"),
                 _c("no_hidden", "network.sizes=[20,4]"),
             ),
             HELDOUT,

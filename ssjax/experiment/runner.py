@@ -514,7 +514,7 @@ def _finish(cfg, trainer, workdir, ids, history, state, pattern_in, pattern_tgt,
     summary = {
         "config": cfg.source,
         "rule": cfg.rule.name,
-        "feedback": cfg.feedback.kind if has_feedback else None,
+        "feedback": cfg.rule.feedback if has_feedback else None,
         "seeds": ids,
         "simulated_seconds": n_blocks(cfg) * trainer.t_b,
         "wall_seconds": wall,
@@ -529,7 +529,7 @@ def _finish(cfg, trainer, workdir, ids, history, state, pattern_in, pattern_tgt,
         accs = np.asarray(history["accuracy"], np.float64)[-tail:].mean(0)
         summary["final"]["accuracy"] = accs.tolist()
         summary["median"]["accuracy"] = float(np.median(accs))
-    if has_feedback and cfg.feedback.kind == "random":
+    if has_feedback and cfg.rule.feedback == "random":
         # the paper's Fig. 4: random feedback fails only when all feedback weights are negative
         neg = np.ones(len(ids), bool)
         for f in state.rule.feedback:

@@ -20,7 +20,7 @@ Reference: Zenke & Ganguli (2018); Neftci, Mostafa & Zenke (2019), IEEE Signal P
 from __future__ import annotations
 
 import dataclasses
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -29,6 +29,7 @@ from ssjax._types import Array, PRNGKey, Weights
 from ssjax.filters import DoubleExpState, double_exp_init
 from ssjax.losses import TAU_DECAY, TAU_RISE, VanRossum, filtered_error, van_rossum_loss
 from ssjax.network import NetState, Network, Record, init_state, simulate
+from ssjax.params import borrow, check_fields
 from ssjax.rules.base import Block, LearningRule, RuleOutput
 
 
@@ -40,12 +41,14 @@ class BPTTConfig:
     error: ``van_rossum`` only: the window error is not differentiable.
     """
 
-    tau_rise: float = TAU_RISE
-    tau_decay: float = TAU_DECAY
+    SCOPE: ClassVar[str] = "rule"
+
+    tau_rise: float = borrow(VanRossum, "tau_rise")
+    tau_decay: float = borrow(VanRossum, "tau_decay")
     error: str = "van_rossum"
 
     def __post_init__(self):
-        VanRossum(self.tau_rise, self.tau_decay)  # validates the constants
+        check_fields(self)
         if self.error != "van_rossum":
             raise ValueError(
                 "BPTT needs the van Rossum error (error='van_rossum'); the window error is not "

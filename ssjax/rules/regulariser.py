@@ -48,17 +48,45 @@ Reference: Zenke & Ganguli (2018), eq. 13 and Fig. 8; reference code ``RFSuperSp
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from typing import ClassVar
 
 import jax
 
 from ssjax.filters import alpha_sum, decay_factor
 from ssjax.neuron import LIFParams
+from ssjax.params import check_fields, choice, compare, ge, param
 
 Array = jax.Array
 
 # surrogate kinds whose sigma' already carries beta, as the reference code's does (1/V)
 _CARRY_BETA = ("superspike_code", "sigmoid", "triangular")
+
+
+@dataclasses.dataclass(frozen=True)
+class Regularizer:
+    """The heterosynaptic regulariser ``rho w z^a`` of SuperSpike (hashable; off at ``rho = 0``).
+
+    ``rho`` is in the reference code's units (the paper's ``rho = 1``; :func:`rho_scale`
+    converts it), ``a`` the exponent of the activity trace ``z``, which jumps by 1 per spike and
+    decays with ``tau`` (s). ``error_dependent``: the reference code's variant that multiplies
+    the term by ``e_i^2``. ``layers``: ``hidden`` or ``all``. ``rho`` and ``a`` are traced
+    hyper-parameters (:class:`ssjax.rules.superspike.SuperSpikeHyper`).
+    """
+
+    SCOPE: ClassVar[str] = "regularizer"
+
+    rho: float = param(0.0, ge(0), doc="strength, reference-code units (the paper's rho = 1)")
+    a: float = param(4.0, ge(0), doc="exponent of the activity trace")
+    tau: float = param(
+        0.1, compare(">", "neuron.dt", " s", lo="> 0 and "), doc="activity trace time constant (s)"
+    )
+    error_dependent: bool = param(False, doc="multiply by e_i^2 (the reference code's variant)")
+    layers: str = param("hidden", choice(("hidden", "all")), doc="regularised layers")
+
+    def __post_init__(self):
+        check_fields(self)
 
 
 def code_gains(

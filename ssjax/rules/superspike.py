@@ -15,7 +15,7 @@ For a synapse from presynaptic ``j`` to neuron ``i`` of any layer (SUPERSPIKE.md
 hidden errors come from :mod:`ssjax.rules.feedback`. Traces and filters are never reset. The
 reference code filters with Euler traces of other gains and its ``sigma'`` carries ``beta``, so
 its ``e lambda`` is a constant ``kappa`` (about ``dt tau_rise beta = 5e-4``) times ours.
-RMaxProp cancels that factor only without the regulariser: ``het_rho`` is given in the
+RMaxProp cancels that factor only without the regulariser: ``regularizer.rho`` is given in the
 reference code's units and converted by :func:`ssjax.rules.regulariser.rho_scale`, which
 derives ``kappa``.
 
@@ -76,7 +76,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -102,6 +102,7 @@ from ssjax.network import (
     simulate,
 )
 from ssjax.neuron import psp_trace_step
+from ssjax.params import borrow, check_fields, choice, int_ge, multiple_of, param
 from ssjax.rules.base import Block, LearningRule, RuleOutput
 from ssjax.rules.blocked import (
     dense_products,
@@ -110,8 +111,8 @@ from ssjax.rules.blocked import (
     post_signals,
     scan_products,
 )
-from ssjax.rules.feedback import check_feedback, init_feedback, layer_errors
-from ssjax.rules.regulariser import rho_scale
+from ssjax.rules.feedback import FEEDBACKS, init_feedback, layer_errors
+from ssjax.rules.regulariser import Regularizer, rho_scale
 
 METHODS = ("dense", "event", "stepwise")
 # N_pre x 3 N_post up to which a layer's sums are accumulated in its reverse scan
@@ -133,12 +134,9 @@ class SuperSpikeConfig:
     tau_rise, tau_decay: eligibility and error filter (s); 5 ms and 10 ms in the paper.
     hebbian_delay: delay of the Hebbian term (s, multiple of dt); the reference code's 0.8 ms.
     sigma_prime: ``surrogate`` (the neuron's surrogate derivative) or ``one`` (sigma' = 1).
-    het_rho, het_a, het_tau: heterosynaptic regulariser ``rho w z^a`` on ``het_layers``
-      (``hidden`` or ``all``); ``z`` jumps by 1 per spike and decays with ``het_tau`` (s).
-      ``het_rho`` is in the reference code's units (the paper's ``rho = 1``), converted to
-      this rule's normalisation by :func:`ssjax.rules.regulariser.rho_scale`.
-    het_error_dependent: the reference code's error-dependent variant, which multiplies the
-      regulariser by ``e_i^2`` (see :func:`_regulariser`).
+    regularizer: the heterosynaptic regulariser ``rho w z^a``
+      (:class:`ssjax.rules.regulariser.Regularizer`; off at ``rho = 0``), ``rho`` in the
+      reference code's units, converted by :func:`ssjax.rules.regulariser.rho_scale`.
     method: ``dense`` (default), ``event`` (event-driven input currents and eligibility sums:
       faster, equal to float rounding) or ``stepwise``.
     max_spikes: steps carrying presynaptic spikes, per block and layer, that the ``event``
@@ -148,57 +146,27 @@ class SuperSpikeConfig:
       :func:`ssjax.losses.window_error`, for classification tasks).
     """
 
-    feedback: str = "symmetric"
-    tau_rise: float = 5e-3
-    tau_decay: float = 10e-3
-    hebbian_delay: float = 0.0
-    sigma_prime: str = "surrogate"
-    het_rho: float = 0.0
-    het_a: float = 4.0
-    het_tau: float = 0.1
-    het_error_dependent: bool = False
-    het_layers: str = "hidden"
-    method: str = "dense"
-    max_spikes: int = 4096
+    SCOPE: ClassVar[str] = "rule"
+
+    feedback: str = param("symmetric", choice(FEEDBACKS), doc="credit assignment to hidden layers")
+    tau_rise: float = borrow(VanRossum, "tau_rise")
+    tau_decay: float = borrow(VanRossum, "tau_decay")
+    hebbian_delay: float = param(
+        0.0, multiple_of("neuron.dt"), doc="delay of the Hebbian term (s); the code's is 8e-4"
+    )
+    sigma_prime: str = param(
+        "surrogate", choice(("surrogate", "one")), doc="surrogate derivative, or sigma' = 1"
+    )
+    method: str = param("dense", choice(METHODS), doc="dense | event | stepwise")
+    max_spikes: int = param(4096, int_ge(1), doc="presynaptic spike steps the event route lists")
+    regularizer: Regularizer = dataclasses.field(default_factory=Regularizer)
     error: str = "van_rossum"
 
     def __post_init__(self):
-        check_feedback(self.feedback)
-        if not 0 < self.tau_rise < self.tau_decay:
-            raise ValueError(
-                "SuperSpikeConfig.tau_rise and tau_decay need 0 < tau_rise < tau_decay, "
-                f"got {self.tau_rise}, {self.tau_decay}"
-            )
-        if not self.hebbian_delay >= 0:
-            raise ValueError(
-                f"SuperSpikeConfig.hebbian_delay must be >= 0 s, got {self.hebbian_delay}"
-            )
-        if self.sigma_prime not in ("surrogate", "one"):
-            raise ValueError(
-                "SuperSpikeConfig.sigma_prime must be 'surrogate' or 'one', "
-                f"got {self.sigma_prime!r}"
-            )
-        if not (self.het_rho >= 0 and math.isfinite(self.het_rho)):
-            raise ValueError(f"SuperSpikeConfig.het_rho must be >= 0, got {self.het_rho}")
-        if not self.het_a >= 0:
-            raise ValueError(f"SuperSpikeConfig.het_a must be >= 0, got {self.het_a}")
-        if not self.het_tau > 0:
-            raise ValueError(f"SuperSpikeConfig.het_tau must be > 0 s, got {self.het_tau}")
-        if self.het_layers not in ("hidden", "all"):
-            raise ValueError(
-                f"SuperSpikeConfig.het_layers must be 'hidden' or 'all', got {self.het_layers!r}"
-            )
-        if self.method not in METHODS:
-            raise ValueError(
-                f"SuperSpikeConfig.method must be one of {METHODS}, got {self.method!r}"
-            )
+        check_fields(self)
         if self.error not in ("van_rossum", "window"):
             raise ValueError(
                 f"SuperSpikeConfig.error must be 'van_rossum' or 'window', got {self.error!r}"
-            )
-        if not (isinstance(self.max_spikes, int) and self.max_spikes >= 1):
-            raise ValueError(
-                f"SuperSpikeConfig.max_spikes must be an int >= 1, got {self.max_spikes}"
             )
 
     @property
@@ -209,15 +177,22 @@ class SuperSpikeConfig:
     def hyper(self, net: Network) -> SuperSpikeHyper:
         """The traced hyper-parameters, derived on the host (``rho`` in this rule's units)."""
         scale = rho_scale(
-            net.neuron, self.tau_rise, self.tau_decay, self.sigma_prime, self.het_error_dependent
+            net.neuron,
+            self.tau_rise,
+            self.tau_decay,
+            self.sigma_prime,
+            self.regularizer.error_dependent,
         )
-        return SuperSpikeHyper(rho=self.het_rho * scale, a=self.het_a)
+        return SuperSpikeHyper(rho=self.regularizer.rho * scale, a=self.regularizer.a)
 
     def structure(self) -> SuperSpikeConfig:
         """This config with its traced fields canonical: equal for configs that differ only in
-        them, so they share one compiled program (``het_rho > 0`` stays: it decides whether
+        them, so they share one compiled program (``regularizer.rho > 0`` stays: it decides whether
         the regulariser is computed at all)."""
-        return dataclasses.replace(self, het_rho=float(self.het_rho > 0), het_a=4.0)
+        reg = self.regularizer
+        return dataclasses.replace(
+            self, regularizer=dataclasses.replace(reg, rho=float(reg.rho > 0), a=4.0)
+        )
 
     def delay_steps(self, dt: float) -> int:
         """Hebbian delay in steps; ValueError if it is not a multiple of ``dt``."""
@@ -248,7 +223,7 @@ class LayerTraces(NamedTuple):
 
 class SuperSpikeHyper(NamedTuple):
     """Traced hyper-parameters: ``rho`` the regulariser's strength in this rule's units
-    (``het_rho * rho_scale``), ``a`` its exponent. Floats or scalar arrays."""
+    (``regularizer.rho * rho_scale``), ``a`` its exponent. Floats or scalar arrays."""
 
     rho: Array | float
     a: Array | float
@@ -310,19 +285,20 @@ def _sigma_prime(net: Network, cfg: SuperSpikeConfig, u: Array) -> Array:
 
 def _regularised(cfg: SuperSpikeConfig, layer: int, n_layers: int) -> bool:
     hidden = layer < n_layers - 1
-    return cfg.het_rho > 0 and (hidden or cfg.het_layers == "all")
+    return cfg.regularizer.rho > 0 and (hidden or cfg.regularizer.layers == "all")
 
 
 def _regulariser(cfg: SuperSpikeConfig, hyper: SuperSpikeHyper, w, z: Array, e: Array) -> Array:
     """``rho' w_ij sum_t z_i[t]^a (e_i[t]^2)``, subtracted from ``m`` (``[N_pre, N_post]``).
 
     ``z``, ``e``: ``[K, N_post]``. The error-dependent variant multiplies by ``e_i^2`` (reference
-    code: ``(lambda - rho w z^a e) e``). ``rho' = hyper.rho = het_rho * rho_scale``: ``het_rho``
-    is in the reference code's units and :func:`ssjax.rules.regulariser.rho_scale` (host-side)
+    code: ``(lambda - rho w z^a e) e``). ``rho' = hyper.rho = regularizer.rho * rho_scale``:
+    ``regularizer.rho`` is in the reference code's units and
+    :func:`ssjax.rules.regulariser.rho_scale` (host-side)
     converts it to this rule's normalisation of ``e lambda``.
     """
     za = z**hyper.a
-    if cfg.het_error_dependent:
+    if cfg.regularizer.error_dependent:
         za = za * e * e
     return hyper.rho * w * time_sum(za)[None, :]
 
@@ -366,7 +342,7 @@ def block_stepwise(
     dt, n_layers = net.neuron.dt, net.n_layers
     hyper = cfg.hyper(net) if hyper is None else hyper
     feedback = state.feedback
-    a_h = decay_factor(cfg.het_tau, dt)
+    a_h = decay_factor(cfg.regularizer.tau, dt)
 
     def step(carry, xs):
         rs, ms = carry
@@ -479,7 +455,7 @@ def _layer_update(net, cfg, hyper, l, w, tr: LayerTraces, u, s_pre, s_post, e, *
     )
     het = tr.het
     if _regularised(cfg, l, net.n_layers):  # the trace is only read by the regulariser
-        z_het, het = exp_filter(s_post, cfg.het_tau, dt, state=tr.het)
+        z_het, het = exp_filter(s_post, cfg.regularizer.tau, dt, state=tr.het)
         m = m - _regulariser(cfg, hyper, w, z_het, e)
     return m, LayerTraces(psp, elig, sig_buf, spk_buf, het)
 

@@ -23,13 +23,16 @@ file is read once, when the config is validated.
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from typing import ClassVar
 
 import jax
 import numpy as np
 
+from ssjax.params import Check, borrow, check_fields, param
 from ssjax.tasks.raster import SpikeEvents, events_to_raster, frozen_poisson
-from ssjax.tasks.registry import TaskError, TaskKind, register
+from ssjax.tasks.registry import TaskCommon, TaskError, TaskKind, register
 
 __all__ = ["default_image", "image_task", "image_to_events", "load_image", "to_grayscale"]
 
@@ -188,6 +191,28 @@ def image_task(
     return inputs, targets.astype(np.float32)
 
 
+@dataclasses.dataclass(frozen=True)
+class ImageParams:
+    """The ``task`` keys of ``task.kind: image``."""
+
+    SCOPE: ClassVar[str] = "task"
+
+    image: str | None = param(None, doc="PNG drawn by the target (None: default_image())")
+    image_threshold: float = param(
+        0.5,
+        Check(lambda v, c: 0 < v <= 1, "> 0 and <= 1 (pixel values: 0 black, 1 white)"),
+        doc="a pixel darker than this is a spike",
+    )
+    n_in: int = borrow(TaskCommon, "n_in")
+    n_out: int = borrow(TaskCommon, "n_out")
+    period: float = borrow(TaskCommon, "period")
+    rate_hz: float = borrow(TaskCommon, "rate_hz")
+    input_seed: int = borrow(TaskCommon, "input_seed")
+
+    def __post_init__(self):
+        check_fields(self)
+
+
 def _load(task, dt: float, dtype) -> np.ndarray:
     """Grayscale ``[H, W]`` of task.image (None: default_image()); checks task.n_out == H."""
     if task.image is None:
@@ -227,7 +252,7 @@ def _build(task, dt: float, dtype, img) -> tuple[np.ndarray, np.ndarray]:
 register(
     TaskKind(
         name="image",
-        reads=("image", "image_threshold", "n_in", "n_out", "period", "rate_hz", "input_seed"),
+        params=ImageParams,
         load=_load,
         build=_build,
     )

@@ -11,7 +11,7 @@ would only add a constant offset). Each unit's value is min-max normalised to u 
 into the latency of its single spike, so only relative spike timing carries the class.
 
 ``task.kind: randman`` (registered here, :mod:`ssjax.tasks.registry`) trains on a frozen stream of
-``task.n_out`` classes x ``task.n_patterns`` samples, each followed by ``task.gap`` of silence, and
+``task.n_out`` classes x ``task.n_samples`` samples, each followed by ``task.gap`` of silence, and
 scores a held-out stream after training (:func:`_randman_stream`, :func:`_heldout`).
 
 Reference: Zenke & Vogels (2021), "The remarkable robustness of surrogate gradient learning for
@@ -21,14 +21,16 @@ instilling complex function in spiking neural networks", Neural Computation 33(4
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ssjax.tasks.registry import TaskKind, register
+from ssjax.params import Check, borrow, check_fields, int_ge, multiple_of, param
+from ssjax.tasks.registry import TaskCommon, TaskKind, register
 
 __all__ = [
     "RANDMAN_TAIL",
@@ -290,9 +292,48 @@ def train_test_split(times, labels, key, test_fraction: float = 0.2):
 
 # A sample's window is its randman_duration plus this response tail (s), as the 15 ms after the
 # XOR stimulus (SUPERSPIKE.md section 3); task.gap must be at least as long
-# (ssjax.experiment.config), so that a window ends before the next sample starts and the last
-# one ends with the stream.
+# (RandmanParams), so that a window ends before the next sample starts and the last one ends
+# with the stream.
 RANDMAN_TAIL = 0.015
+
+
+def _gap_ok(v, c) -> bool:
+    dt = c.neuron.dt
+    return v >= RANDMAN_TAIL - 1e-12 and abs(v / dt - round(v / dt)) <= 1e-6
+
+
+@dataclasses.dataclass(frozen=True)
+class RandmanParams:
+    """The ``task`` keys of ``task.kind: randman``."""
+
+    SCOPE: ClassVar[str] = "task"
+
+    n_in: int = borrow(TaskCommon, "n_in")
+    n_out: int = borrow(TaskCommon, "n_out")
+    randman_dim: int = param(1, int_ge(1), doc="intrinsic manifold dimension D")
+    n_samples: int = param(64, int_ge(1), doc="training samples per class")
+    randman_duration: float = param(
+        0.05,
+        multiple_of("neuron.dt", strict=True),
+        doc="each unit fires once within it per sample (s)",
+    )
+    gap: float = param(
+        0.05,
+        Check(
+            _gap_ok,
+            lambda c: (
+                f">= {RANDMAN_TAIL} s (the window's response tail) and a multiple of "
+                f"neuron.dt = {c.neuron.dt} s"
+            ),
+            ("neuron.dt",),
+        ),
+        doc="silence after each sample (s)",
+    )
+    n_heldout: int = borrow(TaskCommon, "n_heldout")
+    input_seed: int = borrow(TaskCommon, "input_seed")
+
+    def __post_init__(self):
+        check_fields(self)
 
 
 def _randman_args(task, dt: float) -> dict:
@@ -300,7 +341,7 @@ def _randman_args(task, dt: float) -> dict:
         n_classes=task.n_out,
         n_units=task.n_in,
         dim=task.randman_dim,
-        n_samples=task.n_patterns,
+        n_samples=task.n_samples,
         duration=task.randman_duration,
         t_offset=0.0,
         dt=dt,
@@ -325,7 +366,7 @@ def _randman_layout(task, dt: float, times, labels) -> tuple[np.ndarray, np.ndar
 def _randman_stream(task, dt: float, key) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Frozen randman stream: ``(inputs [T, n_in] 0/1, code [T, n_out] int8, labels [N])``.
 
-    ``N = n_out * n_patterns`` samples (randman_dataset, shuffled), each ``randman_duration`` long
+    ``N = n_out * n_samples`` samples (randman_dataset, shuffled), each ``randman_duration`` long
     (every unit fires once; spike times from 0, i.e. ``t_offset = 0``: the gap before a sample
     keeps its spikes off step 0 of the replayed stream) and followed by ``task.gap`` of silence.
     Window annotation as in ssjax.tasks.xor: from the sample's onset for ``randman_duration +
@@ -360,16 +401,7 @@ def _heldout(task, dt: float, dtype, data=None) -> tuple[np.ndarray, np.ndarray]
 register(
     TaskKind(
         name="randman",
-        reads=(
-            "n_in",
-            "n_out",
-            "randman_dim",
-            "n_patterns",
-            "randman_duration",
-            "gap",
-            "n_heldout",
-            "input_seed",
-        ),
+        params=RandmanParams,
         checks=(
             (
                 "task.n_out",

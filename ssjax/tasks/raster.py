@@ -20,12 +20,14 @@ import dataclasses
 import math
 import os
 import warnings
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ssjax.tasks.registry import TaskError, TaskKind, register
+from ssjax.params import borrow, check_fields, param
+from ssjax.tasks.registry import TaskCommon, TaskError, TaskKind, register
 
 __all__ = [
     "RasterError",
@@ -350,10 +352,28 @@ def _build(task, dt: float, dtype, data) -> tuple[np.ndarray, np.ndarray]:
     return data[0].copy(), data[1].copy()
 
 
+@dataclasses.dataclass(frozen=True)
+class RasParams:
+    """The ``task`` keys of ``task.kind: ras``."""
+
+    SCOPE: ClassVar[str] = "task"
+
+    input: str | None = param(None, doc="input raster file (.ras: time id per line)")
+    target: str | None = param(None, doc="target raster file (.ras)")
+    n_in: int = borrow(TaskCommon, "n_in")
+    n_out: int = borrow(TaskCommon, "n_out")
+    id_offset: int = param(0, doc="subtracted from the input file's neuron ids")
+    target_id_offset: int = param(0, doc="subtracted from the target file's neuron ids")
+    period: float = borrow(TaskCommon, "period")
+
+    def __post_init__(self):
+        check_fields(self)
+
+
 register(
     TaskKind(
         name="ras",
-        reads=("input", "target", "n_in", "n_out", "id_offset", "target_id_offset", "period"),
+        params=RasParams,
         load=_load,
         build=_build,
     )

@@ -1,27 +1,29 @@
-"""The task registry: what each ``task.kind`` reads, checks, loads and builds.
+"""The task registry: what each ``task.kind`` declares, checks, loads and builds.
 
 Every kind lives in its own module of ``ssjax/tasks/``, which registers it at import with
 ``register(TaskKind(...))``, and has one entry in :data:`KINDS` below (``task.kind`` value ->
 module), which is how the registry finds it and fixes the order of the kinds in messages.
-:mod:`ssjax.experiment.config` validates and builds through this registry only; it knows no kind
-by name.
+:mod:`ssjax.experiment.config` validates and builds through this registry only: its ``task``
+section is generated from the kinds' declarations, and it knows no kind by name.
 
 A new task kind is one module plus its line in :data:`KINDS`; its :class:`TaskKind` provides:
 
 - ``name``: the ``task.kind`` value (the key of its :data:`KINDS` entry).
-- ``reads``: the ``task`` keys (fields of :class:`ssjax.experiment.config.TaskConfig`) that it
-  reads.
-  ``load``, ``build`` and ``heldout`` get a view of the task section with these attributes
-  only, so an undeclared key fails loudly (AttributeError) instead of being read silently.
+- ``params``: a frozen dataclass (``SCOPE = "task"``) declaring the ``task`` keys the kind reads,
+  each with :func:`ssjax.params.param` (type, default, range) or borrowed from
+  :class:`TaskCommon` (the keys several kinds share: one declaration each). ``load``, ``build``
+  and ``heldout`` get an instance of it, so an undeclared key fails loudly. A key another kind
+  also declares must be the same declaration (borrowed), since the config's ``task`` section is
+  their union.
 - ``build(task, dt, dtype, data) -> (inputs [P, N_in], targets [P, N_out])``: one pattern
   period, time-major, as numpy arrays of ``dtype`` (``run.dtype``); ``dt`` is ``neuron.dt`` (s),
   ``data`` what ``load`` returned (None without ``load``). It gets a validated config: it
   checks nothing and returns new arrays on every call (``data`` must stay untouched).
-- ``checks`` (optional): range checks that hold for this kind only, run after the key-level
-  ranges of every section (ssjax.experiment.config) have passed. Each is ``(dotted key,
-  ok(value, c) ->
-  bool, allowed)``, ``c.<section>.<key>`` the parsed values and ``allowed`` a text or a function
-  ``allowed(c) -> text``; a failure reads ``<file>: <key>: must be <allowed>, got <value>``.
+- ``checks`` (optional): constraints that hold for this kind only on keys it shares (e.g.
+  ``task.n_out == 2`` for xor), run after every declared range has passed. Each is ``(dotted key,
+  ok(value, c) -> bool, allowed)``, ``c.<section>.<key>`` the parsed values and ``allowed`` a text
+  or a function ``allowed(c) -> text``; a failure reads ``<file>: <key>: must be <allowed>, got
+  <value>``.
 - ``load(task, dt, dtype) -> data`` (optional): reads and checks the kind's data files, once, at
   validation; the result stays on the validated config and is passed to ``build``/``heldout``.
   Problems raise :class:`TaskError` naming the dotted key, reported as ``<file>: <key>: ...``.
@@ -29,9 +31,6 @@ A new task kind is one module plus its line in :data:`KINDS`; its :class:`TaskKi
   trainer's ``"window"`` error, :func:`ssjax.losses.window_error`) rather than spike trains.
 - ``heldout(task, dt, dtype, data) -> (inputs [T, N_in], code [T, N_out])`` (optional, window
   kinds): a held-out stream scored after training (``task.n_heldout`` >= 1).
-
-A kind that needs a new ``task`` key also adds the field, its type and its key-level range to
-:mod:`ssjax.experiment.config` (a schema change).
 """
 
 from __future__ import annotations
@@ -39,16 +38,20 @@ from __future__ import annotations
 import dataclasses
 import importlib
 from collections.abc import Callable
-from types import SimpleNamespace
+from typing import Any, ClassVar
 
 import numpy as np
 
+from ssjax.params import Check, check_fields, int_ge, multiple_of, param
+
 __all__ = [
     "KINDS",
+    "TaskCommon",
     "TaskError",
     "TaskKind",
     "get",
     "names",
+    "reads",
     "register",
     "task_view",
     "window_kinds",
@@ -74,12 +77,48 @@ class TaskError(ValueError):
         super().__init__(f"{key}: {message}")
 
 
+def _rate_ok(v, c) -> bool:
+    return v >= 0 and v * c.neuron.dt <= 1
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskCommon:
+    """The ``task`` keys several kinds share, declared once; a kind borrows those it reads
+    (:func:`ssjax.params.borrow`)."""
+
+    SCOPE: ClassVar[str] = "task"
+
+    n_in: int = param(100, int_ge(1), doc="input channels")
+    n_out: int = param(1, int_ge(1), doc="output neurons")
+    input_seed: int = param(0, int_ge(0), doc="seed of the frozen input draw")
+    period: float = param(
+        0.5, multiple_of("neuron.dt", strict=True), doc="pattern period, replayed in a loop (s)"
+    )
+    rate_hz: float = param(
+        5.0,
+        Check(
+            _rate_ok,
+            lambda c: f">= 0 Hz and <= 1 / neuron.dt = {1 / c.neuron.dt:g} Hz",
+            ("neuron.dt",),
+        ),
+        doc="Poisson rate of the frozen input (Hz)",
+    )
+    n_heldout: int = param(
+        32,
+        int_ge(0),
+        doc="held-out samples per class (xor: per pattern kind), scored after training",
+    )
+
+    def __post_init__(self):
+        check_fields(self)
+
+
 @dataclasses.dataclass(frozen=True)
 class TaskKind:
     """One task kind (fields: module docstring)."""
 
     name: str
-    reads: tuple[str, ...]
+    params: Any  # the kind's frozen dataclass of task keys
     build: Callable[..., Arrays]
     checks: tuple = ()
     load: Callable | None = None
@@ -97,6 +136,8 @@ def register(kind: TaskKind) -> TaskKind:
             f"task kind {kind.name!r} has no entry in ssjax.tasks.registry.KINDS "
             "(add its name and module there)"
         )
+    if getattr(kind.params, "SCOPE", None) != "task" or not dataclasses.is_dataclass(kind.params):
+        raise TypeError(f"task kind {kind.name!r}: params must be a dataclass with SCOPE 'task'")
     _REGISTERED[kind.name] = kind
     return kind
 
@@ -122,6 +163,12 @@ def window_kinds() -> tuple[str, ...]:
     return tuple(n for n in KINDS if get(n).window)
 
 
-def task_view(kind: TaskKind, task) -> SimpleNamespace:
-    """The task section as ``kind`` sees it: only the attributes named in ``kind.reads``."""
-    return SimpleNamespace(**{k: getattr(task, k) for k in kind.reads})
+def reads(kind: TaskKind) -> tuple[str, ...]:
+    """The ``task`` keys ``kind`` declares, in declaration order."""
+    return tuple(f.name for f in dataclasses.fields(kind.params))
+
+
+def task_view(kind: TaskKind, task):
+    """The task section as ``kind`` sees it: an instance of ``kind.params`` with the values of
+    ``task`` (any object with those attributes, e.g. the config's task section)."""
+    return kind.params(**{k: getattr(task, k) for k in reads(kind)})

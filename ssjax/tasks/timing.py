@@ -11,14 +11,16 @@ Reference: Zenke & Ganguli (2018), Fig. 2; SSBM suite (github.com/fzenke/ssbm).
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import dataclasses
+from typing import ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ssjax.params import borrow, check_fields, param
 from ssjax.tasks.raster import frozen_poisson
-from ssjax.tasks.registry import TaskKind, register
+from ssjax.tasks.registry import TaskCommon, TaskKind, register
 
 PAPER_TARGET_TIMES = (0.083, 0.166, 0.249, 0.332, 0.415)
 
@@ -56,6 +58,25 @@ def timing_task(
     return TimingTask(inputs, jnp.asarray(target, dtype), dt)
 
 
+@dataclasses.dataclass(frozen=True)
+class TimingParams:
+    """The ``task`` keys of ``task.kind: timing``."""
+
+    SCOPE: ClassVar[str] = "task"
+
+    n_in: int = borrow(TaskCommon, "n_in")
+    n_out: int = borrow(TaskCommon, "n_out")
+    rate_hz: float = borrow(TaskCommon, "rate_hz")
+    period: float = borrow(TaskCommon, "period")
+    target_times: tuple[float, ...] = param(
+        PAPER_TARGET_TIMES, doc="target spike times within the period (s)"
+    )
+    input_seed: int = borrow(TaskCommon, "input_seed")
+
+    def __post_init__(self):
+        check_fields(self)
+
+
 def _build(task, dt: float, dtype, data=None) -> tuple[np.ndarray, np.ndarray]:
     """``(inputs [P, n_in] 0/1, targets [P, n_out] 0/1)``, P = task.period / dt, in ``dtype``."""
     args = (task.n_in, task.rate_hz, task.period, task.target_times, task.n_out, dt)
@@ -66,7 +87,7 @@ def _build(task, dt: float, dtype, data=None) -> tuple[np.ndarray, np.ndarray]:
 register(
     TaskKind(
         name="timing",
-        reads=("n_in", "n_out", "rate_hz", "period", "target_times", "input_seed"),
+        params=TimingParams,
         checks=(
             (
                 "task.target_times",

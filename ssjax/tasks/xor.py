@@ -43,14 +43,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import jax
 import numpy as np
 
 from ssjax.losses import WindowState, window_error  # noqa: F401  (re-exported)
+from ssjax.params import borrow, check_fields, int_ge, param
 from ssjax.tasks.raster import frozen_poisson
-from ssjax.tasks.registry import TaskKind, register
+from ssjax.tasks.registry import TaskCommon, TaskKind, register
 
 __all__ = [
     "WindowState",
@@ -260,10 +261,26 @@ def _heldout(task, dt: float, dtype, data=None) -> tuple[np.ndarray, np.ndarray]
     return np.asarray(stream.inputs, dtype), np.asarray(stream.code, dtype)
 
 
+@dataclasses.dataclass(frozen=True)
+class XorParams:
+    """The ``task`` keys of ``task.kind: xor``."""
+
+    SCOPE: ClassVar[str] = "task"
+
+    n_in: int = borrow(TaskCommon, "n_in")
+    n_out: int = borrow(TaskCommon, "n_out")
+    n_patterns: int = param(64, int_ge(1), doc="patterns in the frozen training stream")
+    n_heldout: int = borrow(TaskCommon, "n_heldout")
+    input_seed: int = borrow(TaskCommon, "input_seed")
+
+    def __post_init__(self):
+        check_fields(self)
+
+
 register(
     TaskKind(
         name="xor",
-        reads=("n_in", "n_out", "n_patterns", "n_heldout", "input_seed"),
+        params=XorParams,
         checks=(
             ("task.n_out", lambda v, c: v == 2, "2 for task.kind xor"),
             ("task.n_in", lambda v, c: v >= 3, ">= 3 for task.kind xor"),

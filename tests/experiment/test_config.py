@@ -86,9 +86,9 @@ def test_every_shipped_config_loads_and_builds(path):
     if cfg.task.kind == "xor":  # the period is the frozen stream of task.n_patterns patterns
         assert x.shape[0] > cfg.task.n_patterns * 0.06 / cfg.neuron.dt
         assert tr.rule.error == "window" and set(np.unique(y)) <= {-2, -1, 0, 1, 2}
-    elif cfg.task.kind == "randman":  # the period is the stream of n_out * n_patterns samples
+    elif cfg.task.kind == "randman":  # the period is the stream of n_out * n_samples samples
         t = cfg.task
-        n = t.n_out * t.n_patterns
+        n = t.n_out * t.n_samples
         assert x.shape[0] == round(n * (t.randman_duration + t.gap) / cfg.neuron.dt)
         assert tr.rule.error == "window" and set(np.unique(y)) <= {-2, -1, 0, 1, 2}
         assert np.all(x.sum(axis=0) == n)  # every unit fires once per sample
@@ -120,7 +120,7 @@ def test_fig_configs_use_the_poisson_rasters():
     assert (f2.run.seeds, f2.run.duration, f2.optimizer.burn_in) == (20, 500.0, 20.0)
     assert f2.optimizer.drops == ((400.0, 0.1),)
     f4 = load_config(REPO / "configs" / "fig4_hidden.yaml")
-    assert f4.network.sizes == (100, 4, 1) and f4.feedback.kind == "symmetric"
+    assert f4.network.sizes == (100, 4, 1) and f4.rule.feedback == "symmetric"
     assert (f4.run.seeds, f4.run.duration) == (10, 500.0)
 
 
@@ -132,14 +132,16 @@ def test_defaults_are_the_papers_values(tmp_path):
     n = c.neuron
     assert (n.theta, n.u_rest, n.u_reset) == (-0.050, -0.060, -0.060)
     assert (n.tau_mem, n.tau_syn, n.tau_ref, n.dt, n.delay) == (0.010, 0.005, 0.005, 1e-4, 0.0)
-    assert (n.integrator, n.surrogate, n.beta, n.v_floor) == ("euler", "superspike", 1000.0, -0.03)
+    assert (n.integrator, n.reset_grad) == ("euler", False)
+    s = c.surrogate
+    assert (s.kind, s.beta, s.v_floor) == ("superspike", 1000.0, -0.03)
     assert c.network == type(c.network)(sizes=(100, 4, 1), w0=0.05, w_min=-0.1, w_max=0.1)
     r = c.rule
-    assert (r.name, r.reset_grad, r.tau_rise, r.tau_decay) == ("superspike", False, 0.005, 0.010)
+    assert (r.name, r.tau_rise, r.tau_decay) == ("superspike", 0.005, 0.010)
     assert (r.hebbian_delay, r.sigma_prime, r.method, r.max_spikes) == (
         0.0, "surrogate", "dense", 4096,
     )  # fmt: skip
-    assert c.feedback.kind == "symmetric"
+    assert c.rule.feedback == "symmetric"
     g = c.regularizer
     assert (g.rho, g.a, g.tau, g.error_dependent, g.layers) == (0.0, 4.0, 0.1, False, "hidden")
     o = c.optimizer
@@ -186,7 +188,36 @@ def test_unknown_section_suggests_the_nearest(tmp_path):
     e = error(write(tmp_path, "nueron:\n  tau_mem: 0.01\n"))
     assert "nueron" in str(e) and "did you mean 'neuron'?" in str(e)
     e = error(write(tmp_path, "zzz: {}\n", "far.yaml"))
-    assert "unknown key" in str(e) and "network, neuron, rule" in str(e)
+    assert "unknown key" in str(e) and "network, neuron, surrogate, rule" in str(e)
+
+
+def test_a_key_of_an_earlier_schema_says_where_it_moved(tmp_path):
+    for text, key, now in [
+        ("feedback:\n  kind: random\n", "feedback", "rule.feedback"),
+        ("neuron:\n  beta: 500\n", "neuron.beta", "surrogate.beta"),
+        ("neuron:\n  surrogate: sigmoid\n", "neuron.surrogate", "surrogate.kind"),
+        ("rule:\n  reset_grad: true\n", "rule.reset_grad", "neuron.reset_grad"),
+    ]:
+        e = error(write(tmp_path, text))
+        assert e.key == key and f"this key is now {now}" in str(e)
+
+
+def test_a_key_the_chosen_variant_does_not_read_must_keep_its_default(tmp_path):
+    e = error(write(tmp_path, {"rule": {"name": "bptt", "method": "event"}}))
+    assert e.key == "rule.method" and "not a key of rule.name 'bptt'" in str(e)
+    assert "tau_rise, tau_decay" in str(e)
+    e = error(write(tmp_path, {"rule": {"name": "bptt"}, "regularizer": {"rho": 1.0}}))
+    assert e.key == "regularizer.rho" and "no regulariser" in str(e)
+    e = error(write(tmp_path, {"task": {"n_patterns": 8}}))
+    assert e.key == "task.n_patterns" and "not a key of task.kind 'timing'" in str(e)
+    # left at its default, a key of another variant is fine (a dumped config holds them all)
+    assert load_config(write(tmp_path, {"rule": {"name": "bptt", "method": "dense"}}))
+
+
+def test_a_range_of_an_unused_key_is_not_checked(tmp_path):
+    """task.gap's default (50 ms) is no multiple of a 0.3 ms step; a timing task never reads it."""
+    c = load_config(write(tmp_path, {"neuron": {"dt": 2.5e-4}, "task": {"period": 0.5}}))
+    assert c.neuron.dt == 2.5e-4
 
 
 def test_bad_choice_suggests_the_nearest(tmp_path):
@@ -200,12 +231,12 @@ def test_bad_choice_suggests_the_nearest(tmp_path):
     [
         ("neuron:\n  tau_mem: fast\n", "neuron.tau_mem", "expected a number"),
         ("neuron:\n  tau_mem: '0.01'\n", "neuron.tau_mem", "expected a number"),
-        ("neuron:\n  beta: .inf\n", "neuron.beta", "expected a finite number"),
+        ("surrogate:\n  beta: .inf\n", "surrogate.beta", "expected a finite number"),
         ("run:\n  seeds: 1.5\n", "run.seeds", "expected an integer"),
         ("task:\n  n_in: 100.0\n", "task.n_in", "expected an integer"),
         ("run:\n  seeds: true\n", "run.seeds", "expected an integer"),
-        ("rule:\n  reset_grad: yes\n", "rule.reset_grad", "expected a boolean (true or false)"),
-        ("rule:\n  reset_grad: 'true'\n", "rule.reset_grad", "expected a boolean"),
+        ("neuron:\n  reset_grad: yes\n", "neuron.reset_grad", "expected a boolean (true or false)"),
+        ("neuron:\n  reset_grad: 'true'\n", "neuron.reset_grad", "expected a boolean"),
         ("regularizer:\n  error_dependent: 1\n", "regularizer.error_dependent", "a boolean"),
         ("neuron:\n  integrator: 3\n", "neuron.integrator", "expected a string"),
         ("network:\n  sizes: 100\n", "network.sizes", "expected a list of integers"),
@@ -225,10 +256,10 @@ def test_wrong_type(tmp_path, text, key, expected):
 
 
 def test_floats_accept_ints_and_yaml12_scalars(tmp_path):
-    c = load_config(write(tmp_path, "neuron:\n  beta: 2000\noptimizer:\n  r0: 5e-3\n"))
-    assert c.neuron.beta == 2000.0 and isinstance(c.neuron.beta, float)
+    c = load_config(write(tmp_path, "surrogate:\n  beta: 2000\noptimizer:\n  r0: 5e-3\n"))
+    assert c.surrogate.beta == 2000.0 and isinstance(c.surrogate.beta, float)
     assert c.optimizer.r0 == 5e-3
-    assert load_config(write(tmp_path, "rule: {reset_grad: true}\n", "t.yaml")).rule.reset_grad
+    assert load_config(write(tmp_path, "neuron: {reset_grad: true}\n", "t.yaml")).neuron.reset_grad
 
 
 def test_yaml_syntax_error_names_file_and_line(tmp_path):
@@ -256,9 +287,9 @@ OUT_OF_RANGE = [
     ({"neuron": {"u_reset": -0.04}}, "neuron.u_reset", "< neuron.theta = -0.05 V"),
     ({"neuron": {"delay": -1e-4}}, "neuron.delay", ">= 0 s and a multiple of neuron.dt"),
     ({"neuron": {"delay": 0.00085}}, "neuron.delay", "a multiple of neuron.dt"),
-    ({"neuron": {"beta": 0.0}}, "neuron.beta", "> 0 1/V"),
+    ({"surrogate": {"beta": 0.0}}, "surrogate.beta", "> 0 1/V"),
     ({"neuron": {"integrator": "rk4"}}, "neuron.integrator", "one of 'euler', 'exact'"),
-    ({"neuron": {"surrogate": "fast"}}, "neuron.surrogate", "one of 'superspike'"),
+    ({"surrogate": {"kind": "fast"}}, "surrogate.kind", "one of 'superspike'"),
     ({"network": {"w_min": 0.2}}, "network.w_min", "< network.w_max = 0.1 V"),
     ({"network": {"w0": -0.01}}, "network.w0", ">= 0 V"),
     ({"network": {"sizes": [100]}}, "network.sizes", "a list of >= 2 positive integers"),
@@ -269,11 +300,11 @@ OUT_OF_RANGE = [
     ({"rule": {"method": "sparse"}}, "rule.method", "one of 'dense', 'event', 'stepwise'"),
     ({"rule": {"sigma_prime": "two"}}, "rule.sigma_prime", "one of 'surrogate', 'one'"),
     ({"rule": {"tau_rise": 0.02}}, "rule.tau_rise", "< rule.tau_decay = 0.01 s"),
-    ({"rule": {"tau_decay": 0.0}}, "rule.tau_decay", "> 0 and > neuron.dt"),
+    ({"rule": {"tau_decay": 0.0}}, "rule.tau_decay", "> 0 s"),
     ({"rule": {"hebbian_delay": -1e-4}}, "rule.hebbian_delay", ">= 0 s and a multiple of"),
     ({"rule": {"hebbian_delay": 5e-5}}, "rule.hebbian_delay", "a multiple of neuron.dt"),
     ({"rule": {"max_spikes": 0}}, "rule.max_spikes", "an integer >= 1"),
-    ({"feedback": {"kind": "transpose"}}, "feedback.kind", "'symmetric', 'random', 'uniform'"),
+    ({"rule": {"feedback": "transpose"}}, "rule.feedback", "'symmetric', 'random', 'uniform'"),
     ({"regularizer": {"rho": -1.0}}, "regularizer.rho", ">= 0"),
     ({"regularizer": {"a": -1.0}}, "regularizer.a", ">= 0"),
     ({"regularizer": {"tau": 0.0}}, "regularizer.tau", "> 0 and > neuron.dt"),
@@ -286,8 +317,16 @@ OUT_OF_RANGE = [
     ({"optimizer": {"drops": [[-1.0, 0.1]]}}, "optimizer.drops", "[time >= 0 s, factor >= 0]"),
     ({"optimizer": {"drops": [[100.0, -0.1]]}}, "optimizer.drops", "[time >= 0 s, factor >= 0]"),
     ({"task": {"kind": "mnist"}}, "task.kind", "one of 'timing', 'ras', 'xor', 'image', 'randman'"),
-    ({"task": {"image_threshold": 0.0}}, "task.image_threshold", "> 0 and <= 1"),
-    ({"task": {"image_threshold": 1.5}}, "task.image_threshold", "> 0 and <= 1"),
+    (
+        {"task": {"kind": "image", "n_out": 100, "image_threshold": 0.0}},
+        "task.image_threshold",
+        "> 0 and <= 1",
+    ),
+    (
+        {"task": {"kind": "image", "n_out": 100, "image_threshold": 1.5}},
+        "task.image_threshold",
+        "> 0 and <= 1",
+    ),
     ({"task": {"n_in": 0}}, "task.n_in", "an integer >= 1"),
     ({"task": {"rate_hz": -1.0}}, "task.rate_hz", ">= 0 Hz"),
     ({"task": {"rate_hz": 20000.0}}, "task.rate_hz", "<= 1 / neuron.dt = 10000 Hz"),
@@ -342,18 +381,18 @@ def test_overrides_are_parsed_as_yaml(tmp_path):
             "run.seeds=4",
             "optimizer.r0=5e-3",
             "optimizer.drops=[[100, 0.5], [200, 0.1]]",
-            "rule.reset_grad=true",
+            "neuron.reset_grad=true",
             "network.sizes=[100, 3, 1]",
-            "neuron.beta=500",
-            "feedback.kind=random",
+            "surrogate.beta=500",
+            "rule.feedback=random",
         ],
     )
     assert c.run.seeds == 4 and isinstance(c.run.seeds, int)
     assert c.optimizer.r0 == 5e-3 and isinstance(c.optimizer.r0, float)
     assert c.optimizer.drops == ((100.0, 0.5), (200.0, 0.1))
-    assert c.rule.reset_grad is True
+    assert c.neuron.reset_grad is True
     assert c.network.sizes == (100, 3, 1)
-    assert c.neuron.beta == 500.0 and c.feedback.kind == "random"
+    assert c.surrogate.beta == 500.0 and c.rule.feedback == "random"
     # later overrides win, and an override beats the file
     p2 = write(tmp_path, "run: {seeds: 3}\n", "s.yaml")
     assert load_config(p2, ["run.seeds=5", "run.seeds=6"]).run.seeds == 6
@@ -370,8 +409,8 @@ def test_override_errors(tmp_path):
     assert "malformed override" in str(error(p, ["seeds=4"]))
     e = error(p, ["run.seeds=1.5"])
     assert e.key == "run.seeds" and "expected an integer" in str(e) and "--set" in str(e)
-    e = error(p, ["rule.reset_grad=yes"])
-    assert e.key == "rule.reset_grad" and "a boolean" in str(e)
+    e = error(p, ["neuron.reset_grad=yes"])
+    assert e.key == "neuron.reset_grad" and "a boolean" in str(e)
     e = error(p, ["optimizer.r0=0"])
     assert e.key == "optimizer.r0" and "must be > 0" in str(e) and "--set" in str(e)
     assert "YAML syntax error" in str(error(p, ["network.sizes=[100, 1"]))
@@ -518,8 +557,8 @@ def test_image_file_is_read_once(tmp_path, monkeypatch):
 
 def test_dump_load_round_trip(tmp_path):
     _ras_files(tmp_path)
-    overrides = ["optimizer.eps=1e-9", "optimizer.r0=5e-3", "rule.reset_grad=true",
-                 "regularizer.rho=1", "run.dtype=float64", "task.target_times=[]"]  # fmt: skip
+    overrides = ["optimizer.eps=1e-9", "optimizer.r0=5e-3", "neuron.reset_grad=true",
+                 "regularizer.rho=1", "run.dtype=float64", "run.seeds=3"]  # fmt: skip
     for cfg in (default_config(), load_config(_ras_config(tmp_path), overrides)):
         out = tmp_path / "dumped" / "config.yaml"
         out.parent.mkdir(exist_ok=True)
@@ -531,7 +570,7 @@ def test_dump_load_round_trip(tmp_path):
 
 def test_config_to_dict_is_plain_and_yaml_dumpable():
     d = config_to_dict(default_config())
-    assert list(d) == ["network", "neuron", "rule", "feedback", "regularizer", "optimizer",
+    assert list(d) == ["network", "neuron", "surrogate", "rule", "regularizer", "optimizer",
                        "task", "run"]  # fmt: skip
     assert d["network"]["sizes"] == [100, 4, 1] and d["optimizer"]["drops"] == [[400.0, 0.1]]
     assert isinstance(d["task"]["target_times"], list)
@@ -540,9 +579,9 @@ def test_config_to_dict_is_plain_and_yaml_dumpable():
 
 def test_diff_configs_lists_exactly_the_changed_keys(tmp_path):
     a = default_config()
-    b = load_config(write(tmp_path, ""), ["run.seeds=4", "optimizer.r0=5e-3", "neuron.beta=500"])
+    b = load_config(write(tmp_path, ""), ["run.seeds=4", "optimizer.r0=5e-3", "surrogate.beta=500"])
     assert diff_configs(a, b) == [
-        ("neuron.beta", 1000.0, 500.0),
+        ("surrogate.beta", 1000.0, 500.0),
         ("optimizer.r0", 1e-3, 5e-3),
         ("run.seeds", 1, 4),
     ]
@@ -555,8 +594,8 @@ def test_diff_configs_lists_exactly_the_changed_keys(tmp_path):
 def test_build_trainer_fields_match_the_config(tmp_path):
     c = load_config(
         write(tmp_path, ""),
-        ["feedback.kind=random", "regularizer.rho=1.0", "rule.reset_grad=true",
-         "neuron.surrogate=superspike_code", "neuron.beta=2000", "rule.method=event",
+        ["rule.feedback=random", "regularizer.rho=1.0", "neuron.reset_grad=true",
+         "surrogate.kind=superspike_code", "surrogate.beta=2000", "rule.method=event",
          "optimizer.name=rmsprop", "neuron.delay=8e-4", "rule.hebbian_delay=8e-4"],
     )  # fmt: skip
     tr = build_trainer(c)
@@ -570,12 +609,13 @@ def test_build_trainer_fields_match_the_config(tmp_path):
     )  # fmt: skip
     s = tr.rule
     assert isinstance(s, SuperSpikeConfig)
-    assert (s.feedback, s.het_rho, s.het_a, s.het_tau, s.method) == (
+    assert (s.feedback, s.regularizer.rho, s.regularizer.a, s.regularizer.tau, s.method) == (
         "random", 1.0, 4.0, 0.1, "event",
     )  # fmt: skip
     assert s.delay_steps(1e-4) == 8
-    assert (tr.optimizer, tr.r0, tr.tau_rms, tr.eps) == ("rmsprop", 1e-3, 30.0, 1e-12)
-    assert tr.burn_in == 20.0 and tr.drops == ((400.0, 0.1),)
+    o = tr.optimizer
+    assert (o.name, o.r0, o.tau_rms, o.eps) == ("rmsprop", 1e-3, 30.0, 1e-12)
+    assert o.burn_in == 20.0 and o.drops == ((400.0, 0.1),)
     bptt = build_trainer(load_config(write(tmp_path, "rule: {name: bptt}\n", "b.yaml"))).rule
     assert isinstance(bptt, BPTTConfig) and bptt.loss == VanRossum(5e-3, 10e-3)
     short = load_config(write(tmp_path, "run: {block: 0.25, duration: 1.0}\n", "k.yaml"))
@@ -672,7 +712,7 @@ def test_image_file_relative_to_the_yaml_and_missing(tmp_path):
 
 
 def _randman_cfg(tmp_path, **task):
-    return _task_cfg(tmp_path, {"kind": "randman", "n_in": 8, "n_out": 3, "n_patterns": 5}, task)
+    return _task_cfg(tmp_path, {"kind": "randman", "n_in": 8, "n_out": 3, "n_samples": 5}, task)
 
 
 def test_randman_stream_windows(tmp_path):
@@ -753,7 +793,7 @@ def test_xor_heldout_stream_same_patterns_new_context(tmp_path):
         ({"gap": 0.01}, "task.gap", ">= 0.015 s"),
         ({"gap": 0.05005}, "task.gap", "a multiple of neuron.dt"),
         ({"n_out": 1}, "task.n_out", ">= 2 for task.kind randman"),
-        ({"n_patterns": 0}, "task.n_patterns", "an integer >= 1"),
+        ({"n_samples": 0}, "task.n_samples", "an integer >= 1"),
     ],
 )
 def test_bad_randman_keys(tmp_path, task, key, allowed):

@@ -86,7 +86,7 @@ def test_every_condition_validates_quick_and_full(name):
     if name == "fig8":
         # "the task of Fig. 7": n_h = 256, random feedback
         assert all(c[False].network.sizes == (100, 256, 100) for c in runs.values())
-        assert all(c[False].feedback.kind == "random" for c in runs.values())
+        assert all(c[False].rule.feedback == "random" for c in runs.values())
     if name == "oxford":
         full = runs["symmetric"][False]
         assert full.task.target_id_offset == 1 and full.run.duration == 1022.0
@@ -95,7 +95,7 @@ def test_every_condition_validates_quick_and_full(name):
         # the oxford_rfb condition is configs/oxford_rfb.yaml (the code's sim_rfb)
         rfb = load_config(REPO / "configs" / "oxford_rfb.yaml")
         assert runs["oxford_rfb"][False] == dataclasses.replace(rfb, source=full.source)
-        assert rfb.regularizer.rho == 1.0 and rfb.feedback.kind == "random"
+        assert rfb.regularizer.rho == 1.0 and rfb.rule.feedback == "random"
     if name == "fig1":
         fixed = runs["fixed_1e-5"][True].optimizer
         assert (fixed.name, fixed.r0) == ("fixed", 1e-5)
@@ -140,7 +140,7 @@ def test_markdown_reports_the_all_negative_feedback_seeds():
     stats = {"median": 0.1, "q1": 0.05, "q3": 2.0, "values": [0.1, 2.0, 0.05]}
     row = dict(
         condition="h4_random",
-        overrides=["feedback.kind=random"],
+        overrides=["rule.feedback=random"],
         seeds=[0, 1, 2],
         simulated_seconds=500.0,
         wall_seconds=3.0,
@@ -164,7 +164,7 @@ def test_markdown_reports_the_all_negative_feedback_seeds():
     )
     line = markdown(report).splitlines()[-3]
     assert line == (
-        "| h4_random | `feedback.kind=random` | 3 | 500 | 0.1 [0.05, 2] | 2/3 | 12.5 | 3.0 "
+        "| h4_random | `rule.feedback=random` | 3 | 500 | 0.1 [0.05, 2] | 2/3 | 12.5 | 3.0 "
         "| 1/3 (1: no) |"
     )
 

@@ -34,9 +34,9 @@ def _accuracy(tmp_path, name, *sets):
 def xor_results(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("fig5")
     return {
-        "symmetric": _accuracy(tmp, "sym", "feedback.kind=symmetric", "run.duration=1000.0"),
-        "random": _accuracy(tmp, "rnd", "feedback.kind=random", "run.duration=1000.0"),
-        "uniform": _accuracy(tmp, "uni", "feedback.kind=uniform"),
+        "symmetric": _accuracy(tmp, "sym", "rule.feedback=symmetric", "run.duration=1000.0"),
+        "random": _accuracy(tmp, "rnd", "rule.feedback=random", "run.duration=1000.0"),
+        "uniform": _accuracy(tmp, "uni", "rule.feedback=uniform"),
         "no_hidden": _accuracy(tmp, "none", "network.sizes=[100,2]"),
     }
 

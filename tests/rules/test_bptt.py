@@ -9,6 +9,7 @@ import pytest
 
 from ssjax.network import Network, init_weights
 from ssjax.neuron import LIFParams
+from ssjax.optim import Optimizer
 from ssjax.rules.bptt import bptt_grad, bptt_loss, with_reset_grad
 from ssjax.spike import Surrogate
 from ssjax.tasks.raster import frozen_poisson
@@ -112,7 +113,12 @@ def _one_block(rule):
     from ssjax.train import TrainSpec, block_step, init_train_state
 
     task = timing_task(jax.random.PRNGKey(0))
-    spec = TrainSpec(Network((100, 1)), rule=rule, optimizer="fixed", block_steps=5000)
+    spec = TrainSpec(
+        Network((100, 1)),
+        rule=rule,
+        optimizer=Optimizer("fixed", burn_in=0.0, drops=()),
+        block_steps=5000,
+    )
     st = init_train_state(spec, jax.random.PRNGKey(1))
     st = st._replace(weights=tuple(4 * w for w in st.weights))  # the output fires
     new, m = jax.jit(block_step, static_argnums=0)(spec, task.inputs, task.targets, st)

@@ -22,13 +22,29 @@ def test_every_entry_is_registered_by_its_module():
 
 
 def test_kinds_read_only_task_keys():
+    """The config's task section is the union of the kinds' declarations, and nothing else."""
     fields = {f.name for f in dataclasses.fields(C.TaskConfig)}
+    union = set()
     for name in registry.names():
         kind = registry.get(name)
-        assert set(kind.reads) <= fields - {"kind"}, name
-        assert len(set(kind.reads)) == len(kind.reads), name
+        reads = registry.reads(kind)
+        assert set(reads) <= fields - {"kind"}, name
+        union |= set(reads)
         for key, _, _ in kind.checks:
             assert key.startswith("task.") and key[5:] in fields, (name, key)
+    assert union == fields - {"kind"}
+
+
+def test_a_key_two_kinds_read_is_one_declaration():
+    """n_in of timing and of xor: the same declaration (borrowed from TaskCommon)."""
+    from ssjax.params import same_declaration
+
+    def field(kind, name):
+        (f,) = [f for f in dataclasses.fields(registry.get(kind).params) if f.name == name]
+        return f
+
+    assert same_declaration(field("timing", "n_in"), field("xor", "n_in"))
+    assert not same_declaration(field("xor", "n_patterns"), field("randman", "n_samples"))
 
 
 def test_task_view_holds_the_declared_keys_only():

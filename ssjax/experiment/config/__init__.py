@@ -1,0 +1,59 @@
+"""Typed run configuration: YAML files, ``--set section.key=value`` overrides, validation, build.
+
+A config has eight sections (network, neuron, surrogate, rule, regularizer, optimizer, task,
+run), generated from the library's parameter declarations (:mod:`.schema`); it is loaded and
+validated once (:mod:`.validate`), dumped and compared (:mod:`.yaml_io`), and turned into the
+library's objects and the task's arrays (:mod:`.build`).
+"""
+
+from ssjax.experiment.config.build import (
+    TASK_KINDS,
+    WINDOW_TASKS,
+    build_heldout,
+    build_task,
+    build_trainer,
+    make,
+    n_blocks,
+)
+from ssjax.experiment.config.errors import ConfigError
+from ssjax.experiment.config.schema import (
+    SECTIONS,
+    Config,
+    NetworkConfig,
+    NeuronConfig,
+    OptimizerConfig,
+    RegularizerConfig,
+    RuleConfig,
+    RunConfig,
+    SurrogateConfig,
+    TaskConfig,
+)
+from ssjax.experiment.config.validate import default_config, load_config, validate_config
+from ssjax.experiment.config.yaml_io import config_to_dict, diff_configs, dump_config
+
+__all__ = [
+    "SECTIONS",
+    "TASK_KINDS",
+    "WINDOW_TASKS",
+    "Config",
+    "ConfigError",
+    "NetworkConfig",
+    "NeuronConfig",
+    "OptimizerConfig",
+    "RegularizerConfig",
+    "RuleConfig",
+    "RunConfig",
+    "SurrogateConfig",
+    "TaskConfig",
+    "build_heldout",
+    "build_task",
+    "build_trainer",
+    "config_to_dict",
+    "default_config",
+    "diff_configs",
+    "dump_config",
+    "load_config",
+    "make",
+    "n_blocks",
+    "validate_config",
+]

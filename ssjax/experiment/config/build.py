@@ -1,0 +1,115 @@
+"""Building: the library objects a validated config describes, and its task's arrays.
+
+:func:`build_trainer` assembles the :class:`ssjax.train.TrainSpec` from the sections with
+:func:`make`, which copies exactly the fields a library dataclass declares (the schema is
+generated from those declarations, so there is no list of names to keep in step). The task
+builders run the task kind's ``build``/``heldout`` on the data read at validation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from ssjax.experiment.config.errors import ConfigError
+from ssjax.experiment.config.schema import RULE_TYPES, Config
+from ssjax.experiment.config.validate import label, validate_config
+from ssjax.network import Network
+from ssjax.neuron import LIFParams
+from ssjax.optim import Optimizer
+from ssjax.params import params_of
+from ssjax.rules.regulariser import Regularizer
+from ssjax.rules.superspike import SuperSpikeConfig
+from ssjax.spike import Surrogate
+from ssjax.tasks import registry
+from ssjax.train import TrainSpec
+
+__all__ = [
+    "TASK_KINDS",
+    "WINDOW_TASKS",
+    "build_heldout",
+    "build_task",
+    "build_trainer",
+    "make",
+    "n_blocks",
+]
+
+TASK_KINDS = registry.names()
+# tasks whose targets are window annotations (classification) rather than spike trains
+WINDOW_TASKS = registry.window_kinds()
+
+
+def make(cls, section, **nested):
+    """``cls`` built from the fields of ``section`` that ``cls`` declares, plus ``nested``
+    (its dataclass-valued fields, built from other sections); a declared field the section
+    leaves out (e.g. ``Surrogate.forward``) keeps its default."""
+    have = {f.name for f in dataclasses.fields(section)}
+    kw = {f.name: getattr(section, f.name) for f, _ in params_of(cls) if f.name in have}
+    return cls(**kw, **nested)
+
+
+def n_blocks(cfg: Config) -> int:
+    """Number of blocks of a run: ``run.duration / run.block``."""
+    return int(round(cfg.run.duration / cfg.run.block))
+
+
+def build_trainer(cfg: Config) -> TrainSpec:
+    """The :class:`ssjax.train.TrainSpec` the config describes (validates first)."""
+    cfg = validate_config(cfg)
+    try:
+        neuron = make(LIFParams, cfg.neuron, surrogate=make(Surrogate, cfg.surrogate))
+        net = make(Network, cfg.network, neuron=neuron)
+        error = "window" if cfg.task.kind in WINDOW_TASKS else "van_rossum"
+        rule_cls = RULE_TYPES[cfg.rule.name]
+        nested = {"error": error}
+        if rule_cls is SuperSpikeConfig:
+            nested["regularizer"] = make(Regularizer, cfg.regularizer)
+        rule = make(rule_cls, cfg.rule, **nested)
+        return TrainSpec(
+            net,
+            rule=rule,
+            optimizer=make(Optimizer, cfg.optimizer),
+            block_steps=int(round(cfg.run.block / cfg.neuron.dt)),
+        )
+    except ValueError as exc:
+        raise ConfigError(label(cfg), None, f"invalid configuration: {exc}") from None
+
+
+def _kind_of(cfg: Config):
+    """``(cfg validated, its task kind, the kind's params, neuron.dt, run.dtype)``; a validated
+    Config (load_config's) is taken as is."""
+    cfg = validate_config(cfg)
+    kind = registry.get(cfg.task.kind)
+    return cfg, kind, registry.task_view(kind, cfg.task), cfg.neuron.dt, np.dtype(cfg.run.dtype)
+
+
+def build_heldout(cfg: Config) -> tuple[np.ndarray, np.ndarray]:
+    """Held-out stream of a window task ``(inputs [T, n_in], code [T, n_out])`` in ``run.dtype``.
+
+    The task kind's ``heldout`` (ssjax.tasks.registry). randman: ``task.n_heldout`` new samples
+    per class of the training stream's manifolds, after one ``task.gap`` of silence; xor:
+    ``task.n_heldout`` patterns of each of the 4 kinds with the training stream's stimulus timing
+    but a new order, new gaps and new background noise (ssjax.tasks.randman, ssjax.tasks.xor).
+    Raises ConfigError unless the kind has a held-out set and ``task.n_heldout >= 1``.
+    """
+    cfg, kind, task, dt, dtype = _kind_of(cfg)
+    if kind.heldout is None or cfg.task.n_heldout < 1:
+        have = " or ".join(sorted(n for n in TASK_KINDS if registry.get(n).heldout is not None))
+        raise ConfigError(
+            label(cfg), "task.n_heldout", f"a held-out set needs task.kind {have} and >= 1"
+        )
+    assert cfg._checked is not None  # validate_config attaches it
+    return kind.heldout(task, dt, dtype, cfg._checked.data)
+
+
+def build_task(cfg: Config) -> tuple[np.ndarray, np.ndarray]:
+    """One pattern period: ``(inputs [P, N_in], targets [P, N_out])`` in ``run.dtype``.
+
+    For window tasks (WINDOW_TASKS) the period is the whole frozen stream and the targets are its
+    window annotation; for image, P = task.period / neuron.dt and the targets draw the image.
+    The task kind's ``build`` (ssjax.tasks.registry), on the data files read at validation.
+    """
+    cfg, kind, task, dt, dtype = _kind_of(cfg)
+    assert cfg._checked is not None  # validate_config attaches it
+    return kind.build(task, dt, dtype, cfg._checked.data)
