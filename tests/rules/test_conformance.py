@@ -53,7 +53,7 @@ def _shapes(tree):
 
 
 # the event route (about 40 s here) runs with the long checks; its agreement with the dense
-# and stepwise routes is in tests/rules/test_superspike.py
+# and stepwise routes is in tests/rules/superspike/test_routes.py
 @pytest.fixture(
     params=[pytest.param(n, marks=pytest.mark.slow) if n.endswith("event") else n for n in RULES]
 )

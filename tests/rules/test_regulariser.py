@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ssjax.filters import alpha_sum
+from ssjax.filters import alpha_sum, exp_filter
 from ssjax.network import Network, arriving_spikes, init_weights
 from ssjax.neuron import LIFParams
 from ssjax.rules.feedback import init_feedback
@@ -126,7 +126,7 @@ def _ratio(reg, elam):
 
 
 # the per-step and event routes are slow-marked (about 15 s each; they agree with dense to float
-# rounding, tests/rules/test_superspike.py); .ci/run runs them after the default suite
+# rounding, tests/rules/superspike/test_routes.py); .ci/run runs them after the default suite
 _SLOW = pytest.mark.slow
 
 
@@ -199,3 +199,17 @@ def test_regulariser_is_rho_times_scale_exactly():
     expected = 2.0 * rho_scale(net.neuron, 5e-3, 10e-3) * np.asarray(w[0], np.float64) * acc
     np.testing.assert_allclose(reg_o, expected, rtol=2e-3, atol=1e-6 * np.abs(expected).max())
     assert jnp.isfinite(jnp.asarray(reg_o)).all()
+
+
+def test_poisson_closed_form_of_fourth_moment():
+    """<z^4> of shot noise z' = -z/tau + S (unit jumps) at Poisson rate nu: with
+    k_n = nu tau / n the cumulants, <z^4> = k4 + 4 k3 k1 + 3 k2^2 + 6 k2 k1^2 + k1^4."""
+    nu, tau, dt = 20.0, 0.1, 1e-4
+    s = frozen_poisson(jax.random.PRNGKey(11), 64, nu, 200.0 / 64 * 8, dt)
+    with jax.enable_x64(True):
+        z, _ = exp_filter(jnp.asarray(s, jnp.float64), tau, dt)
+        z = np.asarray(z)[int(10 * tau / dt) :]
+    k1, k2, k3, k4 = (nu * tau / n for n in (1, 2, 3, 4))
+    closed = k4 + 4 * k3 * k1 + 3 * k2**2 + 6 * k2 * k1**2 + k1**4
+    assert float(np.mean(z)) == pytest.approx(k1, rel=0.02)
+    assert float(np.mean(z**4)) == pytest.approx(closed, rel=0.05)
