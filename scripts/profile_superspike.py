@@ -20,12 +20,12 @@ from bench_superspike import _time  # scripts/ is on sys.path when run as a scri
 from ssjax.filters import double_exp_filter
 from ssjax.network import Network, init_weights, input_currents, simulate
 from ssjax.neuron import lif_init, lif_step
-from ssjax.rules.blocked import psp_filter
 from ssjax.rules.superspike import (
     SuperSpikeConfig,
     init_rule_state,
     superspike_grads,
 )
+from ssjax.rules.superspike._adjoint import psp_filter
 from ssjax.tasks.raster import frozen_poisson
 
 DT = 1e-4

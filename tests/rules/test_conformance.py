@@ -15,6 +15,7 @@ from ssjax.network import NetState, Network, init_weights
 from ssjax.neuron import LIFParams
 from ssjax.rules.base import Block, LearningRule, RuleOutput
 from ssjax.rules.bptt import BPTTConfig, bptt
+from ssjax.rules.regulariser import Regularizer
 from ssjax.rules.superspike import SuperSpikeConfig, superspike
 from ssjax.tasks.raster import frozen_poisson
 
@@ -24,7 +25,9 @@ K = 600
 RULES = {
     "superspike_dense": lambda **kw: superspike(NET, SuperSpikeConfig(feedback="random"), **kw),
     "superspike_event": lambda **kw: superspike(
-        NET, SuperSpikeConfig(method="event", hebbian_delay=3e-4, het_rho=1.0), **kw
+        NET,
+        SuperSpikeConfig(method="event", hebbian_delay=3e-4, regularizer=Regularizer(rho=1.0)),
+        **kw,
     ),
     "superspike_stepwise": lambda **kw: superspike(
         NET, SuperSpikeConfig(method="stepwise", feedback="uniform"), **kw
@@ -53,7 +56,7 @@ def _shapes(tree):
 
 
 # the event route (about 40 s here) runs with the long checks; its agreement with the dense
-# and stepwise routes is in tests/rules/test_superspike.py
+# and stepwise routes is in tests/rules/superspike/test_routes.py
 @pytest.fixture(
     params=[pytest.param(n, marks=pytest.mark.slow) if n.endswith("event") else n for n in RULES]
 )

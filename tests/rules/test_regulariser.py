@@ -13,11 +13,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ssjax.filters import alpha_sum
+from ssjax.filters import alpha_sum, exp_filter
 from ssjax.network import Network, arriving_spikes, init_weights
 from ssjax.neuron import LIFParams
 from ssjax.rules.feedback import init_feedback
-from ssjax.rules.regulariser import code_gains, rho_scale
+from ssjax.rules.regulariser import Regularizer, code_gains, rho_scale
 from ssjax.rules.superspike import SuperSpikeConfig, block_blocked, block_stepwise, init_rule_state
 from ssjax.spike import Surrogate
 from ssjax.tasks.raster import frozen_poisson
@@ -76,7 +76,8 @@ def _setup(err_dep=False, surrogate="superspike"):
 
 
 def _rule(err_dep, het_tau=0.1):
-    """SuperSpikeConfig fields: random feedback, a = 4, the paper's 5 ms / 10 ms filters."""
+    """SuperSpikeConfig fields (the regulariser's as ``het_*``): random feedback, a = 4, the
+    paper's 5 ms / 10 ms filters."""
     return dict(
         feedback="random",
         het_a=4.0,
@@ -87,11 +88,16 @@ def _rule(err_dep, het_tau=0.1):
     )
 
 
+def _config(cfg, rho):
+    reg = {k[4:]: v for k, v in cfg.items() if k.startswith("het_")}
+    rest = {k: v for k, v in cfg.items() if not k.startswith("het_")}
+    return SuperSpikeConfig(**rest, regularizer=Regularizer(rho=rho, **reg))
+
+
 def _our_terms(route, net, w, fb, x, y, cfg, rho):
-    """Our hidden layer's ``(sum e lambda, regulariser sum)`` at ``het_rho = rho``, and the
+    """Our hidden layer's ``(sum e lambda, regulariser sum)`` at ``regularizer.rho = rho``, and the
     block's record."""
-    c0 = SuperSpikeConfig(**{**cfg, "het_rho": 0.0})
-    c1 = SuperSpikeConfig(**{**cfg, "het_rho": rho})
+    c0, c1 = _config(cfg, 0.0), _config(cfg, rho)
     st = init_rule_state(net, c0, feedback=fb)
     g0, _, aux = ROUTES[route](net, c0, w, x, y, st)
     g1, _, _ = ROUTES[route](net, c1, w, x, y, init_rule_state(net, c1, feedback=fb))
@@ -126,7 +132,7 @@ def _ratio(reg, elam):
 
 
 # the per-step and event routes are slow-marked (about 15 s each; they agree with dense to float
-# rounding, tests/rules/test_superspike.py); .ci/run runs them after the default suite
+# rounding, tests/rules/superspike/test_routes.py); .ci/run runs them after the default suite
 _SLOW = pytest.mark.slow
 
 
@@ -186,7 +192,7 @@ def test_code_surrogate_kind_matches_replica_without_beta_factor():
 
 
 def test_regulariser_is_rho_times_scale_exactly():
-    """The term our routes subtract is exactly het_rho * rho_scale * w * sum_t z^a (float32)."""
+    """The term our routes subtract is exactly rho * rho_scale * w * sum_t z^a (float32)."""
     net, w, fb, x, y = _setup()
     cfg = _rule(False, het_tau=0.05)
     _, reg_o, aux = _our_terms("dense", net, w, fb, x, y, cfg, 2.0)
@@ -199,3 +205,17 @@ def test_regulariser_is_rho_times_scale_exactly():
     expected = 2.0 * rho_scale(net.neuron, 5e-3, 10e-3) * np.asarray(w[0], np.float64) * acc
     np.testing.assert_allclose(reg_o, expected, rtol=2e-3, atol=1e-6 * np.abs(expected).max())
     assert jnp.isfinite(jnp.asarray(reg_o)).all()
+
+
+def test_poisson_closed_form_of_fourth_moment():
+    """<z^4> of shot noise z' = -z/tau + S (unit jumps) at Poisson rate nu: with
+    k_n = nu tau / n the cumulants, <z^4> = k4 + 4 k3 k1 + 3 k2^2 + 6 k2 k1^2 + k1^4."""
+    nu, tau, dt = 20.0, 0.1, 1e-4
+    s = frozen_poisson(jax.random.PRNGKey(11), 64, nu, 200.0 / 64 * 8, dt)
+    with jax.enable_x64(True):
+        z, _ = exp_filter(jnp.asarray(s, jnp.float64), tau, dt)
+        z = np.asarray(z)[int(10 * tau / dt) :]
+    k1, k2, k3, k4 = (nu * tau / n for n in (1, 2, 3, 4))
+    closed = k4 + 4 * k3 * k1 + 3 * k2**2 + 6 * k2 * k1**2 + k1**4
+    assert float(np.mean(z)) == pytest.approx(k1, rel=0.02)
+    assert float(np.mean(z**4)) == pytest.approx(closed, rel=0.05)

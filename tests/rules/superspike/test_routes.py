@@ -1,7 +1,7 @@
-"""SuperSpike: per-step reference vs exact blocked (dense, event) forms; output = gradient."""
+"""SuperSpike's routes: per-step reference against the exact blocked forms (dense, event), the
+one dispatch, output layer = gradient, frozen layers and the regulariser's term."""
 
 import dataclasses
-import functools
 
 import jax
 import jax.numpy as jnp
@@ -10,10 +10,9 @@ import pytest
 
 from ssjax.network import Network, init_weights
 from ssjax.neuron import LIFParams
-from ssjax.rules import superspike
 from ssjax.rules.bptt import bptt_grad
-from ssjax.rules.feedback import init_feedback, layer_errors
-from ssjax.rules.regulariser import rho_scale
+from ssjax.rules.feedback import init_feedback
+from ssjax.rules.regulariser import Regularizer, rho_scale
 from ssjax.rules.superspike import (
     SuperSpikeConfig,
     block_blocked,
@@ -21,6 +20,7 @@ from ssjax.rules.superspike import (
     init_rule_state,
     superspike_grads,
 )
+from ssjax.rules.superspike import event as event_route
 from ssjax.tasks.raster import frozen_poisson
 
 _stepwise = jax.jit(block_stepwise, static_argnums=(0, 1))
@@ -50,9 +50,9 @@ def _blocks(n, n_in, n_out, dtype, k=2000, seed=10):
 CASES = [
     # sizes, axonal delay, Hebbian delay, feedback, regulariser
     ((40, 6, 3), 0.0, 0.0, "symmetric", {}),
-    ((40, 6, 3), 8e-4, 8e-4, "random", {"het_rho": 1.0}),
-    ((40, 6, 3), 0.0, 5e-4, "uniform", {"het_rho": 0.5, "het_error_dependent": True}),
-    ((30, 5, 4, 2), 3e-4, 0.0, "symmetric", {"het_rho": 1.0, "het_layers": "all"}),
+    ((40, 6, 3), 8e-4, 8e-4, "random", {"rho": 1.0}),
+    ((40, 6, 3), 0.0, 5e-4, "uniform", {"rho": 0.5, "error_dependent": True}),
+    ((30, 5, 4, 2), 3e-4, 0.0, "symmetric", {"rho": 1.0, "layers": "all"}),
 ]
 
 
@@ -64,7 +64,9 @@ def test_stepwise_dense_event_agree_over_consecutive_blocks(
     with jax.enable_x64(x64):
         dtype = jnp.float64 if x64 else jnp.float32
         net = Network(sizes, LIFParams(delay=delay))
-        cfg = SuperSpikeConfig(feedback=feedback, hebbian_delay=hdelay, max_spikes=64, **het)
+        cfg = SuperSpikeConfig(
+            feedback=feedback, hebbian_delay=hdelay, max_spikes=64, regularizer=Regularizer(**het)
+        )
         w = tuple(4 * a for a in init_weights(net, jax.random.PRNGKey(0), dtype))
         fb = init_feedback(jax.random.PRNGKey(1), net, feedback, dtype)
         s_a = s_b = s_c = s_d = init_rule_state(net, cfg, dtype, fb)
@@ -101,7 +103,7 @@ def test_event_route_sparse_and_fallback_branches_match_dense(n_in):
     # steps that carry presynaptic spikes, per layer
     n_steps, n_hid = (int((s.sum(1) > 0).sum()) for s in (x, aux.record.spikes[0]))
     assert 0 < n_hid < n_steps
-    assert (n_in >= superspike._PER_SPIKE) == (n_in == 130)  # which sum the input layer takes
+    assert (n_in >= event_route._PER_SPIKE) == (n_in == 130)  # which sum the input layer takes
     # each layer: overflow -> dense fallback; just fits; room to spare (a smaller capacity)
     for cap in (n_hid // 4, n_hid, n_steps // 4, n_steps, 4 * n_steps):
         g, _, _ = _event(net, SuperSpikeConfig(max_spikes=cap), w, x, y, st)
@@ -150,45 +152,12 @@ def test_feedback_none_freezes_hidden_layers():
     assert float(jnp.abs(g[0]).max()) == 0.0 and float(jnp.abs(g[1]).max()) > 0
 
 
-def _close_to_product(got, *factors):
-    """``got`` equals the float64 product of ``factors`` to float32 rounding of its terms (the
-    sums may run in another order: a near-cancelling entry keeps only an absolute precision)."""
-    ref = functools.reduce(np.matmul, [np.asarray(f, np.float64) for f in factors])
-    terms = functools.reduce(np.matmul, [np.abs(np.asarray(f, np.float64)) for f in factors])
-    np.testing.assert_array_less(np.abs(np.asarray(got) - ref), 1e-6 * terms + 1e-30)
-
-
-def test_layer_errors_per_feedback():
-    net = Network((10, 4, 5, 3))
-    w = init_weights(net, jax.random.PRNGKey(5))
-    e = jax.random.normal(jax.random.PRNGKey(6), (7, 3))
-    sym = layer_errors(e, w, (), "symmetric")
-    _close_to_product(sym[1], e, w[2].T)
-    _close_to_product(sym[0], e, w[2].T, w[1].T)
-    uni = layer_errors(e, w, init_feedback(None, net, "uniform"), "uniform")
-    np.testing.assert_allclose(uni[1], jnp.broadcast_to(e.sum(1, keepdims=True), (7, 5)), rtol=1e-6)
-    np.testing.assert_allclose(
-        uni[0], jnp.broadcast_to(5 * e.sum(1, keepdims=True), (7, 4)), rtol=1e-5
-    )
-    fb = init_feedback(jax.random.PRNGKey(7), net, "random")
-    assert [f.shape for f in fb] == [(4, 5), (5, 3)]
-    np.testing.assert_array_equal(fb[0], init_feedback(jax.random.PRNGKey(7), net, "random")[0])
-    assert not np.array_equal(fb[0], init_feedback(jax.random.PRNGKey(8), net, "random")[0])
-    assert abs(float(jnp.std(jnp.concatenate([f.ravel() for f in fb]))) - 1) < 0.35
-    rnd = layer_errors(e, w, fb, "random")
-    _close_to_product(rnd[1], e, fb[1].T)
-    _close_to_product(rnd[0], e, fb[1].T, fb[0].T)
-    np.testing.assert_array_equal(layer_errors(e, w, (), "none")[0], 0.0)
-    with pytest.raises(ValueError, match="feedback must be one of"):
-        layer_errors(e, w, (), "backprop")
-
-
 def test_regulariser_term_is_exact_with_zero_error():
     """With target = output (no error) only the regulariser acts: -g = rho w sum_t z^a / K."""
     net = Network((40, 6, 3))
     w = tuple(4 * a for a in init_weights(net, jax.random.PRNGKey(8)))
     x, _ = next(_blocks(1, 40, 3, jnp.float32))
-    cfg = SuperSpikeConfig(feedback="random", het_rho=2.0, het_a=4.0, het_tau=0.05)
+    cfg = SuperSpikeConfig(feedback="random", regularizer=Regularizer(rho=2.0, a=4.0, tau=0.05))
     fb = init_feedback(jax.random.PRNGKey(9), net, "random")
     st = init_rule_state(net, cfg, feedback=fb)
     _, _, aux = _dense(net, cfg, w, x, jnp.zeros((x.shape[0], 3)), st)
@@ -202,38 +171,11 @@ def test_regulariser_term_is_exact_with_zero_error():
     for s in s_h:
         z = a * z + s
         acc += z**4
-    # het_rho is in the reference code's units: the rule applies rho_scale times it
+    # regularizer.rho is in the reference code's units: the rule applies rho_scale times it
     scale = rho_scale(net.neuron, cfg.tau_rise, cfg.tau_decay)
     expected = 2.0 * scale * np.asarray(w[0]) * acc[None, :] / x.shape[0]
     np.testing.assert_allclose(g[0], expected, rtol=1e-4, atol=1e-9)
     np.testing.assert_array_equal(g[1], 0.0)  # output layer: no error, not regularised
-
-
-def test_poisson_closed_form_of_fourth_moment():
-    """<z^4> of shot noise z' = -z/tau + S (unit jumps) at Poisson rate nu: with
-    k_n = nu tau / n the cumulants, <z^4> = k4 + 4 k3 k1 + 3 k2^2 + 6 k2 k1^2 + k1^4."""
-    from ssjax.filters import exp_filter
-
-    nu, tau, dt = 20.0, 0.1, 1e-4
-    s = frozen_poisson(jax.random.PRNGKey(11), 64, nu, 200.0 / 64 * 8, dt)
-    with jax.enable_x64(True):
-        z, _ = exp_filter(jnp.asarray(s, jnp.float64), tau, dt)
-        z = np.asarray(z)[int(10 * tau / dt) :]
-    k1, k2, k3, k4 = (nu * tau / n for n in (1, 2, 3, 4))
-    closed = k4 + 4 * k3 * k1 + 3 * k2**2 + 6 * k2 * k1**2 + k1**4
-    assert float(np.mean(z)) == pytest.approx(k1, rel=0.02)
-    assert float(np.mean(z**4)) == pytest.approx(closed, rel=0.05)
-
-
-def test_config_validation():
-    with pytest.raises(ValueError, match="feedback"):
-        SuperSpikeConfig(feedback="dfa")
-    with pytest.raises(ValueError, match="het_rho"):
-        SuperSpikeConfig(het_rho=-1.0)
-    with pytest.raises(ValueError, match="hebbian_delay"):
-        SuperSpikeConfig(hebbian_delay=0.55e-4).delay_steps(1e-4)
-    with pytest.raises(ValueError, match="method"):
-        SuperSpikeConfig(method="fast")
 
 
 def test_superspike_grads_dispatches_methods():
