@@ -52,8 +52,8 @@ from ssjax.experiment.config import (
 )
 from ssjax.experiment.paths import UnknownConfigError, find_config
 from ssjax.experiment.tb import RunLogger
-from ssjax.losses import window_outcome
-from ssjax.network import Network, simulate
+from ssjax.metrics import PeriodAccumulator, add_seed_blocks, heldout_accuracy, period_record
+from ssjax.network import simulate
 from ssjax.train import Hyper, TrainSpec, TrainState, init_train_state, run_blocks, shared_leaves
 
 
@@ -63,73 +63,6 @@ class RunError(RuntimeError):
 
 class NumericalError(RuntimeError):
     """A seed produced NaN or Inf; the message names seed, block and the first bad leaf."""
-
-
-class PeriodAccumulator:
-    """Sums per-block segment metrics into per-period totals (host side, one array per seed).
-
-    Periods are emitted once all their steps have been seen; the partial period is part of the
-    checkpoint so a resumed run reports the same numbers as an uninterrupted one.
-    """
-
-    def __init__(self, period_steps: int, n_layers: int, partial: dict | None = None):
-        self.period_steps = period_steps
-        self.n_layers = n_layers
-        self.partial = {int(k): v for k, v in (partial or {}).items()}
-
-    def add(self, m) -> list[tuple[int, dict]]:
-        """Add stacked metrics ``[S, blocks, ...]``; return completed ``(period, totals)``.
-
-        ``totals``: ``vr`` (mean over outputs of the van Rossum distance) and, per layer, spike
-        counts ``spikes``; ``ended``/``correct`` count classification windows; arrays over seeds.
-        """
-        p0 = np.asarray(m.period0)[0]  # identical for all seeds
-        steps = np.asarray(m.steps_seg)[0]
-        parts = {
-            "vr": np.asarray(m.sq_err_seg, np.float64).mean(-1),  # [S, blocks, seg]
-            "ended": np.asarray(m.ended_seg, np.float64),
-            "correct": np.asarray(m.correct_seg, np.float64),
-        }
-        spikes = [np.asarray(s, np.float64) for s in m.spikes_seg]  # [S, blocks, seg]
-        for b in range(steps.shape[0]):
-            for s in range(steps.shape[1]):
-                if steps[b, s] == 0:
-                    continue
-                p = int(p0[b]) + s
-                acc = self.partial.setdefault(
-                    p,
-                    {
-                        "steps": 0,
-                        "vr": 0.0,
-                        "ended": 0.0,
-                        "correct": 0.0,
-                        "spikes": [0.0] * self.n_layers,
-                    },
-                )
-                acc["steps"] += int(steps[b, s])
-                for key, arr in parts.items():
-                    acc[key] = np.asarray(acc[key]) + arr[:, b, s]
-                acc["spikes"] = [
-                    np.asarray(a) + sp[:, b, s] for a, sp in zip(acc["spikes"], spikes, strict=True)
-                ]
-        done = sorted(p for p, a in self.partial.items() if a["steps"] >= self.period_steps)
-        return [(p, self.partial.pop(p)) for p in done]
-
-    def state(self) -> dict:
-        """JSON-able partial sums."""
-        return {
-            str(p): {
-                k: (
-                    v
-                    if k == "steps"
-                    else [np.asarray(x).tolist() for x in v]
-                    if k == "spikes"
-                    else np.asarray(v).tolist()
-                )
-                for k, v in a.items()
-            }
-            for p, a in self.partial.items()
-        }
 
 
 def seed_ids(cfg: Config) -> list[int]:
@@ -306,26 +239,6 @@ def _output_raster(trainer: TrainSpec, state, pattern_in, seed: int):
     return out
 
 
-def window_accuracy(net: Network, weights, inputs, code) -> np.ndarray:
-    """Classification accuracy of trained networks on a window-annotated stream, no learning.
-
-    Each network (``weights``: per-layer arrays with a leading seed axis ``[S, ...]``) is
-    simulated from rest on ``inputs`` ``[T, N_in]``; a window (``code`` ``[T, N_out]``, as
-    :func:`ssjax.losses.window_outcome`) counts as correct when its correct output fired in it
-    and no other output did. Returns ``[S]`` correct windows / windows; seeds run one after
-    another (``lax.map``), so memory does not grow with S.
-    """
-    x = jnp.asarray(inputs, weights[0].dtype)
-    c = jnp.asarray(code)
-
-    def one(w):
-        spikes = simulate(net, w, x)[1].spikes[-1]
-        ended, correct, _ = window_outcome(spikes, c)
-        return jnp.sum(correct) / jnp.maximum(jnp.sum(ended), 1.0)
-
-    return np.asarray(jax.jit(lambda ws: jax.lax.map(one, ws))(tuple(weights)), np.float64)
-
-
 def prepare(config_path, *, seeds=None, overrides=()) -> Config:
     """Load and validate the config (no side effects); ConfigError on any problem.
 
@@ -393,8 +306,8 @@ def train(
         start, state = 0, template
     mesh = seed_mesh(len(ids))
     state = shard_state(state, mesh)
-    period_steps = pattern_in.shape[0]
-    acc = PeriodAccumulator(period_steps, trainer.net.n_layers, partial)
+    period_steps, dt = pattern_in.shape[0], trainer.net.neuron.dt
+    acc = PeriodAccumulator(period_steps, partial)
     layer_names = [f"hidden{l}" for l in range(trainer.net.n_layers - 1)] + ["output"]
     logger = RunLogger(
         workdir,
@@ -432,18 +345,11 @@ def train(
             if bad and cfg.run.on_nonfinite == "halt":
                 raise NumericalError(bad + f"; the last good checkpoint is block {ckpt.latest()}")
             state, block = new_state, block + n
-            for p, tot in acc.add(m):
+            for p, tot in add_seed_blocks(acc, m):
                 history["period"].append(p)
-                history["van_rossum"].append(np.asarray(tot["vr"]).tolist())
-                history["rate_hz"].append(
-                    [
-                        (np.asarray(sp) / (nl * period_steps * trainer.net.neuron.dt)).tolist()
-                        for sp, nl in zip(tot["spikes"], trainer.net.sizes[1:], strict=True)
-                    ]
-                )
-                if classify:
-                    ended = np.maximum(np.asarray(tot["ended"]), 1)
-                    history["accuracy"].append((np.asarray(tot["correct"]) / ended).tolist())
+                rec = period_record(tot, trainer.net.sizes, period_steps, dt, classify)
+                for key, value in rec.items():
+                    history[key].append(value)
             logger.advance(n, cost=_median_last(history))
             if block % cfg.run.log_every == 0 or block == total:
                 logger.log(block, _values(history, m, layer_names))
@@ -536,7 +442,7 @@ def _finish(cfg, trainer, workdir, ids, history, state, pattern_in, pattern_tgt,
             neg &= np.asarray(f < 0).reshape(len(ids), -1).all(1)
         summary["final"]["feedback_all_negative"] = neg.tolist()
     if cfg.task.kind in WINDOW_TASKS and cfg.task.n_heldout > 0:
-        acc = window_accuracy(trainer.net, state.weights, *build_heldout(cfg))
+        acc = heldout_accuracy(trainer.net, state.weights, *build_heldout(cfg))
         summary["final"]["heldout_accuracy"] = acc.tolist()
         summary["median"]["heldout_accuracy"] = float(np.median(acc))
     (workdir / "summary.json").write_text(json.dumps(summary, indent=2))
@@ -576,5 +482,4 @@ __all__ = [
     "check_workdir",
     "prepare",
     "train",
-    "window_accuracy",
 ]
