@@ -16,14 +16,8 @@ import pytest
 
 from ssjax.experiment.checkpoint import Checkpointer
 from ssjax.experiment.config import build_heldout, build_task, build_trainer, load_config
-from ssjax.experiment.runner import (
-    NumericalError,
-    init_states,
-    make_segment_fn,
-    prepare,
-    seed_mesh,
-    train,
-)
+from ssjax.experiment.runner import NumericalError, prepare, train
+from ssjax.experiment.seeds import init_states, make_segment_fn, seed_mesh
 from ssjax.metrics import heldout_accuracy
 from ssjax.train import run_blocks
 
@@ -280,7 +274,8 @@ def test_seed_sharding_matches_one_device(tmp_path, n_dev):
     runs = {}
     for name, flags in (("one", ""), ("many", f"--xla_force_host_platform_device_count={n_dev}")):
         code = (
-            "import jax, sys; from ssjax.experiment.runner import prepare, train, seed_mesh;"
+            "import jax, sys; from ssjax.experiment.runner import prepare, train;"
+            "from ssjax.experiment.seeds import seed_mesh;"
             f"cfg = prepare({str(path)!r}); print('devices', seed_mesh(4).devices.size);"
             f"train(cfg, {str(tmp_path / name)!r}, progress=False)"
         )
