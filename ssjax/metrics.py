@@ -37,9 +37,11 @@ __all__ = [
     "PeriodAccumulator",
     "PeriodMetrics",
     "add_seed_blocks",
+    "block_values",
     "heldout_accuracy",
     "per_period",
     "period_accuracy",
+    "period_metrics",
     "period_record",
     "rate_hz",
     "window_accuracy",
@@ -131,38 +133,46 @@ class PeriodMetrics(NamedTuple):
     accuracy: np.ndarray | None = None
 
 
+def block_values(metrics: BlockMetrics) -> dict:
+    """The per-segment values of one run's metrics (stacked over blocks, no seed axis) that
+    :func:`period_metrics` reads: per-output van Rossum sums, spikes per layer, windows."""
+    return {
+        "van_rossum": metrics.sq_err_seg,  # [blocks, n_seg, N_out]
+        "spikes": tuple(metrics.spikes_seg),
+        "ended": metrics.ended_seg,
+        "correct": metrics.correct_seg,
+    }
+
+
+def period_metrics(done, sizes, period_steps: int, dt: float) -> PeriodMetrics:
+    """:class:`PeriodMetrics` of the completed ``(period, totals)`` that
+    :meth:`PeriodAccumulator.add` returned for :func:`block_values` (possibly none)."""
+    vr = np.asarray([t["van_rossum"] for _, t in done], np.float64)
+    spikes = [np.asarray([t["spikes"][l] for _, t in done]) for l in range(len(sizes) - 1)]
+    return PeriodMetrics(
+        period=np.asarray([p for p, _ in done], np.int64),
+        van_rossum=vr.reshape(len(done), sizes[-1]),
+        rate_hz=tuple(
+            rate_hz(sp, n, period_steps, dt) for n, sp in zip(sizes[1:], spikes, strict=True)
+        ),
+        accuracy=period_accuracy(
+            np.asarray([t["correct"] for _, t in done]), np.asarray([t["ended"] for _, t in done])
+        ),
+    )
+
+
 def per_period(metrics: BlockMetrics, sizes, period_steps: int, dt: float) -> PeriodMetrics:
     """Reassemble per-period numbers from the per-block segments (host side, numpy).
 
     ``metrics`` is stacked over blocks (leading axis; no seed axis); ``sizes`` the network's
-    layer sizes. Only periods whose steps all lie in ``metrics`` are returned.
+    layer sizes. Only periods whose steps all lie in ``metrics`` are returned. To follow a run
+    piece by piece, feed a :class:`PeriodAccumulator` :func:`block_values` and read each
+    piece's completed periods with :func:`period_metrics`.
     """
-    acc = PeriodAccumulator(period_steps)
-    done = acc.add(
-        metrics.period0,
-        metrics.steps_seg,
-        {
-            "van_rossum": metrics.sq_err_seg,  # [blocks, n_seg, N_out]
-            "spikes": tuple(metrics.spikes_seg),
-            "ended": metrics.ended_seg,
-            "correct": metrics.correct_seg,
-        },
+    done = PeriodAccumulator(period_steps).add(
+        metrics.period0, metrics.steps_seg, block_values(metrics)
     )
-    n_out = np.shape(metrics.sq_err_seg)[-1]
-    tot = {
-        "van_rossum": np.asarray([t["van_rossum"] for _, t in done]).reshape(-1, n_out),
-        "ended": np.asarray([t["ended"] for _, t in done]),
-        "correct": np.asarray([t["correct"] for _, t in done]),
-    }
-    spikes = [np.asarray([t["spikes"][l] for _, t in done]) for l in range(len(sizes) - 1)]
-    return PeriodMetrics(
-        period=np.asarray([p for p, _ in done], np.int64),
-        van_rossum=tot["van_rossum"],
-        rate_hz=tuple(
-            rate_hz(sp, n, period_steps, dt) for n, sp in zip(sizes[1:], spikes, strict=True)
-        ),
-        accuracy=period_accuracy(tot["correct"], tot["ended"]),
-    )
+    return period_metrics(done, sizes, period_steps, dt)
 
 
 def add_seed_blocks(acc: PeriodAccumulator, metrics: BlockMetrics) -> list[tuple[int, dict]]:
