@@ -1,5 +1,5 @@
 """Suites ``superspike``, ``memory`` and ``seeds``: online training as the ``ssjax train`` program
-runs it (``ssjax.experiment.runner.make_segment_fn`` over ``ssjax.train.TrainSpec`` blocks,
+runs it (``ssjax.experiment.seeds.make_segment_fn`` over ``ssjax.train.TrainSpec`` blocks,
 seeds vmapped).
 
 Task: frozen Poisson inputs (5 Hz, ``ssjax.tasks.raster.frozen_poisson``) and a frozen Poisson
@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks.timing import memory_only, time_jax
-from ssjax.experiment.runner import init_states, make_segment_fn, seed_mesh, shard_state
+from ssjax.experiment.seeds import init_states, make_segment_fn, seed_mesh, shard_state
 from ssjax.network import Network
 from ssjax.rules.bptt import BPTTConfig
 from ssjax.rules.superspike import SuperSpikeConfig

@@ -17,7 +17,8 @@ import jax
 import jax.numpy as jnp
 
 from ssjax.experiment.config import build_task, build_trainer
-from ssjax.experiment.runner import init_states, make_segment_fn, prepare, seed_mesh, train
+from ssjax.experiment.runner import prepare, train
+from ssjax.experiment.seeds import init_states, make_segment_fn, seed_mesh
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -61,7 +61,7 @@ def final_weights(workdir: Path) -> list:
 
     from ssjax.experiment.checkpoint import Checkpointer
     from ssjax.experiment.config import build_trainer, load_config
-    from ssjax.experiment.runner import init_states, seed_ids
+    from ssjax.experiment.seeds import init_states, seed_ids
 
     cfg = load_config(workdir / "config.yaml")
     dtype = jnp.float64 if cfg.run.dtype == "float64" else jnp.float32

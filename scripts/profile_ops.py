@@ -3,7 +3,7 @@
 Usage: ``python scripts/profile_ops.py [--sizes 200 256 200] [--seeds 1] [--method event]
 [--blocks 10] [--top 30]``. Runs ``--blocks`` SuperSpike blocks of 0.5 s (the benchmark task:
 frozen 5 Hz Poisson inputs and targets, weights x3) as the training program runs them
-(:func:`ssjax.experiment.runner.make_segment_fn`), once to compile, once to warm up and once under
+(:func:`ssjax.experiment.seeds.make_segment_fn`), once to compile, once to warm up and once under
 ``jax.profiler`` with XLA's per-kernel trace events (``--xla_cpu_enable_xprof_traceme``), then
 prints the operations that took longest, in ms per block, with their HLO shapes. Loops compiled
 as one function show up as ``call.N``; ``wrapped_broadcast`` rows are the zero fills of scan
@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import jax  # noqa: E402
 
 from benchmarks.superspike import states, task, trainer_for  # noqa: E402
-from ssjax.experiment.runner import make_segment_fn, seed_mesh  # noqa: E402
+from ssjax.experiment.seeds import make_segment_fn, seed_mesh  # noqa: E402
 
 
 def _events(trace_dir: Path) -> list[dict]:

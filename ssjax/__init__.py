@@ -19,6 +19,7 @@ from ssjax.losses import (
     van_rossum_distance,
     van_rossum_loss,
 )
+from ssjax.metrics import PeriodMetrics, per_period
 from ssjax.network import (
     NetState,
     Network,
@@ -47,7 +48,6 @@ from ssjax.train import (
     TrainSpec,
     TrainState,
     init_train_state,
-    per_period,
     run_blocks,
     run_blocks_jit,
 )
@@ -77,6 +77,7 @@ __all__ = [
     "init_rule_state",
     "init_train_state",
     "layer_errors",
+    "PeriodMetrics",
     "per_period",
     "run_blocks",
     "run_blocks_jit",

@@ -16,7 +16,8 @@ rule's own loss filter. Float hyper-parameters travel as :class:`Hyper` values
 value.
 
 Metrics are produced per block and split by pattern period (a block may straddle periods), so
-that :func:`per_period` can reassemble exact per-period van Rossum distances and firing rates.
+that :func:`ssjax.metrics.per_period` can reassemble exact per-period van Rossum distances and
+firing rates.
 
 Reference: Zenke & Ganguli (2018), Methods; reference code fzenke/pub2018superspike.
 """
@@ -34,6 +35,9 @@ import optax
 
 from ssjax._types import Array, PRNGKey, PyTree, Weights
 from ssjax.losses import moving_average_cost, window_outcome
+
+# re-exported: per-period metrics moved to ssjax.metrics (older imports from ssjax.train work)
+from ssjax.metrics import PeriodMetrics, per_period  # noqa: F401
 from ssjax.network import Network, init_weights
 from ssjax.optim import Optimizer, clip_weights, decay, make_optimizer
 from ssjax.rules.base import Block, LearningRule
@@ -381,43 +385,3 @@ def unpack_output(out_bits, block_steps: int) -> np.ndarray:
     """Output spikes ``[..., K, N_out]`` (0/1 uint8) from ``BlockMetrics.out_bits``."""
     bits = np.asarray(out_bits)
     return np.unpackbits(bits, axis=-2, count=block_steps)
-
-
-class PeriodMetrics(NamedTuple):
-    """Per complete pattern period (numpy): ``van_rossum`` ``[n, N_out]``, ``rate_hz`` per layer
-    ``[n]``, and the index of each period."""
-
-    period: np.ndarray
-    van_rossum: np.ndarray
-    rate_hz: tuple
-
-
-def per_period(metrics: BlockMetrics, sizes, period_steps: int, dt: float) -> PeriodMetrics:
-    """Reassemble per-period numbers from the per-block segments (host side, numpy).
-
-    ``metrics`` is stacked over blocks (leading axis; no seed axis). Only periods whose steps all
-    lie in ``metrics`` are returned.
-    """
-    p0 = np.asarray(metrics.period0)
-    n_blocks, n_seg = np.asarray(metrics.steps_seg).shape
-    pid = (p0[:, None] + np.arange(n_seg)[None, :]).ravel()
-    n_per = int(pid.max()) + 1
-    steps = np.zeros(n_per, np.int64)
-    np.add.at(steps, pid, np.asarray(metrics.steps_seg).ravel())
-    sq = np.asarray(metrics.sq_err_seg, np.float64)
-    vr = np.zeros((n_per, sq.shape[-1]))
-    np.add.at(vr, pid, sq.reshape(-1, sq.shape[-1]))
-    rates = []
-    for sp in metrics.spikes_seg:
-        acc = np.zeros(n_per)
-        np.add.at(acc, pid, np.asarray(sp, np.float64).ravel())
-        rates.append(acc)
-    full = np.nonzero(steps == period_steps)[0]
-    full = full[full >= p0.min()]
-    return PeriodMetrics(
-        period=full,
-        van_rossum=vr[full],
-        rate_hz=tuple(
-            r[full] / (n * period_steps * dt) for n, r in zip(sizes[1:], rates, strict=True)
-        ),
-    )

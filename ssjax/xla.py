@@ -18,7 +18,7 @@ accesses far more memory, is left alone. JAX has no config option for it, so it 
 CPU devices. JAX exposes one CPU device however many cores there are, and XLA:CPU runs a
 program's time loops one after another, so a run of many seeds keeps one core busy most of the
 time. ``configure_cpu(devices="auto")`` asks for one CPU device per usable core
-(``jax.config.update("jax_num_cpu_devices", n)``); :func:`ssjax.experiment.runner.seed_mesh` then
+(``jax.config.update("jax_num_cpu_devices", n)``); :func:`ssjax.experiment.seeds.seed_mesh` then
 shards the seeds over them, each device running the one-seed (``map``) or seed-batched (``vmap``)
 program on its share. With ``map`` every seed's result is bit-identical whatever the device
 count; with ``vmap`` the batch per device changes with it, so results agree to float rounding

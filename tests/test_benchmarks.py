@@ -16,7 +16,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks import bptt  # noqa: E402
-from ssjax.experiment.runner import seed_mesh  # noqa: E402
+from ssjax.experiment.seeds import seed_mesh  # noqa: E402
 
 SIZE_KEYS = {
     "bptt": ("workload", "T", "batch", "n_in", "hidden", "n_out"),

@@ -3,9 +3,10 @@
 The paper's 100-input network (100 -> 1 by default, or with a hidden layer) is driven by a frozen
 Poisson pattern replayed without reset, and trained once per 0.5 s pattern period with the
 surrogate gradient of the van Rossum loss and the paper's per-parameter learning rate
-(RMaxProp). It uses the online trainer of :mod:`ssjax.train` (BPTT rule, one block per period),
-in jitted chunks of ``lax.scan`` so that progress can be shown. It writes a raster over trials
-and a learning curve.
+(RMaxProp). It is the library's online trainer (:func:`ssjax.train.run_blocks`, BPTT rule, one
+block per period) in jitted chunks so that progress can be shown, with the per-period distance
+of :mod:`ssjax.metrics` (the numbers ``ssjax train`` reports). It writes a raster over trials and
+a learning curve.
 
 Reference: Zenke & Ganguli (2018), Fig. 2.
 """
@@ -20,6 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ssjax import plots
+from ssjax.metrics import PeriodAccumulator, block_values, period_metrics
 from ssjax.network import Network
 from ssjax.optim import Optimizer
 from ssjax.rules.bptt import BPTTConfig
@@ -53,6 +55,7 @@ def run_demo(
     )
     state = init_train_state(trainer, key_run)
     run_chunk = jax.jit(lambda s: run_blocks(trainer, task.inputs, task.targets, s, chunk))
+    periods = PeriodAccumulator(period)
 
     dist_chunks: list[np.ndarray] = []
     raster_chunks: list[np.ndarray] = []
@@ -61,7 +64,8 @@ def run_demo(
     with tqdm(total=n_chunks * chunk, unit="period", desc=f"BPTT {sizes}") as bar:
         for _ in range(n_chunks):
             state, m = run_chunk(state)
-            d = np.asarray(m.sq_err_seg).sum(1).mean(-1)  # one block = one period
+            done = periods.add(m.period0, m.steps_seg, block_values(m))
+            d = period_metrics(done, sizes, period, task.dt).van_rossum.mean(-1)
             dist_chunks.append(d)
             raster_chunks.append(unpack_output(m.out_bits, period)[..., 0])
             bar.update(chunk)

@@ -1,21 +1,13 @@
-"""The training program: many seeds as one compiled run, segments, checkpoints, logs, resume.
+"""The training loop: ``ssjax train`` as segments, checkpoints, logs, resume and signals.
 
 ``ssjax train CONFIG`` ends up in :func:`train`. A run is ``n_blocks`` blocks of the online
-trainer (:mod:`ssjax.train`), ``vmap``ped over seeds (or ``lax.map``ped on CPU, where that is
-faster: ``run.seed_batching``) and, with several devices, sharded over a ``seeds`` mesh axis.
-The blocks are executed as ``lax.scan`` segments of a fixed length, split only where logs,
-raster images or checkpoints are due; the state carried between segments is the whole
-:class:`ssjax.train.TrainState`, so a resumed run is bit-identical to an uninterrupted one (CPU).
-
-Seeds: seed ``k`` of a run with ``run.seed = r`` has id ``r + k`` and draws everything (weights,
-feedback matrices) from ``jax.random.PRNGKey(r + k)``; a single-seed run with ``run.seed = r + k``
-reproduces it bit for bit with ``map`` batching (the CPU default); with ``vmap`` to float
-rounding (see :func:`make_segment_fn`).
-
-Multi-host: start each process with ``jax.distributed.initialize()``; ``jax.devices()`` then
-lists every host's devices, the ``seeds`` mesh spans them all, and each process feeds and reads
-its addressable shards (the seed count must divide evenly). Checkpoints are written by orbax
-from every process to a shared directory.
+trainer (:mod:`ssjax.train`) for all seeds at once (:mod:`ssjax.experiment.seeds`: ids,
+``map`` or ``vmap``, the ``seeds`` mesh). The blocks are executed as ``lax.scan`` segments of a
+fixed length, split only where logs, raster images or checkpoints are due; the state carried
+between segments is the whole :class:`ssjax.train.TrainState`, and the partial pattern period is
+part of the checkpoint (:class:`ssjax.metrics.PeriodAccumulator`), so a resumed run is
+bit-identical to an uninterrupted one (CPU). At the end :mod:`ssjax.experiment.report` writes
+the summary. Checkpoints are written by orbax from every process to a shared directory.
 
 Reference: SUPERSPIKE.md; DESIGN.md (train, checkpoint, logging).
 """
@@ -23,8 +15,6 @@ Reference: SUPERSPIKE.md; DESIGN.md (train, checkpoint, logging).
 from __future__ import annotations
 
 import dataclasses
-import functools
-import json
 import math
 import signal
 import time
@@ -33,15 +23,12 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from ssjax import plots
 from ssjax.experiment.checkpoint import Checkpointer
 from ssjax.experiment.config import (
-    WINDOW_TASKS,
     Config,
     ConfigError,
-    build_heldout,
     build_task,
     build_trainer,
     config_to_dict,
@@ -51,10 +38,10 @@ from ssjax.experiment.config import (
     n_blocks,
 )
 from ssjax.experiment.paths import UnknownConfigError, find_config
+from ssjax.experiment.report import layer_names, output_raster, write_report
+from ssjax.experiment.seeds import init_states, make_segment_fn, seed_ids, seed_mesh, shard_state
 from ssjax.experiment.tb import RunLogger
-from ssjax.losses import window_outcome
-from ssjax.network import Network, simulate
-from ssjax.train import Hyper, TrainSpec, TrainState, init_train_state, run_blocks, shared_leaves
+from ssjax.metrics import PeriodAccumulator, add_seed_blocks, period_record
 
 
 class RunError(RuntimeError):
@@ -63,206 +50,6 @@ class RunError(RuntimeError):
 
 class NumericalError(RuntimeError):
     """A seed produced NaN or Inf; the message names seed, block and the first bad leaf."""
-
-
-class PeriodAccumulator:
-    """Sums per-block segment metrics into per-period totals (host side, one array per seed).
-
-    Periods are emitted once all their steps have been seen; the partial period is part of the
-    checkpoint so a resumed run reports the same numbers as an uninterrupted one.
-    """
-
-    def __init__(self, period_steps: int, n_layers: int, partial: dict | None = None):
-        self.period_steps = period_steps
-        self.n_layers = n_layers
-        self.partial = {int(k): v for k, v in (partial or {}).items()}
-
-    def add(self, m) -> list[tuple[int, dict]]:
-        """Add stacked metrics ``[S, blocks, ...]``; return completed ``(period, totals)``.
-
-        ``totals``: ``vr`` (mean over outputs of the van Rossum distance) and, per layer, spike
-        counts ``spikes``; ``ended``/``correct`` count classification windows; arrays over seeds.
-        """
-        p0 = np.asarray(m.period0)[0]  # identical for all seeds
-        steps = np.asarray(m.steps_seg)[0]
-        parts = {
-            "vr": np.asarray(m.sq_err_seg, np.float64).mean(-1),  # [S, blocks, seg]
-            "ended": np.asarray(m.ended_seg, np.float64),
-            "correct": np.asarray(m.correct_seg, np.float64),
-        }
-        spikes = [np.asarray(s, np.float64) for s in m.spikes_seg]  # [S, blocks, seg]
-        for b in range(steps.shape[0]):
-            for s in range(steps.shape[1]):
-                if steps[b, s] == 0:
-                    continue
-                p = int(p0[b]) + s
-                acc = self.partial.setdefault(
-                    p,
-                    {
-                        "steps": 0,
-                        "vr": 0.0,
-                        "ended": 0.0,
-                        "correct": 0.0,
-                        "spikes": [0.0] * self.n_layers,
-                    },
-                )
-                acc["steps"] += int(steps[b, s])
-                for key, arr in parts.items():
-                    acc[key] = np.asarray(acc[key]) + arr[:, b, s]
-                acc["spikes"] = [
-                    np.asarray(a) + sp[:, b, s] for a, sp in zip(acc["spikes"], spikes, strict=True)
-                ]
-        done = sorted(p for p, a in self.partial.items() if a["steps"] >= self.period_steps)
-        return [(p, self.partial.pop(p)) for p in done]
-
-    def state(self) -> dict:
-        """JSON-able partial sums."""
-        return {
-            str(p): {
-                k: (
-                    v
-                    if k == "steps"
-                    else [np.asarray(x).tolist() for x in v]
-                    if k == "spikes"
-                    else np.asarray(v).tolist()
-                )
-                for k, v in a.items()
-            }
-            for p, a in self.partial.items()
-        }
-
-
-def seed_ids(cfg: Config) -> list[int]:
-    """Seed ids of a run: ``run.seed, run.seed + 1, ...``."""
-    return [cfg.run.seed + k for k in range(cfg.run.seeds)]
-
-
-def init_states(trainer: TrainSpec, ids, dtype) -> TrainState:
-    """Fresh states with a leading seed axis, seed ``k`` from ``PRNGKey(ids[k])``."""
-    keys = jnp.stack([jax.random.PRNGKey(i) for i in ids])
-    return jax.vmap(lambda k: init_train_state(trainer, k, dtype))(keys)
-
-
-def seed_mesh(n_seeds: int) -> Mesh:
-    """A 1-D ``seeds`` mesh over the largest number of devices that divides ``n_seeds``."""
-    devs = jax.devices()
-    n = max(d for d in range(1, len(devs) + 1) if n_seeds % d == 0)
-    return Mesh(np.asarray(devs[:n]), ("seeds",))
-
-
-def make_segment_fn(
-    trainer: TrainSpec,
-    pattern_in,
-    pattern_tgt,
-    mesh: Mesh,
-    length: int,
-    batching: str = "vmap",
-    hyper: Hyper | None = None,
-):
-    """Jitted ``state -> (state, metrics)`` running ``length`` blocks for all seeds.
-
-    ``trainer`` is compiled in as its :meth:`~ssjax.train.TrainSpec.structure`; the float
-    hyper-parameters ``hyper`` (default :meth:`~ssjax.train.TrainSpec.hyper` in the state's
-    float type) are passed as values, so specs that differ only in them share the program.
-
-    ``batching``: ``vmap`` runs a device's seeds as one batched program (what accelerators
-    need); ``map`` runs them one after another with ``lax.map``; ``auto`` picks ``map`` on CPU.
-    With several devices each runs the same program on its own seeds under ``shard_map``.
-
-    Under ``vmap`` the position in the pattern is passed unbatched (all seeds are always at the
-    same step), so the block's inputs and everything that depends on them alone (the input
-    layer's PSP trace, the product of that trace with all seeds' post-side signals) are computed
-    once for all seeds: on CPU, 64 seeds of 100-4-1 run about 4x faster than under ``map``.
-    Bit-exactness: ``map`` computes every seed with the one-seed program, so a seed's result
-    never depends on the others (bit-identical to a single-seed run); under ``vmap`` the shared
-    products have a seed-count-dependent shape, and BPTT's autodiff reductions are vectorised
-    differently for some batch sizes, so seeds agree with single-seed runs to float rounding.
-    A given config (seed count included) is bit-reproducible either way.
-    """
-    if batching == "auto":
-        batching = "map" if mesh.devices.flat[0].platform == "cpu" else "vmap"
-    spec = PartitionSpec("seeds")
-    static = trainer.structure()
-
-    def one(s, h):
-        return run_blocks(static, pattern_in, pattern_tgt, s, length, h)
-
-    def one_shared(s, h):
-        return run_blocks(static, pattern_in, pattern_tgt, s, length, h, shared_inputs=True)
-
-    def local(state, h):
-        if state.pos.shape[0] == 1:  # one seed: the one-seed program, without a seed axis
-            new, metrics = one(jax.tree.map(lambda a: a[0], state), h)
-            return jax.tree.map(lambda a: a[None], (new, metrics))
-        if batching == "map":
-            return jax.lax.map(lambda s: one(s, h), state)
-        shared = shared_leaves(static, state)
-        axes = jax.tree.map(lambda keep: None if keep else 0, shared)
-        unbatched = jax.tree.map(lambda a, keep: a[0] if keep else a, state, shared)
-        new, metrics = jax.vmap(one_shared, in_axes=(axes, None), out_axes=(axes, 0))(unbatched, h)
-        n = state.pos.shape[0]
-        new = jax.tree.map(
-            lambda a, keep: jnp.broadcast_to(a, (n, *a.shape)) if keep else a, new, shared
-        )
-        return new, metrics
-
-    if mesh.devices.size == 1:
-        fn = jax.jit(local)
-    else:
-        # shard_map runs exactly the one-device program on each device's seeds (an
-        # automatically partitioned program may fuse and sum differently)
-        fn = jax.jit(
-            jax.shard_map(
-                local,
-                mesh=mesh,
-                in_specs=(spec, PartitionSpec()),
-                out_specs=spec,
-                check_vma=False,
-            )
-        )
-
-    return SegmentFn(fn, trainer, hyper)
-
-
-class SegmentFn:
-    """``state -> (state, metrics)`` of :func:`make_segment_fn`: the jitted program with the
-    hyper-parameters bound as its second argument (default: the spec's, in the state's float
-    type). ``lower(state).compile()`` gives the compiled program, callable on ``state`` alone."""
-
-    def __init__(self, jitted, trainer: TrainSpec, hyper: Hyper | None):
-        self.jitted, self.trainer, self.hyper = jitted, trainer, hyper
-
-    def hyper_for(self, state) -> Hyper:
-        """The hyper-parameters passed with ``state``."""
-        return self.trainer.hyper(state.ema.dtype) if self.hyper is None else self.hyper
-
-    def __call__(self, state):
-        return self.jitted(state, self.hyper_for(state))
-
-    def lower(self, state):
-        h = self.hyper_for(state)
-        return _Bound(self.jitted.lower(state, h), h)
-
-
-class _Bound:
-    """A lowered or compiled program with the hyper-parameters bound (delegates the rest)."""
-
-    def __init__(self, inner, hyper):
-        self.inner, self.hyper = inner, hyper
-
-    def compile(self):
-        return _Bound(self.inner.compile(), self.hyper)
-
-    def __call__(self, state):
-        return self.inner(state, self.hyper)
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
-
-
-def shard_state(state, mesh: Mesh):
-    """Place every leaf's leading (seed) axis on the ``seeds`` mesh axis."""
-    return jax.device_put(state, NamedSharding(mesh, PartitionSpec("seeds")))
 
 
 def first_nonfinite(state, metrics, ids, start_block: int, t_b: float) -> str | None:
@@ -283,47 +70,6 @@ def first_nonfinite(state, metrics, ids, start_block: int, t_b: float) -> str | 
         f"non-finite values in seed {ids[s]} (index {s}) at block {start_block + b} "
         f"(t = {(start_block + b) * t_b:g} s); first bad leaf: {leaf}"
     )
-
-
-@functools.lru_cache(maxsize=8)
-def _output_sim(trainer: TrainSpec):
-    # compiled once per run: an eager simulate would re-trace its scans at every raster
-    def run(weights, x, net_state):
-        return simulate(trainer.net, weights, x, net_state)[1].spikes[-1]
-
-    return jax.jit(run)
-
-
-def _output_raster(trainer: TrainSpec, state, pattern_in, seed: int):
-    """One pattern period of seed ``seed``'s output from its current state, in pattern time."""
-    st = jax.tree.map(lambda a: a[seed], state)
-    period = pattern_in.shape[0]
-    idx = (st.pos + jnp.arange(period)) % period
-    x = pattern_in[idx].astype(st.ema.dtype)
-    spikes = _output_sim(trainer)(st.weights, x, trainer.make_rule().network_state(st.rule))
-    out = np.zeros((period, trainer.net.sizes[-1]), np.float32)
-    out[np.asarray(idx)] = np.asarray(spikes)
-    return out
-
-
-def window_accuracy(net: Network, weights, inputs, code) -> np.ndarray:
-    """Classification accuracy of trained networks on a window-annotated stream, no learning.
-
-    Each network (``weights``: per-layer arrays with a leading seed axis ``[S, ...]``) is
-    simulated from rest on ``inputs`` ``[T, N_in]``; a window (``code`` ``[T, N_out]``, as
-    :func:`ssjax.losses.window_outcome`) counts as correct when its correct output fired in it
-    and no other output did. Returns ``[S]`` correct windows / windows; seeds run one after
-    another (``lax.map``), so memory does not grow with S.
-    """
-    x = jnp.asarray(inputs, weights[0].dtype)
-    c = jnp.asarray(code)
-
-    def one(w):
-        spikes = simulate(net, w, x)[1].spikes[-1]
-        ended, correct, _ = window_outcome(spikes, c)
-        return jnp.sum(correct) / jnp.maximum(jnp.sum(ended), 1.0)
-
-    return np.asarray(jax.jit(lambda ws: jax.lax.map(one, ws))(tuple(weights)), np.float64)
 
 
 def prepare(config_path, *, seeds=None, overrides=()) -> Config:
@@ -393,13 +139,13 @@ def train(
         start, state = 0, template
     mesh = seed_mesh(len(ids))
     state = shard_state(state, mesh)
-    period_steps = pattern_in.shape[0]
-    acc = PeriodAccumulator(period_steps, trainer.net.n_layers, partial)
-    layer_names = [f"hidden{l}" for l in range(trainer.net.n_layers - 1)] + ["output"]
+    period_steps, dt = pattern_in.shape[0], trainer.net.neuron.dt
+    acc = PeriodAccumulator(period_steps, partial)
+    names = layer_names(trainer)
     logger = RunLogger(
         workdir,
         seeds=ids,
-        layer_names=layer_names,
+        layer_names=names,
         total_blocks=total,
         start_block=start,
         block_seconds=trainer.t_b,
@@ -432,24 +178,17 @@ def train(
             if bad and cfg.run.on_nonfinite == "halt":
                 raise NumericalError(bad + f"; the last good checkpoint is block {ckpt.latest()}")
             state, block = new_state, block + n
-            for p, tot in acc.add(m):
+            for p, tot in add_seed_blocks(acc, m):
                 history["period"].append(p)
-                history["van_rossum"].append(np.asarray(tot["vr"]).tolist())
-                history["rate_hz"].append(
-                    [
-                        (np.asarray(sp) / (nl * period_steps * trainer.net.neuron.dt)).tolist()
-                        for sp, nl in zip(tot["spikes"], trainer.net.sizes[1:], strict=True)
-                    ]
-                )
-                if classify:
-                    ended = np.maximum(np.asarray(tot["ended"]), 1)
-                    history["accuracy"].append((np.asarray(tot["correct"]) / ended).tolist())
+                rec = period_record(tot, trainer.net.sizes, period_steps, dt, classify)
+                for key, value in rec.items():
+                    history[key].append(value)
             logger.advance(n, cost=_median_last(history))
             if block % cfg.run.log_every == 0 or block == total:
-                logger.log(block, _values(history, m, layer_names))
+                logger.log(block, _values(history, m, names))
             if block % cfg.run.raster_every == 0 or block == total:
                 png = plots.output_vs_target(
-                    _output_raster(trainer, state, pattern_in, 0),
+                    output_raster(trainer, state, pattern_in, 0),
                     np.asarray(pattern_tgt),
                     trainer.net.neuron.dt,
                     workdir / "raster.png",
@@ -476,7 +215,7 @@ def train(
         name = signal.Signals(stop["signal"]).name
         print(f"{name}: stopped at block {block}; checkpoint saved; run again to resume")
         raise SystemExit(128 + stop["signal"])
-    return _finish(cfg, trainer, workdir, ids, history, state, pattern_in, pattern_tgt, wall)
+    return write_report(cfg, trainer, workdir, ids, history, state, pattern_in, pattern_tgt, wall)
 
 
 def _median_last(history):
@@ -500,81 +239,12 @@ def _values(history, m, layer_names):
     return vals
 
 
-def _finish(cfg, trainer, workdir, ids, history, state, pattern_in, pattern_tgt, wall):
-    vr = np.asarray(history["van_rossum"], np.float64).reshape(-1, len(ids))
-    tail = max(1, len(vr) // 10)
-    final_vr = vr[-tail:].mean(0) if len(vr) else np.full(len(ids), np.nan)
-    rates = np.asarray(history["rate_hz"], np.float64)  # [periods, layers, seeds]
-    layer_names = [f"hidden{l}" for l in range(trainer.net.n_layers - 1)] + ["output"]
-    final_rates = {
-        n: (rates[-tail:, i].mean(0).tolist() if len(rates) else [])
-        for i, n in enumerate(layer_names)
-    }
-    has_feedback = cfg.rule.name == "superspike" and trainer.net.n_layers > 1
-    summary = {
-        "config": cfg.source,
-        "rule": cfg.rule.name,
-        "feedback": cfg.rule.feedback if has_feedback else None,
-        "seeds": ids,
-        "simulated_seconds": n_blocks(cfg) * trainer.t_b,
-        "wall_seconds": wall,
-        "final": {"van_rossum": final_vr.tolist(), "rate_hz": final_rates},
-        "median": {
-            "van_rossum": float(np.median(final_vr)),
-            "rate_hz": {n: float(np.median(v)) if v else None for n, v in final_rates.items()},
-        },
-        "periods": len(vr),
-    }
-    if history["accuracy"]:
-        accs = np.asarray(history["accuracy"], np.float64)[-tail:].mean(0)
-        summary["final"]["accuracy"] = accs.tolist()
-        summary["median"]["accuracy"] = float(np.median(accs))
-    if has_feedback and cfg.rule.feedback == "random":
-        # the paper's Fig. 4: random feedback fails only when all feedback weights are negative
-        neg = np.ones(len(ids), bool)
-        for f in state.rule.feedback:
-            neg &= np.asarray(f < 0).reshape(len(ids), -1).all(1)
-        summary["final"]["feedback_all_negative"] = neg.tolist()
-    if cfg.task.kind in WINDOW_TASKS and cfg.task.n_heldout > 0:
-        acc = window_accuracy(trainer.net, state.weights, *build_heldout(cfg))
-        summary["final"]["heldout_accuracy"] = acc.tolist()
-        summary["median"]["heldout_accuracy"] = float(np.median(acc))
-    (workdir / "summary.json").write_text(json.dumps(summary, indent=2))
-    period_s = pattern_in.shape[0] * trainer.net.neuron.dt
-    hist = {"period_seconds": period_s, "layers": layer_names, **history}
-    (workdir / "history.json").write_text(json.dumps(hist))
-    if len(vr):
-        plots.seed_curves(
-            np.asarray(history["period"]) * period_s,
-            vr,
-            workdir / "learning_curve.png",
-            ylabel="van Rossum distance per period",
-            xlabel="time (s)",
-        )
-    out = _output_raster(trainer, state, pattern_in, 0)
-    np.savez_compressed(
-        workdir / "final_output.npz",
-        output=out.astype(np.uint8),
-        target=np.asarray(pattern_tgt).astype(np.int8),
-        dt=trainer.net.neuron.dt,
-        seed=ids[0],
-    )
-    plots.output_vs_target(
-        out,
-        np.asarray(pattern_tgt),
-        trainer.net.neuron.dt,
-        workdir / "raster.png",
-        title=f"seed {ids[0]}: output (black) vs target (red)",
-    )
-    return summary
-
-
 __all__ = [
     "ConfigError",
     "NumericalError",
     "RunError",
     "check_workdir",
+    "first_nonfinite",
     "prepare",
     "train",
-    "window_accuracy",
 ]

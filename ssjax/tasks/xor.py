@@ -49,6 +49,7 @@ import jax
 import numpy as np
 
 from ssjax.losses import WindowState, window_error  # noqa: F401  (re-exported)
+from ssjax.metrics import window_correct
 from ssjax.params import borrow, check_fields, int_ge, param
 from ssjax.tasks.raster import frozen_poisson
 from ssjax.tasks.registry import TaskCommon, TaskKind, register
@@ -212,7 +213,7 @@ def xor_stream(
 
 def window_accuracy(spikes, stream: XORStream) -> tuple[float, np.ndarray]:
     """Fraction of patterns answered correctly: in its window the correct output fired, the wrong
-    one did not.
+    one did not; :func:`ssjax.metrics.window_accuracy` broken down by pattern kind.
 
     Args:
       spikes: ``[T, 2]`` output spikes over the stream's steps.
@@ -225,11 +226,8 @@ def window_accuracy(spikes, stream: XORStream) -> tuple[float, np.ndarray]:
     s = np.asarray(spikes)
     if s.shape != stream.code.shape:
         raise ValueError(f"spikes must have shape {stream.code.shape} [T, 2], got {s.shape}")
-    ends = np.flatnonzero(np.abs(stream.code[:, 0]) == 2)  # last step of each window
-    cs = np.concatenate([np.zeros((1, 2), np.int64), np.cumsum(s > 0, axis=0)])
-    counts = cs[ends + 1] - cs[stream.onsets]  # [n_patterns, 2] spiking steps inside the window
-    rows = np.arange(len(ends))
-    ok = (counts[rows, stream.labels] > 0) & (counts[rows, 1 - stream.labels] == 0)
+    # the trainer's window outcome (ssjax.metrics), one entry per pattern in stream order
+    ok = np.asarray(window_correct(s, stream.code)) > 0
     per_kind = np.array(
         [ok[stream.kinds == k].mean() if np.any(stream.kinds == k) else np.nan for k in range(4)]
     )

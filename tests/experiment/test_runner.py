@@ -16,16 +16,9 @@ import pytest
 
 from ssjax.experiment.checkpoint import Checkpointer
 from ssjax.experiment.config import build_heldout, build_task, build_trainer, load_config
-from ssjax.experiment.runner import (
-    NumericalError,
-    init_states,
-    make_segment_fn,
-    prepare,
-    seed_mesh,
-    train,
-    window_accuracy,
-)
-from ssjax.network import Network
+from ssjax.experiment.runner import NumericalError, prepare, train
+from ssjax.experiment.seeds import init_states, make_segment_fn, seed_mesh
+from ssjax.metrics import heldout_accuracy
 from ssjax.train import run_blocks
 
 SMALL = """
@@ -281,7 +274,8 @@ def test_seed_sharding_matches_one_device(tmp_path, n_dev):
     runs = {}
     for name, flags in (("one", ""), ("many", f"--xla_force_host_platform_device_count={n_dev}")):
         code = (
-            "import jax, sys; from ssjax.experiment.runner import prepare, train, seed_mesh;"
+            "import jax, sys; from ssjax.experiment.runner import prepare, train;"
+            "from ssjax.experiment.seeds import seed_mesh;"
             f"cfg = prepare({str(path)!r}); print('devices', seed_mesh(4).devices.size);"
             f"train(cfg, {str(tmp_path / name)!r}, progress=False)"
         )
@@ -318,25 +312,6 @@ run: {seeds: 2, duration: 4.0, block: 0.5, checkpoint_every: 4, log_every: 2, ra
         train(load_config(_cfg(tmp_path, text, "x2.yaml"), ["rule.name=bptt"]), tmp_path / "b")
 
 
-def test_window_accuracy_hand_checkable():
-    # 1 input -> 2 outputs; a weight of 0.1 V (PSP peak 25 mV > the 10 mV to threshold) makes its
-    # output fire a few ms after the input spike. Five 20 ms windows, 30 ms apart; the input
-    # fires at the start of windows 0-2 only; labels 0, 0, 1, 0, 1.
-    net = Network((1, 2))
-    W, gap, labels, fired = 200, 300, [0, 0, 1, 0, 1], [1, 1, 1, 0, 0]
-    T = 5 * (W + gap)
-    x, code = np.zeros((T, 1), np.float32), np.zeros((T, 2), np.int8)
-    for k, (y, f) in enumerate(zip(labels, fired, strict=True)):
-        on = k * (W + gap) + gap
-        x[on, 0] = f
-        code[on : on + W], code[on : on + W, y] = -1, 1
-        code[on + W - 1] *= 2
-    # seed 0 answers "class 0" to every input: right in windows 0, 1; seed 1 "class 1": window 2
-    # (windows 3, 4 get no spike, so no answer); seed 2 is silent: nothing is right
-    weights = (jnp.asarray([[[0.1, 0.0]], [[0.0, 0.1]], [[0.0, 0.0]]]),)
-    np.testing.assert_allclose(window_accuracy(net, weights, x, code), [0.4, 0.2, 0.0])
-
-
 @pytest.mark.slow  # 12 s: run by .ci/run after the default suite
 def test_randman_run_reports_heldout_accuracy(tmp_path):
     text = """
@@ -349,8 +324,8 @@ run: {seeds: 2, duration: 1.5, block: 0.5, checkpoint_every: 3, log_every: 3, ra
     summary = train(cfg, tmp_path / "rm", progress=False)
     acc = summary["final"]["heldout_accuracy"]
     _, state = _final_state(tmp_path / "rm", cfg)
-    want = window_accuracy(build_trainer(cfg).net, state.weights, *build_heldout(cfg))
-    np.testing.assert_allclose(acc, want)
+    want = heldout_accuracy(build_trainer(cfg).net, state.weights, *build_heldout(cfg))
+    np.testing.assert_array_equal(acc, want)
     assert len(acc) == 2  # 3 classes x 3 held-out samples: multiples of 1/9
     np.testing.assert_allclose(np.asarray(acc) * 9, np.round(np.asarray(acc) * 9), atol=1e-9)
     assert summary["median"]["heldout_accuracy"] == pytest.approx(np.median(acc))

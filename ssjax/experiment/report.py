@@ -1,0 +1,125 @@
+"""What a finished run leaves behind: ``summary.json``, ``history.json``, the output raster.
+
+:func:`write_report` turns a run's per-period history (:func:`ssjax.metrics.period_record`
+rows) and final state into the summary (final values per seed, the mean over the last 10% of
+periods, and medians over seeds), the history file, ``final_output.npz`` and the two plots;
+:func:`output_raster` is one pattern period of a seed's output from its current state, which the
+runner also draws while it trains.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ssjax import plots
+from ssjax.experiment.config import WINDOW_TASKS, build_heldout, n_blocks
+from ssjax.metrics import heldout_accuracy
+from ssjax.network import simulate
+from ssjax.train import TrainSpec
+
+__all__ = ["layer_names", "output_raster", "write_report"]
+
+
+def layer_names(trainer: TrainSpec) -> list[str]:
+    """Names of the trained layers in logs and summaries: ``hidden0, ..., output``."""
+    return [f"hidden{l}" for l in range(trainer.net.n_layers - 1)] + ["output"]
+
+
+@functools.lru_cache(maxsize=8)
+def _output_sim(trainer: TrainSpec):
+    # compiled once per run: an eager simulate would re-trace its scans at every raster
+    def run(weights, x, net_state):
+        return simulate(trainer.net, weights, x, net_state)[1].spikes[-1]
+
+    return jax.jit(run)
+
+
+def output_raster(trainer: TrainSpec, state, pattern_in, seed: int):
+    """One pattern period of seed ``seed``'s output from its current state, in pattern time."""
+    st = jax.tree.map(lambda a: a[seed], state)
+    period = pattern_in.shape[0]
+    idx = (st.pos + jnp.arange(period)) % period
+    x = pattern_in[idx].astype(st.ema.dtype)
+    spikes = _output_sim(trainer)(st.weights, x, trainer.make_rule().network_state(st.rule))
+    out = np.zeros((period, trainer.net.sizes[-1]), np.float32)
+    out[np.asarray(idx)] = np.asarray(spikes)
+    return out
+
+
+def write_report(cfg, trainer, workdir, ids, history, state, pattern_in, pattern_tgt, wall) -> dict:
+    """Write a finished run's results to ``workdir``; return the summary dict.
+
+    The files are those listed in :func:`ssjax.experiment.runner.train`. ``history`` holds the
+    per-period lists ``[periods][seeds]`` (``[periods][layers][seeds]`` for ``rate_hz``),
+    ``state`` the final state with a leading seed axis, ``wall`` the training's wall seconds.
+    """
+    vr = np.asarray(history["van_rossum"], np.float64).reshape(-1, len(ids))
+    tail = max(1, len(vr) // 10)
+    final_vr = vr[-tail:].mean(0) if len(vr) else np.full(len(ids), np.nan)
+    rates = np.asarray(history["rate_hz"], np.float64)  # [periods, layers, seeds]
+    names = layer_names(trainer)
+    final_rates = {
+        n: (rates[-tail:, i].mean(0).tolist() if len(rates) else []) for i, n in enumerate(names)
+    }
+    has_feedback = cfg.rule.name == "superspike" and trainer.net.n_layers > 1
+    summary = {
+        "config": cfg.source,
+        "rule": cfg.rule.name,
+        "feedback": cfg.rule.feedback if has_feedback else None,
+        "seeds": ids,
+        "simulated_seconds": n_blocks(cfg) * trainer.t_b,
+        "wall_seconds": wall,
+        "final": {"van_rossum": final_vr.tolist(), "rate_hz": final_rates},
+        "median": {
+            "van_rossum": float(np.median(final_vr)),
+            "rate_hz": {n: float(np.median(v)) if v else None for n, v in final_rates.items()},
+        },
+        "periods": len(vr),
+    }
+    if history["accuracy"]:
+        accs = np.asarray(history["accuracy"], np.float64)[-tail:].mean(0)
+        summary["final"]["accuracy"] = accs.tolist()
+        summary["median"]["accuracy"] = float(np.median(accs))
+    if has_feedback and cfg.rule.feedback == "random":
+        # the paper's Fig. 4: random feedback fails only when all feedback weights are negative
+        neg = np.ones(len(ids), bool)
+        for f in state.rule.feedback:
+            neg &= np.asarray(f < 0).reshape(len(ids), -1).all(1)
+        summary["final"]["feedback_all_negative"] = neg.tolist()
+    if cfg.task.kind in WINDOW_TASKS and cfg.task.n_heldout > 0:
+        acc = heldout_accuracy(trainer.net, state.weights, *build_heldout(cfg))
+        summary["final"]["heldout_accuracy"] = acc.tolist()
+        summary["median"]["heldout_accuracy"] = float(np.median(acc))
+    (workdir / "summary.json").write_text(json.dumps(summary, indent=2))
+    period_s = pattern_in.shape[0] * trainer.net.neuron.dt
+    hist = {"period_seconds": period_s, "layers": names, **history}
+    (workdir / "history.json").write_text(json.dumps(hist))
+    if len(vr):
+        plots.seed_curves(
+            np.asarray(history["period"]) * period_s,
+            vr,
+            workdir / "learning_curve.png",
+            ylabel="van Rossum distance per period",
+            xlabel="time (s)",
+        )
+    out = output_raster(trainer, state, pattern_in, 0)
+    np.savez_compressed(
+        workdir / "final_output.npz",
+        output=out.astype(np.uint8),
+        target=np.asarray(pattern_tgt).astype(np.int8),
+        dt=trainer.net.neuron.dt,
+        seed=ids[0],
+    )
+    plots.output_vs_target(
+        out,
+        np.asarray(pattern_tgt),
+        trainer.net.neuron.dt,
+        workdir / "raster.png",
+        title=f"seed {ids[0]}: output (black) vs target (red)",
+    )
+    return summary
