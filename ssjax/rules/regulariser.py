@@ -54,6 +54,7 @@ import jax
 
 from ssjax.filters import alpha_sum, decay_factor
 from ssjax.neuron import LIFParams
+from ssjax.neurons.base import Neuron
 
 Array = jax.Array
 
@@ -62,7 +63,7 @@ _CARRY_BETA = ("superspike_code", "sigmoid", "triangular")
 
 
 def code_gains(
-    neuron: LIFParams, tau_rise: float, tau_decay: float, sigma_prime: str = "surrogate"
+    neuron: Neuron, tau_rise: float, tau_decay: float, sigma_prime: str = "surrogate"
 ) -> dict[str, float]:
     """The reference code's factors of the SuperSpike rule relative to ours (module docstring).
 
@@ -70,6 +71,11 @@ def code_gains(
     dimensionless ratios ``code / ours`` of the error (s), eligibility trace (s), PSP trace and
     surrogate derivative (1/V for ``superspike``); ``kappa`` is that of ``e lambda``.
     """
+    if not isinstance(neuron, LIFParams):
+        raise TypeError(
+            "the regulariser's conversion from the reference code's units is derived for LIF "
+            f"neurons (LIFParams), got {type(neuron).__name__}; use het_rho = 0 with it"
+        )
     dt = neuron.dt
     s = alpha_sum(tau_rise, tau_decay, dt)
     g_e = 1.0 / s
@@ -85,7 +91,7 @@ def code_gains(
 
 
 def rho_scale(
-    neuron: LIFParams,
+    neuron: Neuron,
     tau_rise: float,
     tau_decay: float,
     sigma_prime: str = "surrogate",
