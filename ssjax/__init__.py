@@ -30,6 +30,7 @@ from ssjax.network import (
     simulate_stepwise,
 )
 from ssjax.neuron import LIFParams, LIFState, lif_init, lif_step
+from ssjax.neurons import Neuron
 from ssjax.optim import make_optimizer, rmaxprop, rmsprop
 from ssjax.rules.base import Block, LearningRule, RuleOutput
 from ssjax.rules.bptt import BPTTConfig, BPTTState, bptt, bptt_grad, bptt_loss, with_reset_grad
@@ -84,6 +85,7 @@ __all__ = [
     "superspike_grads",
     "LIFParams",
     "LIFState",
+    "Neuron",
     "NetState",
     "Network",
     "Record",

@@ -1,10 +1,12 @@
-"""Feed-forward networks of LIF layers, simulated over time with ``lax.scan``.
+"""Feed-forward networks of spiking layers, simulated over time with ``lax.scan``.
 
 A network of sizes ``(N_0, N_1, ..., N_L)`` has ``N_0`` input channels (spike trains given as
-data) and ``L`` layers of :mod:`ssjax.neuron` LIF neurons. Weights are a tuple of arrays, layer
-``l`` having ``W[l]`` of shape ``[N_l, N_{l+1}]`` (pre, post) and units of volts, so that the
-input of layer ``l + 1`` at step ``t`` is ``x[t] = s_l[t - d] @ W[l]`` with ``d`` the axonal
-delay in steps.
+data) and ``L`` layers of one neuron model: any implementation of the neuron contract
+(:class:`ssjax.neurons.base.Neuron`: ``init``, ``step``, ``spike``), LIF
+(:class:`ssjax.neuron.LIFParams`) by default; nothing here depends on the model otherwise.
+Weights are a tuple of arrays, layer ``l`` having ``W[l]`` of shape ``[N_l, N_{l+1}]`` (pre,
+post) and units of volts, so that the input of layer ``l + 1`` at step ``t`` is
+``x[t] = s_l[t - d] @ W[l]`` with ``d`` the neuron's axonal delay in steps.
 
 Two equivalent routes:
 
@@ -29,7 +31,8 @@ import jax
 import jax.numpy as jnp
 
 from ssjax._scan import overwrite_scan
-from ssjax.neuron import LIFParams, LIFState, lif_init, lif_step
+from ssjax.neuron import LIFParams
+from ssjax.neurons.base import Neuron
 from ssjax.params import Check, check_fields, compare, ge, param
 
 Array = jax.Array
@@ -40,11 +43,11 @@ _HIGHEST = jax.lax.Precision.HIGHEST
 
 @dataclasses.dataclass(frozen=True)
 class Network:
-    """Static description of a layered LIF network (hashable; pass to jit as a static arg).
+    """Static description of a layered spiking network (hashable; pass to jit as a static arg).
 
     Attributes:
       sizes: ``(N_in, N_hidden..., N_out)``.
-      neuron: parameters shared by all LIF layers.
+      neuron: the neuron model shared by all layers (:class:`ssjax.neurons.base.Neuron`).
       w0: initial weight scale (V); ``std = w0 / sqrt(N_pre)`` (reference code: 0.05).
       w_min, w_max: weight bounds (V) used for clipping (paper: +-0.1 V).
     """
@@ -56,22 +59,27 @@ class Network:
         Check(lambda v, c: len(v) >= 2 and min(v) >= 1, "a list of >= 2 positive integers"),
         doc="N_in, hidden..., N_out",
     )
-    neuron: LIFParams = dataclasses.field(default_factory=LIFParams)
+    neuron: Neuron = dataclasses.field(default_factory=LIFParams)
     w0: float = param(0.05, ge(0, " V"), doc="initial weight scale (V): std = w0 / sqrt(N_pre)")
     w_min: float = param(-0.1, compare("<", "network.w_max", " V"), doc="weight clip (V)")
     w_max: float = param(0.1, doc="weight clip (V)")
 
     def __post_init__(self):
         check_fields(self)
+        if not isinstance(self.neuron, Neuron):
+            raise TypeError(
+                "Network.neuron must implement the neuron contract (ssjax.neurons.base.Neuron), "
+                f"got {type(self.neuron).__name__}"
+            )
 
     @property
     def n_layers(self) -> int:
-        """Number of LIF layers (weight matrices)."""
+        """Number of neuron layers (weight matrices)."""
         return len(self.sizes) - 1
 
 
 class NetState(NamedTuple):
-    """Carried network state: per layer a ``LIFState`` and the presynaptic spikes in flight.
+    """Carried network state: per layer the neurons' state and the presynaptic spikes in flight.
 
     ``delay[l]`` is ``[d, *B, N_l]``: the last ``d`` input spike vectors of layer ``l + 1`` not
     yet delivered (``d = 0`` gives an empty leading axis).
@@ -82,7 +90,7 @@ class NetState(NamedTuple):
 
 
 class Record(NamedTuple):
-    """What a simulation records, per LIF layer ``l``: ``spikes[l]`` and ``u[l]``, ``[T, *B, N]``.
+    """What a simulation records, per layer ``l``: ``spikes[l]`` and ``u[l]``, ``[T, *B, N]``.
 
     ``u`` is the membrane potential the spike decision saw (before reset), where SuperSpike
     evaluates ``sigma'(U)``.
@@ -106,7 +114,7 @@ def init_state(net: Network, batch_shape=(), dtype=jnp.float32) -> NetState:
     """Resting network state for a batch of shape ``batch_shape``."""
     batch_shape = tuple(batch_shape)
     d = net.neuron.delay_steps
-    layers = tuple(lif_init(net.neuron, batch_shape + (n,), dtype) for n in net.sizes[1:])
+    layers = tuple(net.neuron.init(batch_shape + (n,), dtype) for n in net.sizes[1:])
     delay = tuple(jnp.zeros((d, *batch_shape, n), dtype) for n in net.sizes[:-1])
     return NetState(layers, delay)
 
@@ -123,27 +131,25 @@ def delay_line(buffer: Array, s: Array) -> tuple[Array, Array]:
     return full[: s.shape[0]], full[s.shape[0] :]
 
 
-def layer_scan(
-    params: LIFParams, state: LIFState, x: Array, *, overwrite: bool = False
-) -> tuple[LIFState, Array, Array]:
-    """Run one LIF layer over precomputed inputs ``x`` ``[T, *B, N]``; returns ``(state, s, u)``.
+def layer_scan(params: Neuron, state, x: Array, *, overwrite: bool = False) -> tuple:
+    """Run one layer over precomputed inputs ``x`` ``[T, *B, N]``; returns ``(state, s, u)``.
 
     ``overwrite``: the potentials overwrite ``x`` row by row (:func:`ssjax._scan.overwrite_scan`)
-    and the spikes are recomputed from them afterwards, ``s = H(u - theta)`` exactly as
-    :func:`ssjax.neuron.lif_step` decides them, so the results are bit-identical; faster on
+    and the spikes are recomputed from them afterwards, ``s = params.spike(u)`` exactly as the
+    neuron's ``step`` decides them, so the results are bit-identical; faster on
     CPU, for code that is not differentiated (SuperSpike's blocked routes).
     """
     if overwrite:
 
         def step_u(st, xt):
-            st, _, u = lif_step(params, st, xt)
+            st, _, u = params.step(st, xt)
             return st, u
 
         state, u = overwrite_scan(step_u, state, x)
-        return state, params.surrogate(u - params.theta), u
+        return state, params.spike(u), u
 
     def step(st, xt):
-        st, s, u = lif_step(params, st, xt)
+        st, s, u = params.step(st, xt)
         return st, (s, u)
 
     state, (s, u) = jax.lax.scan(step, state, x)
@@ -223,7 +229,7 @@ def network_step(
             s_in, buf = buf[0], jnp.concatenate([buf[1:], s[None].astype(buf.dtype)])
         else:
             s_in = s
-        st, s, u = lif_step(net.neuron, st, input_currents(s_in, w))
+        st, s, u = net.neuron.step(st, input_currents(s_in, w))
         layers.append(st)
         delays.append(buf)
         spikes.append(s)

@@ -24,6 +24,9 @@ Gradients: with ``reset_grad=False`` (SuperSpike's assumption, "ignore the reset
 the refractory clamp are transparent to autodiff, so ``dU/dw`` is the free membrane response
 (the PSP trace); with ``reset_grad=True`` both are differentiated as written.
 
+:class:`LIFParams` implements the neuron contract of :mod:`ssjax.neurons.base` (``init``,
+``step``, ``spike``, ``surrogate_grad``, ``psp_init``, ``psp_step``) through the functions here.
+
 Reference: Zenke & Ganguli (2018), Neural Computation 30(6), Methods; Auryn ``CubaIFGroup``.
 """
 
@@ -114,6 +117,32 @@ class LIFParams:
             c = self.tau_syn / (self.tau_mem - self.tau_syn) * (a_m - a_s)
         return a_m, 1.0 - a_m, c
 
+    # the neuron contract (ssjax.neurons.base.Neuron)
+
+    def init(self, shape, dtype=jnp.float32) -> LIFState:
+        """Resting state for neurons of ``shape`` (:func:`lif_init`)."""
+        return lif_init(self, shape, dtype)
+
+    def step(self, state: LIFState, x: Array) -> tuple[LIFState, Array, Array]:
+        """One step with synaptic input ``x`` (:func:`lif_step`); ``(state, spikes, u_pre)``."""
+        return lif_step(self, state, x)
+
+    def spike(self, u: Array) -> Array:
+        """Spikes decided on the membrane potential ``u``: ``H(u - theta)``, surrogate backward."""
+        return self.surrogate(u - self.theta)
+
+    def surrogate_grad(self, u: Array) -> Array:
+        """``sigma'(u)``, the surrogate derivative at ``u - theta``."""
+        return self.surrogate.grad(u - self.theta)
+
+    def psp_init(self, shape, dtype=jnp.float32) -> tuple[Array, Array]:
+        """Zero PSP trace ``(z_syn, z_mem)`` for presynaptic units of ``shape``."""
+        return jnp.zeros(shape, dtype), jnp.zeros(shape, dtype)
+
+    def psp_step(self, trace: tuple[Array, Array], s: Array):
+        """One step of the PSP trace (:func:`psp_trace_step`); ``(trace, z_mem)``."""
+        return psp_trace_step(self, trace, s)
+
 
 class LIFState(NamedTuple):
     """State of a group of LIF neurons, each leaf ``[..., N]``.
@@ -169,7 +198,7 @@ def lif_step(
         u_pre = u_clamped if params.reset_grad else _transparent(u_clamped, u_free)
     else:  # no refractory period: no counter to test or update (a third of the step's work)
         u_pre = u_free
-    s = params.surrogate(u_pre - params.theta)
+    s = params.spike(u_pre)
     soft = u_pre + s * (params.u_reset - u_pre)
     if params.smooth:
         u_post = soft if params.reset_grad else _transparent(soft, u_pre)

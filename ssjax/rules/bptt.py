@@ -1,10 +1,12 @@
 """Surrogate-gradient backpropagation through time of the van Rossum loss.
 
 ``jax.grad`` of ``L = 1/2 sum_i integral (alpha * (S^_i - S_i))^2`` through the scanned network
-of :mod:`ssjax.network`, with the spike's custom-VJP surrogate (:mod:`ssjax.spike`). Whether the
-reset (and refractory clamp) carry gradient is ``net.neuron.reset_grad``; see
-:func:`with_reset_grad`. With ``reset_grad=False`` the gradient of an output weight is exactly
-minus the SuperSpike output-layer update (``dU/dw`` is then the PSP trace).
+of :mod:`ssjax.network`, with the spike's custom-VJP surrogate (:mod:`ssjax.spike`). It uses the
+network's neurons only through the neuron contract (:class:`ssjax.neurons.base.Neuron`), so it
+differentiates any neuron model. For LIF, whether the reset (and refractory clamp) carry
+gradient is ``net.neuron.reset_grad``; see :func:`with_reset_grad`. With ``reset_grad=False``
+the gradient of an output weight is exactly minus the SuperSpike output-layer update (``dU/dw``
+is then the PSP trace).
 
 The error filter's state can be carried in from an earlier block: it enters as a constant
 (spikes of earlier blocks are not differentiated), which is how a block-wise online BPTT
@@ -89,8 +91,14 @@ class BPTTAux(NamedTuple):
 
 
 def with_reset_grad(net: Network, reset_grad: bool) -> Network:
-    """A copy of ``net`` whose neurons do (True) or do not (False) differentiate the reset."""
-    return dataclasses.replace(net, neuron=dataclasses.replace(net.neuron, reset_grad=reset_grad))
+    """A copy of ``net`` whose neurons do (True) or do not (False) differentiate the reset.
+
+    For neuron models that have the choice: a dataclass with a ``reset_grad`` field (LIF).
+    """
+    neuron = net.neuron
+    if not (dataclasses.is_dataclass(neuron) and hasattr(neuron, "reset_grad")):
+        raise TypeError(f"{type(neuron).__name__} has no reset_grad setting")
+    return dataclasses.replace(net, neuron=dataclasses.replace(neuron, reset_grad=reset_grad))
 
 
 def bptt_loss(

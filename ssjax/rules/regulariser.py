@@ -56,6 +56,7 @@ import jax
 
 from ssjax.filters import alpha_sum, decay_factor
 from ssjax.neuron import LIFParams
+from ssjax.neurons.base import Neuron
 from ssjax.params import check_fields, choice, compare, ge, param
 
 Array = jax.Array
@@ -90,7 +91,7 @@ class Regularizer:
 
 
 def code_gains(
-    neuron: LIFParams, tau_rise: float, tau_decay: float, sigma_prime: str = "surrogate"
+    neuron: Neuron, tau_rise: float, tau_decay: float, sigma_prime: str = "surrogate"
 ) -> dict[str, float]:
     """The reference code's factors of the SuperSpike rule relative to ours (module docstring).
 
@@ -98,6 +99,11 @@ def code_gains(
     dimensionless ratios ``code / ours`` of the error (s), eligibility trace (s), PSP trace and
     surrogate derivative (1/V for ``superspike``); ``kappa`` is that of ``e lambda``.
     """
+    if not isinstance(neuron, LIFParams):
+        raise TypeError(
+            "the regulariser's conversion from the reference code's units is derived for LIF "
+            f"neurons (LIFParams), got {type(neuron).__name__}; use regularizer.rho = 0 with it"
+        )
     dt = neuron.dt
     s = alpha_sum(tau_rise, tau_decay, dt)
     g_e = 1.0 / s
@@ -113,7 +119,7 @@ def code_gains(
 
 
 def rho_scale(
-    neuron: LIFParams,
+    neuron: Neuron,
     tau_rise: float,
     tau_decay: float,
     sigma_prime: str = "surrogate",

@@ -26,7 +26,7 @@ def sigma_prime(net: Network, cfg: SuperSpikeConfig, u: Array) -> Array:
     """``sigma'(U)`` of the rule (the neuron's surrogate derivative, or 1), ``u``'s shape."""
     if cfg.sigma_prime == "one":
         return jnp.ones_like(u)
-    return net.neuron.surrogate.grad(u - net.neuron.theta)
+    return net.neuron.surrogate_grad(u)
 
 
 def regularised(cfg: SuperSpikeConfig, layer: int, n_layers: int) -> bool:

@@ -24,7 +24,7 @@ from typing import ClassVar, NamedTuple
 
 import jax.numpy as jnp
 
-from ssjax._types import Array
+from ssjax._types import Array, PyTree
 from ssjax.filters import DoubleExpState, double_exp_init
 from ssjax.losses import VanRossum, WindowState
 from ssjax.network import NetState, Network, init_state
@@ -84,12 +84,18 @@ class SuperSpikeConfig:
         return VanRossum(self.tau_rise, self.tau_decay)
 
     def hyper(self, net: Network) -> SuperSpikeHyper:
-        """The traced hyper-parameters, derived on the host (``rho`` in this rule's units)."""
+        """The traced hyper-parameters, derived on the host (``rho`` in this rule's units).
+
+        Without the regulariser ``rho`` is 0 and its unit conversion (LIF's) is not needed, so
+        any neuron of the contract can run the rule.
+        """
         reg = self.regularizer
-        scale = rho_scale(
-            net.neuron, self.tau_rise, self.tau_decay, self.sigma_prime, reg.error_dependent
-        )
-        return SuperSpikeHyper(rho=reg.rho * scale, a=reg.a)
+        rho = 0.0
+        if reg.rho > 0:
+            rho = reg.rho * rho_scale(
+                net.neuron, self.tau_rise, self.tau_decay, self.sigma_prime, reg.error_dependent
+            )
+        return SuperSpikeHyper(rho=rho, a=reg.a)
 
     def structure(self) -> SuperSpikeConfig:
         """This config with its traced fields canonical: equal for configs that differ only in
@@ -114,13 +120,14 @@ class SuperSpikeConfig:
 class LayerTraces(NamedTuple):
     """Rule state of one layer, carried across blocks (never reset).
 
-    psp: ``(z_syn, z_mem)`` ``[N_pre]`` presynaptic PSP trace (of the Hebbian-delayed spikes).
+    psp: the neuron's presynaptic PSP trace (of the Hebbian-delayed spikes), ``[N_pre]`` leaves;
+      ``(z_syn, z_mem)`` for LIF.
     elig: ``DoubleExpState`` ``[N_pre, N_post]``, the per-synapse eligibility filter.
     sig_buf, spk_buf: ``[d, N_post]`` and ``[d, N_pre]`` Hebbian-delay lines.
     het: ``[N_post]`` postsynaptic activity trace of the regulariser.
     """
 
-    psp: tuple
+    psp: PyTree
     elig: DoubleExpState
     sig_buf: Array
     spk_buf: Array
@@ -159,7 +166,7 @@ def init_rule_state(
     for n_pre, n_post in zip(net.sizes[:-1], net.sizes[1:], strict=True):
         layers.append(
             LayerTraces(
-                psp=(jnp.zeros(n_pre, dtype), jnp.zeros(n_pre, dtype)),
+                psp=net.neuron.psp_init((n_pre,), dtype),
                 elig=double_exp_init((n_pre, n_post), dtype),
                 sig_buf=jnp.zeros((d, n_post), dtype),
                 spk_buf=jnp.zeros((d, n_pre), dtype),

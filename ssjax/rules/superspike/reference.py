@@ -8,12 +8,16 @@ For a synapse from presynaptic ``j`` to neuron ``i`` of any layer (SUPERSPIKE.md
               - rho w_ij sum_t z^het_i[t]^a (e_i[t]^2)          heterosynaptic regulariser
     g_ij      = m_ij / K                                        once per block of K steps
 
-``z_j`` is the presynaptic PSP trace (:func:`ssjax.neuron.psp_trace_step`), ``alpha`` the double
+``z_j`` is the presynaptic PSP trace of the neuron (its ``psp_step``), ``alpha`` the double
 exponential filter of :mod:`ssjax.filters`, carried per synapse as ``(D, R)`` with
 ``lambda = (D - R)/(tau_d - tau_r)``. This is the reference code's integration, one ``lax.scan``
 step per time step, with state ``[N_pre, N_post]`` per layer: the definition the fast routes
 (:mod:`.dense`, :mod:`.event`) are tested against. Inputs ``[K, N_in]`` and targets
 ``[K, N_out]`` are one sample, time-major; weights in V, time in s.
+
+The route uses the network's neurons through the neuron contract only
+(:class:`ssjax.neurons.base.Neuron`: ``step``, ``surrogate_grad``, ``psp_init``, ``psp_step``),
+so it runs any neuron model, where the fast routes need LIF's closed forms.
 
 Reference: Zenke & Ganguli (2018), eqs. (9)-(12) and Methods; reference code
 fzenke/pub2018superspike (``SuperSpikeConnection``).
@@ -27,7 +31,6 @@ import jax.numpy as jnp
 from ssjax._types import Array, Weights
 from ssjax.filters import decay_factor, double_exp_step
 from ssjax.network import Network, Record, delay_line, network_step
-from ssjax.neuron import psp_trace_step
 from ssjax.rules.feedback import layer_errors
 from ssjax.rules.superspike._terms import (
     finish,
@@ -85,7 +88,7 @@ def block_stepwise(
             sig = sigma_prime(net, cfg, us[l])
             sig_d, sig_buf = delay_line(tr.sig_buf, sig[None])
             spk_d, spk_buf = delay_line(tr.spk_buf, arriving[l][None])
-            psp, z = psp_trace_step(net.neuron, tr.psp, spk_d[0])
+            psp, z = net.neuron.psp_step(tr.psp, spk_d[0])
             elig, lam = double_exp_step(
                 tr.elig, z[:, None] * sig_d[0][None, :], cfg.tau_rise, cfg.tau_decay, dt
             )

@@ -18,6 +18,12 @@ no Hebbian delay, no regulariser, and a block that starts with zero traces (PSP,
 and a network state that is treated as given, ``-g = grad_W L / t_b`` exactly, where ``L`` is
 the block's van Rossum loss of :func:`ssjax.rules.bptt.bptt_loss` and ``t_b = K dt``.
 
+Neurons: the stepwise route uses the neuron contract (:class:`ssjax.neurons.base.Neuron`) only;
+the dense and event routes implement LIF's closed forms and declare the neuron types they
+support (``SUPPORTED_NEURONS`` of :mod:`.dense` and :mod:`.event`). :func:`check_neuron`, called
+by :func:`superspike_grads` and :func:`superspike`, refuses other types with an error that names
+the type, the route and the stepwise alternative.
+
 Sign: :func:`superspike_grads` returns ``-g`` (optax descent convention), shaped like the
 weights ``[N_pre, N_post]``, to be fed to the transformations of :mod:`ssjax.optim`.
 :func:`superspike` wraps it in the learning-rule contract of :mod:`ssjax.rules.base`.
@@ -40,8 +46,33 @@ from ssjax.rules.superspike.config import (
     SuperSpikeState,
     init_rule_state,
 )
+from ssjax.rules.superspike.dense import SUPPORTED_NEURONS as DENSE_NEURONS
 from ssjax.rules.superspike.dense import block_blocked
+from ssjax.rules.superspike.event import SUPPORTED_NEURONS as EVENT_NEURONS
 from ssjax.rules.superspike.reference import block_stepwise
+
+# the neuron types each fast route supports; the event route runs the dense one for the layers
+# it does not make event-driven, so it needs both
+ROUTE_NEURONS: dict[str, tuple[type, ...]] = {
+    "dense": DENSE_NEURONS,
+    "event": tuple(t for t in EVENT_NEURONS if t in DENSE_NEURONS),
+}
+
+
+def check_neuron(net: Network, method: str) -> None:
+    """Raise TypeError if route ``method`` does not support the network's neuron type.
+
+    By exact type: a subclass may change the dynamics the closed forms describe.
+    """
+    supported = ROUTE_NEURONS.get(method)
+    if supported is None or type(net.neuron) in supported:
+        return
+    names = ", ".join(t.__name__ for t in supported)
+    raise TypeError(
+        f"SuperSpike's {method!r} route does not support the neuron type "
+        f"{type(net.neuron).__name__}: its closed forms are those of {names}; "
+        "method='stepwise' supports any neuron of the contract ssjax.neurons.base.Neuron"
+    )
 
 
 def superspike_grads(
@@ -60,8 +91,10 @@ def superspike_grads(
     The one place that picks the route: ``cfg.method`` ``stepwise``, ``dense`` or ``event``;
     with ``shared_inputs`` (a seed ``vmap`` whose seeds share the inputs) the event route is
     applied to the input layer only, because per-seed event lists of deeper layers would run
-    every branch of their capacity switch.
+    every branch of their capacity switch. The fast routes refuse a neuron type they do not
+    support (:func:`check_neuron`); ``stepwise`` runs any neuron of the contract.
     """
+    check_neuron(net, cfg.method)
     args = (net, cfg, weights, inputs, targets, state)
     if cfg.method == "stepwise":
         return block_stepwise(*args, hyper=hyper)
@@ -85,6 +118,7 @@ def superspike(
     ``shared_inputs``: set by whoever ``vmap``s seeds over shared inputs (see
     :func:`superspike_grads`).
     """
+    check_neuron(net, cfg.method)  # at construction, before anything is traced
     hyper = cfg.hyper(net) if hyper is None else hyper
 
     def init(weights: Weights, key: PRNGKey) -> SuperSpikeState:
