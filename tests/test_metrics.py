@@ -25,6 +25,7 @@ from ssjax.metrics import (
     window_correct,
 )
 from ssjax.network import Network, simulate
+from ssjax.optim import Optimizer
 from ssjax.rules.superspike import SuperSpikeConfig
 from ssjax.tasks.timing import timing_task
 from ssjax.tasks.xor import XORSpec, xor_stream
@@ -46,7 +47,12 @@ def run():
     net = Network((30, 3, 2))
     task = timing_task(jax.random.PRNGKey(0), n_in=30, n_out=2, dt=DT)
     x, y = task.inputs[:PERIOD], task.targets[:PERIOD]
-    tr = TrainSpec(net, rule=SuperSpikeConfig(feedback="random"), block_steps=2000, burn_in=0.4)
+    tr = TrainSpec(
+        net,
+        rule=SuperSpikeConfig(feedback="random"),
+        block_steps=2000,
+        optimizer=Optimizer(burn_in=0.4, drops=()),
+    )
     st = init_train_state(tr, jax.random.PRNGKey(3))
     st = st._replace(weights=tuple(jnp.clip(4 * w, -0.1, 0.1) for w in st.weights))
     _, m = run_blocks_jit(tr, x, y, st, 11)
@@ -140,7 +146,7 @@ def test_seed_stacked_route_equals_one_accumulator_per_seed():
     net = Network((30, 3, 2))
     task = timing_task(jax.random.PRNGKey(0), n_in=30, n_out=2, dt=DT)
     x, y = task.inputs[:PERIOD], task.targets[:PERIOD]
-    tr = TrainSpec(net, block_steps=2000, burn_in=0.4)
+    tr = TrainSpec(net, block_steps=2000, optimizer=Optimizer(burn_in=0.4, drops=()))
     keys = jax.random.split(jax.random.PRNGKey(5), 3)
     st = jax.vmap(lambda k: init_train_state(tr, k))(keys)
     st = st._replace(weights=tuple(jnp.clip(4 * w, -0.1, 0.1) for w in st.weights))
