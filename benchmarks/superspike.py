@@ -54,9 +54,9 @@ def trainer_for(sizes, method: str, block_steps: int = BLOCK) -> TrainSpec:
     """The online trainer of ``sizes`` with SuperSpike ``method`` or ``"bptt"``."""
     net = Network(tuple(sizes))
     if method == "bptt":
-        return TrainSpec(net, rule=BPTTConfig(), block_steps=block_steps)
+        return TrainSpec(net, rule=BPTTConfig(), block=block_steps * net.neuron.dt)
     cfg = SuperSpikeConfig(method=method)
-    return TrainSpec(net, rule=cfg, block_steps=block_steps)
+    return TrainSpec(net, rule=cfg, block=block_steps * net.neuron.dt)
 
 
 def task(sizes, seed: int = 0):

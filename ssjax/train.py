@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import NamedTuple
+from types import SimpleNamespace
+from typing import ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -40,6 +41,7 @@ from ssjax.losses import moving_average_cost, window_outcome
 from ssjax.metrics import PeriodMetrics, per_period  # noqa: F401
 from ssjax.network import Network, init_weights
 from ssjax.optim import Optimizer, clip_weights, decay, make_optimizer
+from ssjax.params import check_fields, check_scopes, multiple_of, param
 from ssjax.rules.base import Block, LearningRule
 from ssjax.rules.bptt import BPTTConfig, bptt
 from ssjax.rules.superspike import SuperSpikeConfig, superspike
@@ -93,7 +95,8 @@ class TrainSpec:
     ``feedback`` also names the feedback matrices the rule draws) or :class:`BPTTConfig`.
     optimizer: the learning-rate rule with its burn-in and drops, :class:`ssjax.optim.Optimizer`
       (default: RMaxProp at the paper's rate, without its burn-in and drops).
-    block_steps: ``K`` (5000 = 0.5 s at 0.1 ms).
+    block: the time between weight updates, ``t_b`` (s; 0.5 s in the paper), a multiple of the
+      neuron's ``dt``; :attr:`block_steps` is ``K = t_b / dt``.
     ema_tau: time constant (s) of the reference code's moving-average cost.
     record_output: also return each block's output spikes, bit-packed along time
       (``BlockMetrics.out_bits`` ``[ceil(K/8), N_out]`` uint8; unpack with :func:`unpack_output`).
@@ -106,10 +109,14 @@ class TrainSpec:
     the same for specs that differ only in them, so they share one program.
     """
 
+    SCOPE: ClassVar[str] = "run"  # block is run.block of a config
+
     net: Network
     rule: RuleConfig = dataclasses.field(default_factory=SuperSpikeConfig)
     optimizer: Optimizer = dataclasses.field(default_factory=lambda: _PLAIN_RATE)
-    block_steps: int = 5000
+    block: float = param(
+        0.5, multiple_of("neuron.dt", strict=True), doc="time between weight updates (s)"
+    )
     ema_tau: float = 10.0
     record_output: bool = False
     on_nonfinite: str = "halt"
@@ -120,14 +127,19 @@ class TrainSpec:
             raise ValueError(
                 f"TrainSpec.on_nonfinite must be 'halt' or 'skip', got {self.on_nonfinite!r}"
             )
-        if not (isinstance(self.block_steps, int) and self.block_steps >= 1):
-            raise ValueError(f"TrainSpec.block_steps must be an int >= 1, got {self.block_steps}")
+        check_fields(self)
+        check_scopes({"run": self}, SimpleNamespace(run=self, neuron=self.net.neuron))
         self.make_optimizer()  # validates the optimiser settings now, before any tracing
 
     @property
     def t_b(self) -> float:
         """Block length in seconds."""
-        return self.block_steps * self.net.neuron.dt
+        return self.block
+
+    @property
+    def block_steps(self) -> int:
+        """Steps per block, ``K = t_b / dt`` (5000 = 0.5 s at 0.1 ms)."""
+        return int(round(self.block / self.net.neuron.dt))
 
     @property
     def classify(self) -> bool:

@@ -50,7 +50,7 @@ def run():
     tr = TrainSpec(
         net,
         rule=SuperSpikeConfig(feedback="random"),
-        block_steps=2000,
+        block=0.2,
         optimizer=Optimizer(burn_in=0.4, drops=()),
     )
     st = init_train_state(tr, jax.random.PRNGKey(3))
@@ -146,7 +146,7 @@ def test_seed_stacked_route_equals_one_accumulator_per_seed():
     net = Network((30, 3, 2))
     task = timing_task(jax.random.PRNGKey(0), n_in=30, n_out=2, dt=DT)
     x, y = task.inputs[:PERIOD], task.targets[:PERIOD]
-    tr = TrainSpec(net, block_steps=2000, optimizer=Optimizer(burn_in=0.4, drops=()))
+    tr = TrainSpec(net, block=0.2, optimizer=Optimizer(burn_in=0.4, drops=()))
     keys = jax.random.split(jax.random.PRNGKey(5), 3)
     st = jax.vmap(lambda k: init_train_state(tr, k))(keys)
     st = st._replace(weights=tuple(jnp.clip(4 * w, -0.1, 0.1) for w in st.weights))

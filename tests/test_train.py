@@ -35,7 +35,7 @@ _OPT_KEYS = ("r0", "tau_rms", "eps", "burn_in", "drops")
 def _trainer(**kw):
     """A TrainSpec; the optimiser's fields may be given flat (no burn-in or drops by default)."""
     kw.setdefault("net", Network((100, 4, 1)))
-    kw.setdefault("block_steps", 2000)
+    kw.setdefault("block", 0.2)
     opt = {"burn_in": 0.0, "drops": ()} | {k: kw.pop(k) for k in _OPT_KEYS if k in kw}
     return TrainSpec(**kw, optimizer=Optimizer(**opt))
 
@@ -83,9 +83,7 @@ def test_per_period_metrics_match_direct_simulation():
     """Blocks of 0.2 s over a 0.3 s pattern; weights frozen (burn-in) so the run is a plain
     simulation of the looped pattern, which is then cut into periods independently."""
     net = Network((100, 4, 1))
-    tr = TrainSpec(
-        net, optimizer=Optimizer(burn_in=100.0, drops=()), block_steps=2000, record_output=True
-    )
+    tr = TrainSpec(net, optimizer=Optimizer(burn_in=100.0, drops=()), block=0.2, record_output=True)
     x, y = TASK.inputs[:3000], TASK.targets[:3000]
     st = init_train_state(tr, jax.random.PRNGKey(3))
     st = st._replace(weights=tuple(jnp.clip(4 * w, -0.1, 0.1) for w in st.weights))
@@ -135,8 +133,10 @@ def test_trainer_validation():
         _trainer(rule="eprop")
     with pytest.raises(ValueError, match="r0"):
         _trainer(r0=-1.0)
-    with pytest.raises(ValueError, match="block_steps"):
-        _trainer(block_steps=0)
+    with pytest.raises(
+        ValueError, match=r"run\.block\): must be > 0 s and a multiple of neuron\.dt"
+    ):
+        _trainer(block=0.0)
 
 
 @pytest.mark.parametrize("period,k", [(7, 3), (7, 7), (5, 12), (3, 20), (1, 4)])
@@ -206,7 +206,7 @@ def _traced_against_baked(specs, exact):
 def test_traced_optimiser_hyper_parameters_share_one_program_and_keep_the_bits():
     """Specs that differ only in r0, tau_rms, eps and drop factors compile once (as their
     structure), and each gives the bits of its own constants-baked run."""
-    base = dict(net=Network((100, 4, 1)), block_steps=2000, drops=((0.4, 0.5),))
+    base = dict(net=Network((100, 4, 1)), block=0.2, drops=((0.4, 0.5),))
     specs = [
         _trainer(**base),
         _trainer(**base, r0=3e-3, tau_rms=5.0),
@@ -218,7 +218,7 @@ def test_traced_optimiser_hyper_parameters_share_one_program_and_keep_the_bits()
 def test_traced_regulariser_hyper_parameters_share_one_program():
     """rho and a traced: one program; equal to the baked runs to float rounding only (XLA fuses
     the regulariser's products with constant and with traced factors differently)."""
-    base = dict(net=Network((100, 4, 1)), block_steps=2000)
+    base = dict(net=Network((100, 4, 1)), block=0.2)
     specs = [
         _trainer(**base, rule=SuperSpikeConfig(regularizer=Regularizer(rho=1.0))),
         _trainer(**base, rule=SuperSpikeConfig(regularizer=Regularizer(rho=30.0, a=2.0))),

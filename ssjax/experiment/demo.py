@@ -50,7 +50,7 @@ def run_demo(
         Network(sizes),
         rule=BPTTConfig(),
         optimizer=Optimizer(r0=r0, burn_in=0.0, drops=((drop_at * 0.5, 0.1),)),
-        block_steps=period,
+        block=period * task.dt,
         record_output=True,
     )
     state = init_train_state(trainer, key_run)

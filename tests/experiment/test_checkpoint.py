@@ -26,7 +26,7 @@ from ssjax.network import Network
 from ssjax.tasks.timing import timing_task
 from ssjax.train import TrainSpec, TrainState, init_train_state, run_blocks
 
-TRAINER = TrainSpec(Network((20, 3, 1)), block_steps=100)
+TRAINER = TrainSpec(Network((20, 3, 1)), block=0.01)
 
 
 def _state(trainer=TRAINER, seeds=2, blocks=0, dtype=jnp.float32, seed=0):
@@ -374,7 +374,7 @@ def test_all_corrupt_fallback_raises(tmp_path):
 def test_template_mismatch_names_leaf_and_shapes(tmp_path):
     ck = Checkpointer(tmp_path)
     ck.save(0, _state(), {})
-    other = _state(TrainSpec(Network((20, 5, 1)), block_steps=100))
+    other = _state(TrainSpec(Network((20, 5, 1)), block=0.01))
     with pytest.raises(CheckpointError) as e:
         ck.restore(other)
     msg = str(e.value)
@@ -394,7 +394,7 @@ import sys, jax
 from ssjax.experiment.checkpoint import Checkpointer
 from ssjax.network import Network
 from ssjax.train import TrainSpec, init_train_state
-tr = TrainSpec(Network((20, 3, 1)), block_steps=100)
+tr = TrainSpec(Network((20, 3, 1)), block=0.01)
 st = jax.vmap(lambda k: init_train_state(tr, k))(jax.random.split(jax.random.PRNGKey(0), 2))
 ck = Checkpointer(sys.argv[1], keep=2)
 s = (ck.latest() or 0) + 1

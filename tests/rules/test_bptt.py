@@ -117,7 +117,7 @@ def _one_block(rule):
         Network((100, 1)),
         rule=rule,
         optimizer=Optimizer("fixed", burn_in=0.0, drops=()),
-        block_steps=5000,
+        block=0.5,
     )
     st = init_train_state(spec, jax.random.PRNGKey(1))
     st = st._replace(weights=tuple(4 * w for w in st.weights))  # the output fires

@@ -70,7 +70,7 @@ def build_trainer(cfg: Config) -> TrainSpec:
             net,
             rule=rule,
             optimizer=make(Optimizer, cfg.optimizer),
-            block_steps=int(round(cfg.run.block / cfg.neuron.dt)),
+            block=cfg.run.block,
         )
     except ValueError as exc:
         raise ConfigError(label(cfg), None, f"invalid configuration: {exc}") from None

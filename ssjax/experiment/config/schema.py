@@ -36,10 +36,10 @@ from ssjax.neuron import LIFParams
 from ssjax.optim import Optimizer
 from ssjax.params import (
     Check,
+    borrow,
     choice,
     gt,
     int_ge,
-    multiple_of,
     param,
     params_of,
     same_declaration,
@@ -49,7 +49,7 @@ from ssjax.rules.regulariser import Regularizer
 from ssjax.rules.superspike import SuperSpikeConfig
 from ssjax.spike import Surrogate
 from ssjax.tasks import registry
-from ssjax.train import RULES
+from ssjax.train import RULES, TrainSpec
 
 __all__ = [
     "Config",
@@ -133,9 +133,7 @@ class RunConfig:
 
     seeds: int = param(1, int_ge(1), doc="independent runs, seeds seed .. seed + seeds - 1")
     seed: int = param(0, int_ge(0), doc="first run seed")
-    block: float = param(
-        0.5, multiple_of("neuron.dt", strict=True), doc="time between weight updates (s)"
-    )
+    block: float = borrow(TrainSpec, "block")
     duration: float = param(
         60.0,
         gt(0, " s"),
