@@ -73,7 +73,10 @@ class OptHyper(NamedTuple):
 
 
 class Hyper(NamedTuple):
-    """Every traced hyper-parameter of a run: the optimiser's and the rule's."""
+    """Every traced hyper-parameter of a run: the optimiser's and the rule's. The rule's include
+    the surrogate's steepness ``beta`` (:class:`ssjax.rules.superspike.SuperSpikeHyper`,
+    :class:`ssjax.rules.bptt.BPTTHyper`), which both rules need, SuperSpike in ``sigma'`` and
+    BPTT in the spike's VJP."""
 
     opt: OptHyper
     rule: PyTree
@@ -95,9 +98,10 @@ class TrainSpec:
       the caller stops) or ``skip`` (a block whose new state is not finite leaves weights,
       optimiser and rule state unchanged; only the clock and data position advance).
 
-    Traced fields (``r0``, ``tau_rms``, ``eps``, the drop factors and the rule's own, see
-    :meth:`hyper`) reach the compiled program as values, not constants: :meth:`structure` is
-    the same for specs that differ only in them, so they share one program.
+    Traced fields (``r0``, ``tau_rms``, ``eps``, the drop factors, the rule's own and the
+    neuron surrogate's ``beta``, see :meth:`hyper`) reach the compiled program as values, not
+    constants: :meth:`structure` is the same for specs that differ only in them, so they share
+    one program.
     """
 
     net: Network
@@ -151,6 +155,7 @@ class TrainSpec:
         """This spec with its traced fields canonical (see the class docstring)."""
         return dataclasses.replace(
             self,
+            net=self.net.structure(),
             rule=self.rule.structure(),
             r0=1e-3,
             tau_rms=30.0,
