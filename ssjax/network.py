@@ -32,7 +32,7 @@ import jax.numpy as jnp
 
 from ssjax._scan import overwrite_scan
 from ssjax.neuron import LIFParams
-from ssjax.neurons.base import Neuron
+from ssjax.neurons.base import Beta, Neuron
 from ssjax.params import Check, check_fields, compare, ge, param
 
 Array = jax.Array
@@ -71,6 +71,11 @@ class Network:
                 "Network.neuron must implement the neuron contract (ssjax.neurons.base.Neuron), "
                 f"got {type(self.neuron).__name__}"
             )
+
+    def structure(self) -> Network:
+        """This network with its neurons' traced parameters canonical (``neuron.structure()``):
+        equal for networks that differ only in them, so they share one program."""
+        return dataclasses.replace(self, neuron=self.neuron.structure())
 
     @property
     def n_layers(self) -> int:
@@ -131,25 +136,28 @@ def delay_line(buffer: Array, s: Array) -> tuple[Array, Array]:
     return full[: s.shape[0]], full[s.shape[0] :]
 
 
-def layer_scan(params: Neuron, state, x: Array, *, overwrite: bool = False) -> tuple:
+def layer_scan(
+    params: Neuron, state, x: Array, *, overwrite: bool = False, beta: Beta = None
+) -> tuple:
     """Run one layer over precomputed inputs ``x`` ``[T, *B, N]``; returns ``(state, s, u)``.
 
     ``overwrite``: the potentials overwrite ``x`` row by row (:func:`ssjax._scan.overwrite_scan`)
     and the spikes are recomputed from them afterwards, ``s = params.spike(u)`` exactly as the
     neuron's ``step`` decides them, so the results are bit-identical; faster on
-    CPU, for code that is not differentiated (SuperSpike's blocked routes).
+    CPU, for code that is not differentiated (SuperSpike's blocked routes). ``beta``: the
+    surrogate's steepness as a value (:mod:`ssjax.neurons.base`).
     """
     if overwrite:
 
         def step_u(st, xt):
-            st, _, u = params.step(st, xt)
+            st, _, u = params.step(st, xt, beta)
             return st, u
 
         state, u = overwrite_scan(step_u, state, x)
-        return state, params.spike(u), u
+        return state, params.spike(u, beta), u
 
     def step(st, xt):
-        st, s, u = params.step(st, xt)
+        st, s, u = params.step(st, xt, beta)
         return st, (s, u)
 
     state, (s, u) = jax.lax.scan(step, state, x)
@@ -182,6 +190,7 @@ def simulate(
     layer_currents=(),
     *,
     overwrite: bool = False,
+    beta: Beta = None,
 ) -> tuple[NetState, Record]:
     """Simulate layer by layer (one matrix product per layer for all steps).
 
@@ -194,6 +203,7 @@ def simulate(
         layers (the dense product for the others; SuperSpike passes event-driven ones).
       overwrite: each layer's potentials overwrite its input currents in place
         (:func:`layer_scan`); bit-identical, for code that is not differentiated.
+      beta: the surrogate's steepness (1/V) as a value, e.g. traced; the neuron's if None.
 
     Returns:
       ``(final_state, Record)`` with per-layer spikes and membrane potentials ``[T, *B, N_l]``.
@@ -206,7 +216,7 @@ def simulate(
     for l, (w, st, buf) in enumerate(zip(weights, state.layers, state.delay, strict=True)):
         s_in, buf = delay_line(buf, s)
         cur = (layer_currents[l] if l < len(layer_currents) else input_currents)(s_in, w)
-        st, s, u = layer_scan(net.neuron, st, cur, overwrite=overwrite)
+        st, s, u = layer_scan(net.neuron, st, cur, overwrite=overwrite, beta=beta)
         layers.append(st)
         delays.append(buf)
         spikes.append(s)
@@ -215,9 +225,10 @@ def simulate(
 
 
 def network_step(
-    net: Network, weights: Weights, state: NetState, s: Array
+    net: Network, weights: Weights, state: NetState, s: Array, beta: Beta = None
 ) -> tuple[NetState, tuple, tuple, tuple]:
-    """Advance every layer by one step given input spikes ``s`` ``[*B, N_0]``.
+    """Advance every layer by one step given input spikes ``s`` ``[*B, N_0]`` (``beta`` as for
+    :func:`simulate`).
 
     Returns ``(state, spikes, u, arriving)``, each a tuple over layers: the layer's spikes and
     membrane potentials ``[*B, N_l]``, and the (delayed) presynaptic spikes its synapses received
@@ -229,7 +240,7 @@ def network_step(
             s_in, buf = buf[0], jnp.concatenate([buf[1:], s[None].astype(buf.dtype)])
         else:
             s_in = s
-        st, s, u = net.neuron.step(st, input_currents(s_in, w))
+        st, s, u = net.neuron.step(st, input_currents(s_in, w), beta)
         layers.append(st)
         delays.append(buf)
         spikes.append(s)
@@ -239,7 +250,12 @@ def network_step(
 
 
 def simulate_stepwise(
-    net: Network, weights: Weights, inputs: Array, state: NetState | None = None
+    net: Network,
+    weights: Weights,
+    inputs: Array,
+    state: NetState | None = None,
+    *,
+    beta: Beta = None,
 ) -> tuple[NetState, Record]:
     """Reference route: one ``lax.scan`` over time advancing all layers each step.
 
@@ -250,7 +266,7 @@ def simulate_stepwise(
         state = init_state(net, inputs.shape[1:-1], weights[0].dtype)
 
     def step(carry, s):
-        carry, spikes, us, _ = network_step(net, weights, carry, s)
+        carry, spikes, us, _ = network_step(net, weights, carry, s, beta)
         return carry, Record(spikes, us)
 
     return jax.lax.scan(step, state, inputs)

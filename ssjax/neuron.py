@@ -123,17 +123,22 @@ class LIFParams:
         """Resting state for neurons of ``shape`` (:func:`lif_init`)."""
         return lif_init(self, shape, dtype)
 
-    def step(self, state: LIFState, x: Array) -> tuple[LIFState, Array, Array]:
+    def step(self, state: LIFState, x: Array, beta=None) -> tuple[LIFState, Array, Array]:
         """One step with synaptic input ``x`` (:func:`lif_step`); ``(state, spikes, u_pre)``."""
-        return lif_step(self, state, x)
+        return lif_step(self, state, x, beta=beta)
 
-    def spike(self, u: Array) -> Array:
-        """Spikes decided on the membrane potential ``u``: ``H(u - theta)``, surrogate backward."""
-        return self.surrogate(u - self.theta)
+    def spike(self, u: Array, beta=None) -> Array:
+        """Spikes decided on the membrane potential ``u``: ``H(u - theta)``, surrogate backward
+        with steepness ``beta`` (``surrogate.beta`` if None)."""
+        return self.surrogate(u - self.theta, beta)
 
-    def surrogate_grad(self, u: Array) -> Array:
-        """``sigma'(u)``, the surrogate derivative at ``u - theta``."""
-        return self.surrogate.grad(u - self.theta)
+    def surrogate_grad(self, u: Array, beta=None) -> Array:
+        """``sigma'(u)``, the surrogate derivative at ``u - theta`` (``beta`` as for spike)."""
+        return self.surrogate.grad(u - self.theta, beta)
+
+    def structure(self) -> LIFParams:
+        """These parameters with the traced ``beta`` canonical (:meth:`Surrogate.structure`)."""
+        return dataclasses.replace(self, surrogate=self.surrogate.structure())
 
     def psp_init(self, shape, dtype=jnp.float32) -> tuple[Array, Array]:
         """Zero PSP trace ``(z_syn, z_mem)`` for presynaptic units of ``shape``."""
@@ -173,7 +178,12 @@ def _transparent(value: Array, through: Array) -> Array:
 
 
 def lif_step(
-    params: LIFParams, state: LIFState, x: Array, i_ext: Array | float = 0.0
+    params: LIFParams,
+    state: LIFState,
+    x: Array,
+    i_ext: Array | float = 0.0,
+    *,
+    beta: Array | float | None = None,
 ) -> tuple[LIFState, Array, Array]:
     """Advance LIF neurons by one step ``dt``; returns ``(state, spikes, u_pre)``.
 
@@ -182,6 +192,7 @@ def lif_step(
       state: ``LIFState`` with leaves ``[..., N]``.
       x: ``[..., N]`` synaptic input arriving this step (V), e.g. ``s_pre @ W``.
       i_ext: unfiltered external drive (V), added to the membrane equation; broadcastable.
+      beta: the surrogate's steepness (1/V) as a value, e.g. traced; ``surrogate.beta`` if None.
 
     Returns:
       ``state``: the new state; ``spikes``: ``[..., N]`` 0/1 in the dtype of ``u``; ``u_pre``:
@@ -198,7 +209,7 @@ def lif_step(
         u_pre = u_clamped if params.reset_grad else _transparent(u_clamped, u_free)
     else:  # no refractory period: no counter to test or update (a third of the step's work)
         u_pre = u_free
-    s = params.spike(u_pre)
+    s = params.spike(u_pre, beta)
     soft = u_pre + s * (params.u_reset - u_pre)
     if params.smooth:
         u_post = soft if params.reset_grad else _transparent(soft, u_pre)

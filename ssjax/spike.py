@@ -8,6 +8,10 @@ U is strictly above theta, as in the reference Auryn code (``mem > thr``). The s
 is still evaluated at v = 0 (where it peaks), so a neuron sitting exactly on threshold gets the
 largest gradient even though it did not spike.
 
+:class:`Surrogate` is the static, hashable config; its ``beta`` is the default, and
+``Surrogate.__call__`` / ``grad`` take ``beta`` as a value as well, so a program compiled for
+``Surrogate.structure()`` serves every steepness (``ssjax.train.Hyper`` carries it).
+
 ``spike`` uses ``jax.custom_vjp``: reverse mode (grad, vjp) works under jit and vmap, and ``beta``
 and ``v_floor`` may be traced arrays (their cotangents are zero), but forward mode (jvp, jacfwd)
 raises a TypeError. ``smooth_spike`` is an ordinary differentiable sigmoid for finite-difference
@@ -26,6 +30,8 @@ import jax.numpy as jnp
 from ssjax.params import check_fields, choice, gt, param
 
 KINDS = ("superspike", "superspike_code", "sigmoid", "triangular")
+# the beta of Surrogate.structure(), a placeholder for the traced value (the paper's, 1/V)
+CANONICAL_BETA = 1000.0
 FORWARDS = ("heaviside", "sigmoid")
 
 
@@ -165,14 +171,25 @@ class Surrogate:
         # plain floats keep the instance hashable and comparable as a static jit argument
         check_fields(self)
 
-    def __call__(self, v):
-        """Spike output for v = U - theta (volts, any shape): spike or smooth_spike."""
-        if self.forward == "sigmoid":
-            return smooth_spike(v, self.beta)
-        return spike(v, self.beta, self.kind, self.v_floor)
+    def __call__(self, v, beta=None):
+        """Spike output for v = U - theta (volts, any shape): spike or smooth_spike.
 
-    def grad(self, v):
-        """dS/dv used by the backward pass (1/V or dimensionless; v any shape, elementwise)."""
+        ``beta``: the steepness (1/V) as a value, e.g. traced; ``self.beta`` if None.
+        """
+        beta = self.beta if beta is None else beta
         if self.forward == "sigmoid":
-            return surrogate_grad(v, self.beta, "sigmoid")
-        return surrogate_grad(v, self.beta, self.kind, self.v_floor)
+            return smooth_spike(v, beta)
+        return spike(v, beta, self.kind, self.v_floor)
+
+    def grad(self, v, beta=None):
+        """dS/dv used by the backward pass (1/V or dimensionless; v any shape, elementwise);
+        ``beta`` as for :meth:`__call__`."""
+        beta = self.beta if beta is None else beta
+        if self.forward == "sigmoid":
+            return surrogate_grad(v, beta, "sigmoid")
+        return surrogate_grad(v, beta, self.kind, self.v_floor)
+
+    def structure(self) -> Surrogate:
+        """This surrogate with ``beta`` canonical: equal for surrogates that differ only in it,
+        whose programs take ``beta`` as a traced value (:meth:`__call__`)."""
+        return dataclasses.replace(self, beta=CANONICAL_BETA)

@@ -81,7 +81,10 @@ class OptHyper(NamedTuple):
 
 
 class Hyper(NamedTuple):
-    """Every traced hyper-parameter of a run: the optimiser's and the rule's."""
+    """Every traced hyper-parameter of a run: the optimiser's and the rule's. The rule's include
+    the surrogate's steepness ``beta`` (:class:`ssjax.rules.superspike.SuperSpikeHyper`,
+    :class:`ssjax.rules.bptt.BPTTHyper`), which both rules need, SuperSpike in ``sigma'`` and
+    BPTT in the spike's VJP."""
 
     opt: OptHyper
     rule: PyTree
@@ -104,9 +107,10 @@ class TrainSpec:
       the caller stops) or ``skip`` (a block whose new state is not finite leaves weights,
       optimiser and rule state unchanged; only the clock and data position advance).
 
-    Traced fields (the optimiser's ``r0``, ``tau_rms``, ``eps``, drop factors, and the rule's, see
-    :meth:`hyper`) reach the compiled program as values, not constants: :meth:`structure` is
-    the same for specs that differ only in them, so they share one program.
+    Traced fields (the optimiser's ``r0``, ``tau_rms``, ``eps``, drop factors, the rule's own and
+    the neuron surrogate's ``beta``, see :meth:`hyper`) reach the compiled program as values, not
+    constants: :meth:`structure` is the same for specs that differ only in them, so they share
+    one program.
     """
 
     SCOPE: ClassVar[str] = "run"  # block is run.block of a config
@@ -167,7 +171,9 @@ class TrainSpec:
             eps=1e-12,
             drops=tuple((t, 1.0) for t, _ in self.optimizer.drops),
         )
-        return dataclasses.replace(self, rule=self.rule.structure(), optimizer=o)
+        return dataclasses.replace(
+            self, net=self.net.structure(), rule=self.rule.structure(), optimizer=o
+        )
 
     def make_optimizer(self, hyper: OptHyper | None = None) -> optax.GradientTransformation:
         """The learning-rate rule with burn-in and drops converted from seconds to blocks;

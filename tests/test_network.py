@@ -15,6 +15,7 @@ from ssjax.network import (
     simulate_stepwise,
 )
 from ssjax.neuron import LIFParams
+from ssjax.spike import Surrogate
 from ssjax.tasks.raster import frozen_poisson
 
 
@@ -140,3 +141,31 @@ def test_matmul_equals_the_float64_product(m):
     got_v = jax.vmap(lambda wi: matmul(x, wi), out_axes=1)(ws)
     np.testing.assert_array_less(np.abs(np.asarray(got_v[:, 0]) - ref), 1e-6 * terms + 1e-30)
     np.testing.assert_array_less(np.abs(np.asarray(got_v[:, 1]) + 2 * ref), 2e-6 * terms + 1e-30)
+
+
+@pytest.mark.parametrize("forward", ["heaviside", "sigmoid"])
+def test_traced_beta_equals_the_neuron_built_with_it(forward):
+    """``beta`` given as a traced value gives the bits of a network whose surrogate holds it:
+    the potentials, spikes and (through the surrogate) the weight gradient; the smooth forward
+    depends on beta, so the control differs there."""
+    tau_ref = 5e-3 if forward == "heaviside" else 0.0
+
+    def net_of(beta):
+        surrogate = Surrogate(beta=beta, forward=forward)
+        return Network((20, 5, 3), LIFParams(tau_ref=tau_ref, surrogate=surrogate))
+
+    net = net_of(1e3)
+    w = _active_weights(net, jax.random.PRNGKey(8))
+    x = _inputs(jax.random.PRNGKey(9), 800, (), 20)
+
+    def loss(w, net, beta=None):
+        _, rec = simulate(net, w, x, beta=beta)
+        return jnp.sum(rec.u[-1]) + jnp.sum(rec.spikes[-1]), rec
+
+    grad = jax.jit(jax.grad(loss, has_aux=True), static_argnums=1)
+    got = grad(w, net.structure(), jnp.float32(250.0))  # beta traced
+    ref = grad(w, net_of(250.0))  # beta a constant of the program
+    jax.tree.map(np.testing.assert_array_equal, got, ref)
+    assert float(ref[1].spikes[0].sum()) > 0
+    other = grad(w, net)
+    assert not np.array_equal(other[0][0], ref[0][0])  # beta reaches the gradient

@@ -300,3 +300,19 @@ def test_surrogate_sigmoid_forward_grad_is_true_derivative(dtype):
             reference_grad(np.asarray(v), 500.0, "sigmoid"),
             **tol(dtype),
         )
+
+
+def test_surrogate_takes_beta_as_a_value():
+    """``Surrogate.__call__`` / ``grad`` with ``beta`` given equal the surrogate holding it, and
+    ``structure()`` makes surrogates that differ only in beta equal (kind and floor stay)."""
+    v = jnp.linspace(-0.05, 0.05, 101)
+    for kind in KINDS:
+        held = Surrogate(kind=kind, beta=250.0)
+        given = Surrogate(kind=kind)
+        np.testing.assert_array_equal(given.grad(v, jnp.float32(250.0)), held.grad(v))
+        g_held = jax.grad(lambda x, s=held: jnp.sum(s(x)))(v)
+        g_given = jax.jit(jax.grad(lambda x, b, s=given: jnp.sum(s(x, b))))(v, 250.0)
+        np.testing.assert_array_equal(g_given, g_held)
+        assert not np.array_equal(given.grad(v), held.grad(v))
+    assert Surrogate(beta=3.0).structure() == Surrogate(beta=7.0).structure() == Surrogate()
+    assert Surrogate(kind="sigmoid").structure() != Surrogate().structure()

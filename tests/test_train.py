@@ -14,6 +14,7 @@ from ssjax.optim import Optimizer
 from ssjax.rules.bptt import BPTTConfig
 from ssjax.rules.regulariser import Regularizer
 from ssjax.rules.superspike import SuperSpikeConfig
+from ssjax.spike import Surrogate
 from ssjax.tasks.timing import timing_task
 from ssjax.train import (
     TrainSpec,
@@ -226,6 +227,56 @@ def test_traced_regulariser_hyper_parameters_share_one_program():
     _traced_against_baked(specs, exact=False)
 
 
+def _steep(beta, **kw):
+    """The 100-4-1 network with surrogate steepness ``beta`` (1/V)."""
+    return Network((100, 4, 1), LIFParams(surrogate=Surrogate(beta=beta, **kw)))
+
+
+@pytest.mark.parametrize("rule", ["superspike", "bptt"])
+def test_traced_surrogate_beta_shares_one_program_and_keeps_the_bits(rule):
+    """beta travels in the rule's hyper-parameters (SuperSpike's sigma', BPTT's spike VJP):
+    specs that differ only in it compile once, each with the bits of its own baked run."""
+    specs = [
+        _trainer(net=_steep(beta), rule=_rule(rule, feedback="random")) for beta in (1e3, 250.0)
+    ]
+    assert specs[0].hyper().rule.beta == 1e3 and specs[1].hyper().rule.beta == 250.0
+    _traced_against_baked(specs, exact=True)
+
+
+def test_traced_beta_with_the_regulariser_in_code_units():
+    """rho_scale carries beta (the reference code's sigma' does): derived on the host per spec,
+    so the traced run still matches its own baked run."""
+    specs = [
+        _trainer(net=_steep(beta), rule=SuperSpikeConfig(het_rho=1.0)) for beta in (1e3, 400.0)
+    ]
+    rhos = [s.hyper().rule.rho for s in specs]
+    assert rhos[1] == pytest.approx(rhos[0] * 1e3 / 400.0, rel=1e-12)
+    _traced_against_baked(specs, exact=False)
+
+
+def test_vmap_over_surrogate_beta_equals_separate_runs():
+    """beta as a batched value: one vmapped program for both rules' structure, each row equal
+    to the run with that beta."""
+    betas = (250.0, 1e3, 4e3)
+    for rule in ("superspike", "bptt"):
+        specs = [_trainer(net=_steep(b), rule=_rule(rule, feedback="random")) for b in betas]
+        static = specs[0].structure()
+        assert all(s.structure() == static for s in specs)
+        stacked = jax.tree.map(lambda *a: jnp.stack(a), *[s.hyper(jnp.float32) for s in specs])
+        st = init_train_state(specs[0], jax.random.PRNGKey(7))
+        run = jax.vmap(
+            lambda h, static=static, st=st: (
+                run_blocks(static, TASK.inputs, TASK.targets, st, 2, h)[0].weights
+            )
+        )
+        out = jax.jit(run)(stacked)
+        for i, spec in enumerate(specs):
+            ref = run_blocks_jit(spec, TASK.inputs, TASK.targets, st, 2)[0]
+            for a, b in zip(out, ref.weights, strict=True):
+                np.testing.assert_allclose(a[i], b, rtol=1e-5, atol=1e-8)
+        assert not np.allclose(out[0][0], out[0][2])
+
+
 def test_vmap_over_a_hyper_parameter_equals_separate_runs():
     """r0 as a batched value: one vmapped program, each row equal to the run with that r0."""
     spec = _trainer(rule=SuperSpikeConfig(feedback="random"))
@@ -257,3 +308,7 @@ def test_structure_keeps_what_decides_the_program():
     assert on.structure() != off.structure()
     assert on.structure() == rule(7.0, 1.0).structure()
     assert _trainer(drops=((1.0, 0.1),)).structure() != _trainer(drops=((2.0, 0.1),)).structure()
+    # beta is traced; the surrogate's kind decides the program
+    assert _trainer(net=_steep(300.0)).structure() == _trainer(net=_steep(1e3)).structure()
+    kind = _trainer(net=_steep(1e3, kind="sigmoid")).structure()
+    assert kind != _trainer(net=_steep(1e3)).structure()

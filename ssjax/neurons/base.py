@@ -3,11 +3,12 @@
 A neuron model is a hashable (jit-static) parameter object, e.g. a frozen dataclass, with
 
     state          = neuron.init(shape, dtype)             resting state, leaves [*shape]
-    state, s, u    = neuron.step(state, x)                 one step of dt, input x [..., N] (V)
-    s              = neuron.spike(u)                       the spike decided on u (custom VJP)
-    sigma'(u)      = neuron.surrogate_grad(u)              ds/du as the surrogate defines it
+    state, s, u    = neuron.step(state, x, beta)           one step of dt, input x [..., N] (V)
+    s              = neuron.spike(u, beta)                 the spike decided on u (custom VJP)
+    sigma'(u)      = neuron.surrogate_grad(u, beta)        ds/du as the surrogate defines it
     trace          = neuron.psp_init(shape, dtype)         presynaptic trace, zero
     trace, z       = neuron.psp_step(trace, s_pre)         z = dU/dw with the reset ignored
+    neuron         = neuron.structure()                    the traced fields canonical
 
 ``step`` does the whole update: it adds the input current, integrates, decides the spike with
 ``spike(u)`` (so its VJP is the surrogate), and handles reset and refractoriness inside; it
@@ -17,6 +18,10 @@ like quantity the spike was decided on, which is where SuperSpike evaluates ``si
 factor of SuperSpike, and the quantity whose product with the output error is the gradient.
 ``dt`` (s) is the step and ``delay_steps`` the axonal delay of the spikes a layer sends.
 ``surrogate`` is the spike's :class:`ssjax.spike.Surrogate`.
+
+``beta``, the surrogate's steepness (1/V), is a value, not part of the static parameters:
+``None`` means ``surrogate.beta``, and a traced scalar lets one program serve every steepness.
+``structure()`` returns the parameters with ``beta`` canonical (what a program is compiled for).
 
 Implementations: :class:`ssjax.neuron.LIFParams`. :mod:`ssjax.network`, :mod:`ssjax.rules.bptt`
 and ``method="stepwise"`` of :mod:`ssjax.rules.superspike` use only this contract, so they run
@@ -33,6 +38,9 @@ from typing import Any, Protocol, runtime_checkable
 
 from ssjax._types import Array, PyTree
 from ssjax.spike import Surrogate
+
+# the surrogate's steepness (1/V): a value (traced or not), or None for ``surrogate.beta``
+Beta = Array | float | None
 
 
 @runtime_checkable
@@ -58,16 +66,20 @@ class Neuron(Protocol):
         """Resting state of neurons of ``shape``."""
         ...
 
-    def step(self, state: PyTree, x: Array) -> tuple[PyTree, Array, Array]:
+    def step(self, state: PyTree, x: Array, beta: Beta = None) -> tuple[PyTree, Array, Array]:
         """One step given the synaptic input ``x`` arriving now; ``(state, spikes, u)``."""
         ...
 
-    def spike(self, u: Array) -> Array:
+    def spike(self, u: Array, beta: Beta = None) -> Array:
         """Spikes decided on ``u`` (forward 0/1, backward the surrogate derivative)."""
         ...
 
-    def surrogate_grad(self, u: Array) -> Array:
+    def surrogate_grad(self, u: Array, beta: Beta = None) -> Array:
         """``sigma'(u)``: the derivative :meth:`spike` uses in its backward pass."""
+        ...
+
+    def structure(self) -> Neuron:
+        """These parameters with the traced ones (``surrogate.beta``) canonical."""
         ...
 
     def psp_init(self, shape: tuple[int, ...], dtype: Any = ...) -> PyTree:

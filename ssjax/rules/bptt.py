@@ -8,6 +8,9 @@ gradient is ``net.neuron.reset_grad``; see :func:`with_reset_grad`. With ``reset
 the gradient of an output weight is exactly minus the SuperSpike output-layer update (``dU/dw``
 is then the PSP trace).
 
+The surrogate's steepness ``beta`` is a value (:class:`BPTTHyper`, traced by the trainer), so
+runs that differ only in it share one program.
+
 The error filter's state can be carried in from an earlier block: it enters as a constant
 (spikes of earlier blocks are not differentiated), which is how a block-wise online BPTT
 truncates the past.
@@ -31,6 +34,7 @@ from ssjax._types import Array, PRNGKey, Weights
 from ssjax.filters import DoubleExpState, double_exp_init
 from ssjax.losses import TAU_DECAY, TAU_RISE, VanRossum, filtered_error, van_rossum_loss
 from ssjax.network import NetState, Network, Record, init_state, simulate
+from ssjax.neurons.base import Beta
 from ssjax.params import borrow, check_fields
 from ssjax.rules.base import Block, LearningRule, RuleOutput
 
@@ -62,14 +66,20 @@ class BPTTConfig:
         """The loss's filter (one owner of its constants)."""
         return VanRossum(self.tau_rise, self.tau_decay)
 
-    def hyper(self, net: Network) -> tuple:
-        """No traced hyper-parameters."""
-        del net
-        return ()
+    def hyper(self, net: Network) -> BPTTHyper:
+        """The traced hyper-parameters, derived on the host: the network's surrogate steepness."""
+        return BPTTHyper(beta=net.neuron.surrogate.beta)
 
     def structure(self) -> BPTTConfig:
-        """This config (it has no traced fields)."""
+        """This config (it has no traced fields; ``beta`` lives in the network's neuron)."""
         return self
+
+
+class BPTTHyper(NamedTuple):
+    """Traced hyper-parameters of BPTT: ``beta``, the surrogate's steepness (1/V) in the spike's
+    VJP (:mod:`ssjax.spike`). A float or a scalar array."""
+
+    beta: Array | float
 
 
 class BPTTState(NamedTuple):
@@ -111,6 +121,7 @@ def bptt_loss(
     *,
     tau_rise: float = TAU_RISE,
     tau_decay: float = TAU_DECAY,
+    beta: Beta = None,
 ) -> tuple[Array, BPTTAux]:
     """Batch-mean van Rossum loss of one block and its side results.
 
@@ -118,6 +129,7 @@ def bptt_loss(
       weights: per-layer ``[N_l, N_{l+1}]`` weights (V), the differentiated argument.
       inputs: ``[T, *B, N_in]`` input spikes; targets: ``[T, *B, N_out]`` target spikes.
       state, err_state: network and error-filter states carried in (rest / zeros if None).
+      beta: the surrogate's steepness (1/V) as a value, e.g. traced; the neuron's if None.
 
     Returns:
       ``(mean over *B of L, BPTTAux)``; ``L`` per example is ``1/2 sum_{t,i} e^2 dt`` (1/s).
@@ -127,7 +139,7 @@ def bptt_loss(
             f"targets must be [T, *B, {net.sizes[-1]}] matching inputs {tuple(inputs.shape)}, "
             f"got {tuple(targets.shape)}"
         )
-    state, rec = simulate(net, weights, inputs, state)
+    state, rec = simulate(net, weights, inputs, state, beta=beta)
     if err_state is not None:
         err_state = jax.tree.map(jax.lax.stop_gradient, err_state)
     e, err_state = filtered_error(
@@ -159,14 +171,21 @@ def bptt_grad(
     return grad_fn(weights, net, inputs, targets, state, err_state, **kwargs)
 
 
-def bptt(net: Network, cfg: BPTTConfig, *, hyper=(), shared_inputs: bool = False) -> LearningRule:
+def bptt(
+    net: Network,
+    cfg: BPTTConfig,
+    *,
+    hyper: BPTTHyper | None = None,
+    shared_inputs: bool = False,
+) -> LearningRule:
     """Block-wise BPTT as a :class:`ssjax.rules.base.LearningRule` (state :class:`BPTTState`).
 
     ``update`` is :func:`bptt_grad` of the block with the carried state as a constant, on the
-    loss of ``cfg.loss``. ``hyper`` and ``shared_inputs`` are accepted for the common factory
-    signature and change nothing.
+    loss of ``cfg.loss``. ``hyper``: traced hyper-parameters (``cfg.hyper(net)`` if None).
+    ``shared_inputs`` is accepted for the common factory signature and changes nothing.
     """
-    del hyper, shared_inputs
+    del shared_inputs
+    hyper = cfg.hyper(net) if hyper is None else hyper
     loss = cfg.loss
 
     def init(weights: Weights, key: PRNGKey) -> BPTTState:
@@ -184,6 +203,7 @@ def bptt(net: Network, cfg: BPTTConfig, *, hyper=(), shared_inputs: bool = False
             state.err,
             tau_rise=loss.tau_rise,
             tau_decay=loss.tau_decay,
+            beta=hyper.beta,
         )
         return RuleOutput(grads, BPTTState(aux.state, aux.err_state), aux.record, aux.error)
 

@@ -50,18 +50,21 @@ class IFParams:
     def init(self, shape, dtype=jnp.float32):
         return IFState(jnp.full(shape, self.u_rest, dtype), jnp.zeros(shape, dtype))
 
-    def step(self, state, x):
+    def step(self, state, x, beta=None):
         i = state.i + x
         u = state.u + self.k * i
-        s = self.spike(u)
+        s = self.spike(u, beta)
         u_post = u - jax.lax.stop_gradient(s) * (self.theta - self.u_reset)
         return IFState(u_post, i * self.a_s), s, u
 
-    def spike(self, u):
-        return self.surrogate(u - self.theta)
+    def spike(self, u, beta=None):
+        return self.surrogate(u - self.theta, beta)
 
-    def surrogate_grad(self, u):
-        return self.surrogate.grad(u - self.theta)
+    def surrogate_grad(self, u, beta=None):
+        return self.surrogate.grad(u - self.theta, beta)
+
+    def structure(self):
+        return dataclasses.replace(self, surrogate=self.surrogate.structure())
 
     def psp_init(self, shape, dtype=jnp.float32):
         return jnp.zeros(shape, dtype), jnp.zeros(shape, dtype)

@@ -19,14 +19,16 @@ import jax.numpy as jnp
 from ssjax._types import Array
 from ssjax.losses import WindowState, window_error
 from ssjax.network import Network
+from ssjax.neurons.base import Beta
 from ssjax.rules.superspike.config import SuperSpikeConfig, SuperSpikeHyper
 
 
-def sigma_prime(net: Network, cfg: SuperSpikeConfig, u: Array) -> Array:
-    """``sigma'(U)`` of the rule (the neuron's surrogate derivative, or 1), ``u``'s shape."""
+def sigma_prime(net: Network, cfg: SuperSpikeConfig, u: Array, beta: Beta = None) -> Array:
+    """``sigma'(U)`` of the rule (the neuron's surrogate derivative with steepness ``beta``,
+    traced or None for the neuron's own; or 1), ``u``'s shape."""
     if cfg.sigma_prime == "one":
         return jnp.ones_like(u)
-    return net.neuron.surrogate_grad(u)
+    return net.neuron.surrogate_grad(u, beta)
 
 
 def regularised(cfg: SuperSpikeConfig, layer: int, n_layers: int) -> bool:

@@ -6,8 +6,10 @@ the choice of ``sigma'``, the regulariser's settings and the route (``method``).
 
 Traced (:class:`SuperSpikeHyper`, derived on the host by :meth:`SuperSpikeConfig.hyper`): the
 regulariser's strength ``rho`` (in this rule's units, ``regularizer.rho * rho_scale``) and exponent
-``a``, never compile-time constants, so configs that differ only in them share one program
-(:meth:`SuperSpikeConfig.structure`).
+``a``, and the surrogate's steepness ``beta`` (1/V, the network neuron's ``surrogate.beta``),
+never compile-time constants, so configs that differ only in them share one program
+(:meth:`SuperSpikeConfig.structure`, and ``Network.structure`` for ``beta``). ``rho_scale``
+depends on ``beta`` (the reference code's ``sigma'`` carries it) and stays a host value.
 
 Carried (:class:`SuperSpikeState`, one sample, no batch axis): the network state, the output
 error filter ``[N_out]``, per layer the PSP trace ``[N_pre]``, the eligibility filter
@@ -95,7 +97,7 @@ class SuperSpikeConfig:
             rho = reg.rho * rho_scale(
                 net.neuron, self.tau_rise, self.tau_decay, self.sigma_prime, reg.error_dependent
             )
-        return SuperSpikeHyper(rho=rho, a=reg.a)
+        return SuperSpikeHyper(rho=rho, a=reg.a, beta=net.neuron.surrogate.beta)
 
     def structure(self) -> SuperSpikeConfig:
         """This config with its traced fields canonical: equal for configs that differ only in
@@ -136,10 +138,12 @@ class LayerTraces(NamedTuple):
 
 class SuperSpikeHyper(NamedTuple):
     """Traced hyper-parameters: ``rho`` the regulariser's strength in this rule's units
-    (``regularizer.rho * rho_scale``), ``a`` its exponent. Floats or scalar arrays."""
+    (``regularizer.rho * rho_scale``), ``a`` its exponent, ``beta`` the surrogate's steepness
+    (1/V) in ``sigma'`` and the simulation. Floats or scalar arrays."""
 
     rho: Array | float
     a: Array | float
+    beta: Array | float
 
 
 class SuperSpikeState(NamedTuple):

@@ -127,7 +127,7 @@ def scan_products(params, spikes: Array, psp0: tuple, post_args: PostArgs, sig_f
     return with_carried(params, free, summed, fin, psp0, [c * b for b in b0], a0), sums
 
 
-def _block_common(net, cfg, weights, inputs, targets, state, n_currents, shared_inputs):
+def _block_common(net, cfg, hyper, weights, inputs, targets, state, n_currents, shared_inputs):
     """Simulate the block (event-driven currents for the first ``n_currents`` layers) and compute
     everything the dense and event routes share."""
     dt = net.neuron.dt
@@ -136,7 +136,9 @@ def _block_common(net, cfg, weights, inputs, targets, state, n_currents, shared_
     # inputs; not under a seed vmap, where the carried [seeds, K, N] arrays are seed-major and
     # 64 seeds of 100-4-1 ran 1.1-1.2x slower (measured, CPU)
     overwrite = not shared_inputs
-    net_state, rec = simulate(net, weights, inputs, state.net, currents, overwrite=overwrite)
+    net_state, rec = simulate(
+        net, weights, inputs, state.net, currents, overwrite=overwrite, beta=hyper.beta
+    )
     delta, win = output_error(cfg, targets, rec.spikes[-1], state.win)
     e_out, err = double_exp_filter(
         delta, cfg.tau_rise, cfg.tau_decay, dt, state=state.err, overwrite=overwrite
@@ -152,10 +154,11 @@ def _layer_update(net, cfg, hyper, l, w, tr: LayerTraces, u, s_pre, s_post, e, *
     a_r, a_d = decay_factor(cfg.tau_rise, dt), decay_factor(cfg.tau_decay, dt)
     span = 1.0 / (cfg.tau_decay - cfg.tau_rise)
     if tr.sig_buf.shape[0]:
-        sig_d, sig_buf = delay_line(tr.sig_buf, sigma_prime(net, cfg, u))
+        sig_d, sig_buf = delay_line(tr.sig_buf, sigma_prime(net, cfg, u, hyper.beta))
         sig_fn = None
     else:  # no Hebbian delay: sigma'(u) is evaluated inside the reverse scan
-        sig_d, sig_buf, sig_fn = u, tr.sig_buf, functools.partial(sigma_prime, net, cfg)
+        sig_fn = functools.partial(sigma_prime, net, cfg, beta=hyper.beta)
+        sig_d, sig_buf = u, tr.sig_buf
     spk_d, spk_buf = delay_line(tr.spk_buf, s_pre)
     # lag[t] = K-1-t: weights of step t in the eligibility state at the block's end
     lag = jnp.arange(k - 1, -1, -1, dtype=u.dtype)[:, None]
@@ -219,7 +222,7 @@ def block_blocked(
     hyper = cfg.hyper(net) if hyper is None else hyper
     n_currents = max(event_layers, int(shared_inputs))
     net_state, err, win, rec, errs, arriving = _block_common(
-        net, cfg, weights, inputs, targets, state, n_currents, shared_inputs
+        net, cfg, hyper, weights, inputs, targets, state, n_currents, shared_inputs
     )
     k, n_layers = inputs.shape[0], net.n_layers
     grads, layers = [], []

@@ -79,13 +79,13 @@ def block_stepwise(
     def step(carry, xs):
         rs, ms = carry
         s_in, target = xs
-        net_state, spikes, us, arriving = network_step(net, weights, rs.net, s_in)
+        net_state, spikes, us, arriving = network_step(net, weights, rs.net, s_in, hyper.beta)
         delta, win = output_error(cfg, target[None], spikes[-1][None], rs.win)
         err, e_out = double_exp_step(rs.err, delta[0], cfg.tau_rise, cfg.tau_decay, dt)
         errs = layer_errors(e_out, weights, feedback, cfg.feedback)
         layers, new_ms = [], []
         for l, (tr, m) in enumerate(zip(rs.layers, ms, strict=True)):
-            sig = sigma_prime(net, cfg, us[l])
+            sig = sigma_prime(net, cfg, us[l], hyper.beta)
             sig_d, sig_buf = delay_line(tr.sig_buf, sig[None])
             spk_d, spk_buf = delay_line(tr.spk_buf, arriving[l][None])
             psp, z = net.neuron.psp_step(tr.psp, spk_d[0])
