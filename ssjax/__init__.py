@@ -31,10 +31,11 @@ from ssjax.network import (
 )
 from ssjax.neuron import LIFParams, LIFState, lif_init, lif_step
 from ssjax.neurons import Neuron
-from ssjax.optim import make_optimizer, rmaxprop, rmsprop
+from ssjax.optim import Optimizer, make_optimizer, rmaxprop, rmsprop
 from ssjax.rules.base import Block, LearningRule, RuleOutput
 from ssjax.rules.bptt import BPTTConfig, BPTTState, bptt, bptt_grad, bptt_loss, with_reset_grad
 from ssjax.rules.feedback import FEEDBACKS, init_feedback, layer_errors
+from ssjax.rules.regulariser import Regularizer
 from ssjax.rules.superspike import (
     SuperSpikeConfig,
     SuperSpikeHyper,
@@ -86,6 +87,8 @@ __all__ = [
     "LIFParams",
     "LIFState",
     "Neuron",
+    "Optimizer",
+    "Regularizer",
     "NetState",
     "Network",
     "Record",

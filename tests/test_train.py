@@ -247,7 +247,8 @@ def test_traced_beta_with_the_regulariser_in_code_units():
     """rho_scale carries beta (the reference code's sigma' does): derived on the host per spec,
     so the traced run still matches its own baked run."""
     specs = [
-        _trainer(net=_steep(beta), rule=SuperSpikeConfig(het_rho=1.0)) for beta in (1e3, 400.0)
+        _trainer(net=_steep(beta), rule=SuperSpikeConfig(regularizer=Regularizer(rho=1.0)))
+        for beta in (1e3, 400.0)
     ]
     rhos = [s.hyper().rule.rho for s in specs]
     assert rhos[1] == pytest.approx(rhos[0] * 1e3 / 400.0, rel=1e-12)

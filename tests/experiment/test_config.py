@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
+from ssjax.experiment import paths
 from ssjax.experiment.config import (
     Config,
     ConfigError,
@@ -70,7 +71,11 @@ def write_ras(path, lines):
 def _data_missing(cfg_path):
     data = yaml.safe_load(cfg_path.read_text()) or {}
     files = [(data.get("task") or {}).get(k) for k in ("input", "target", "image")]
-    return any(f and not (cfg_path.parent / f).is_file() for f in files)
+    try:
+        resolved = [paths.resolve_data_path(f, str(cfg_path.parent)) for f in files if f]
+    except paths.DataRootError:
+        return True
+    return not all(pathlib.Path(f).is_file() for f in resolved)
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)

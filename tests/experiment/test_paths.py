@@ -102,7 +102,7 @@ def test_checkout_default_and_the_environment_variable_give_the_same_config(monk
     monkeypatch.setenv(paths.DATA_ENV, str(root))
     assert diff_configs(load_config(paths.CONFIGS / "fig2_quick.yaml"), a) == []
     # an override's data: path resolves the same way
-    b = load_config(paths.CONFIGS / "default.yaml", [f"task.input=data:{POISSON}"])
+    b = load_config(paths.CONFIGS / "fig2_quick.yaml", [f"task.input=data:{POISSON}"])
     assert b.task.input == str(root / POISSON)
 
 

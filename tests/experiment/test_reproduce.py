@@ -68,7 +68,7 @@ def test_every_condition_validates_quick_and_full(name):
             continue
         # quick is smaller in seeds x time; the conditions' overrides act on both alike
         assert q.run.seeds * q.run.duration < f.run.seeds * f.run.duration
-        assert q.network.sizes == f.network.sizes and q.feedback == f.feedback
+        assert q.network.sizes == f.network.sizes and q.rule.feedback == f.rule.feedback
     if name in ("fig6", "fig8"):
         for cfg in (c[q] for c in runs.values() for q in c):
             # the paper's 0.8 ms axonal delay, offset in the eligibility trace; the code's

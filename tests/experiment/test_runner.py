@@ -25,8 +25,7 @@ SMALL = """
 network: {sizes: [40, 3, 1]}
 task: {kind: timing, n_in: 40, n_out: 1, period: 0.2, target_times: [0.05, 0.12]}
 optimizer: {burn_in: 0.4, drops: [[2.0, 0.1]]}
-rule: {method: dense}
-feedback: {kind: random}
+rule: {method: dense, feedback: random}
 run: {seeds: 3, duration: 3.0, block: 0.1, checkpoint_every: 5, keep_checkpoints: 10,
       log_every: 5, raster_every: 10}
 """
@@ -371,7 +370,8 @@ def test_vmapped_seeds_with_delays_match_one_seed_programs(tmp_path, method, ski
     """Axonal and Hebbian delays: the input layer's delay lines are shared under vmap (and keep
     following the input stream when a block is skipped); each seed matches its one-seed run."""
     text = SMALL.replace(
-        "rule: {method: dense}", f"rule: {{method: {method}, hebbian_delay: 0.0008}}"
+        "rule: {method: dense, feedback: random}",
+        f"rule: {{method: {method}, hebbian_delay: 0.0008, feedback: random}}",
     )
     text = text.replace("network:", "neuron: {delay: 0.0005}\nnetwork:")
     overrides = ["run.on_nonfinite=skip"] if skip else []
