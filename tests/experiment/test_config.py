@@ -735,8 +735,8 @@ def test_randman_stream_windows(tmp_path):
     assert np.all((code[:, :W] > 0).sum(axis=2) == 1)
     labels = np.argmax(code[:, 0], axis=1)
     assert np.all(np.argmax(code[:, :W], axis=2) == labels[:, None])
-    assert np.bincount(labels, minlength=3).tolist() == [5, 5, 5]  # n_patterns per class
-    # one window end (+2 on the label, -2 elsewhere) per sample: n_out * n_patterns windows
+    assert np.bincount(labels, minlength=3).tolist() == [5, 5, 5]  # n_samples per class
+    # one window end (+2 on the label, -2 elsewhere) per sample: n_out * n_samples windows
     ends = np.flatnonzero(np.any(np.abs(y) == 2, axis=1))
     assert len(ends) == n and np.all(ends == np.arange(n) * (S + G) + W - 1)
     assert np.all(y[ends].sum(axis=1) == 2 - 2 * 2)

@@ -315,7 +315,7 @@ run: {seeds: 2, duration: 4.0, block: 0.5, checkpoint_every: 4, log_every: 2, ra
 def test_randman_run_reports_heldout_accuracy(tmp_path):
     text = """
 network: {sizes: [8, 4, 3]}
-task: {kind: randman, n_in: 8, n_out: 3, n_patterns: 2, n_heldout: 3}
+task: {kind: randman, n_in: 8, n_out: 3, n_samples: 2, n_heldout: 3}
 optimizer: {burn_in: 0.0, drops: []}
 run: {seeds: 2, duration: 1.5, block: 0.5, checkpoint_every: 3, log_every: 3, raster_every: 3}
 """
