@@ -211,10 +211,11 @@ def check_scopes(
                         raise err
 
 
-def check_fields(obj) -> None:
-    """Parse and check ``obj``'s own :func:`param` fields (its ``SCOPE`` only); canonical
-    values (tuples, floats) are written back, so that the frozen instance hashes as a jit
-    static argument. Called from ``__post_init__``; raises ParamError."""
+def check_fields(obj, **others) -> None:
+    """Parse and check ``obj``'s own :func:`param` fields; canonical values (tuples, floats)
+    are written back, so that the frozen instance hashes as a jit static argument. The checks
+    see ``obj`` as its ``SCOPE`` plus the scopes in ``others`` (e.g. ``neuron=net.neuron``).
+    Called from ``__post_init__``; raises ParamError."""
     scope = type(obj).SCOPE
     for f, tp in params_of(type(obj)):
         try:
@@ -225,7 +226,7 @@ def check_fields(obj) -> None:
                 f"expected {exc}, got {getattr(obj, f.name)!r}",
                 type(obj).__name__,
             ) from None
-    check_scopes({scope: obj})
+    check_scopes({scope: obj}, types.SimpleNamespace(**{scope: obj}, **others))
 
 
 def _plain(v):

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from types import SimpleNamespace
 from typing import ClassVar, NamedTuple
 
 import jax
@@ -41,7 +40,7 @@ from ssjax.losses import moving_average_cost, window_outcome
 from ssjax.metrics import PeriodMetrics, per_period  # noqa: F401
 from ssjax.network import Network, init_weights
 from ssjax.optim import Optimizer, clip_weights, decay, make_optimizer
-from ssjax.params import check_fields, check_scopes, multiple_of, param
+from ssjax.params import check_fields, multiple_of, param
 from ssjax.rules.base import Block, LearningRule
 from ssjax.rules.bptt import BPTTConfig, bptt
 from ssjax.rules.superspike import SuperSpikeConfig, superspike
@@ -55,6 +54,8 @@ _RULE_TYPES: dict[str, tuple[type, Callable[..., LearningRule]]] = {
     "bptt": (BPTTConfig, bptt),
 }
 RULES = tuple(_RULE_TYPES)
+# rule name -> its config dataclass (the config's rule section is their union)
+RULE_CONFIGS: dict[str, type] = {name: cls for name, (cls, _) in _RULE_TYPES.items()}
 
 
 def rule_name(cfg: RuleConfig) -> str:
@@ -131,8 +132,7 @@ class TrainSpec:
             raise ValueError(
                 f"TrainSpec.on_nonfinite must be 'halt' or 'skip', got {self.on_nonfinite!r}"
             )
-        check_fields(self)
-        check_scopes({"run": self}, SimpleNamespace(run=self, neuron=self.net.neuron))
+        check_fields(self, neuron=self.net.neuron)
         self.make_optimizer()  # validates the optimiser settings now, before any tracing
 
     @property

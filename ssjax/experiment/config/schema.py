@@ -44,12 +44,11 @@ from ssjax.params import (
     params_of,
     same_declaration,
 )
-from ssjax.rules.bptt import BPTTConfig
 from ssjax.rules.regulariser import Regularizer
 from ssjax.rules.superspike import SuperSpikeConfig
 from ssjax.spike import Surrogate
 from ssjax.tasks import registry
-from ssjax.train import RULES, TrainSpec
+from ssjax.train import RULE_CONFIGS, RULES, TrainSpec
 
 __all__ = [
     "Config",
@@ -67,8 +66,7 @@ __all__ = [
     "variant_keys",
 ]
 
-RULE_TYPES: dict[str, type] = {"superspike": SuperSpikeConfig, "bptt": BPTTConfig}
-assert tuple(RULE_TYPES) == RULES
+RULE_TYPES = RULE_CONFIGS  # rule.name -> its config dataclass (ssjax.train's registry)
 
 
 def _section(name: str, sources: list[type], exclude: tuple[str, ...] = ()) -> Any:
@@ -158,7 +156,7 @@ _TASK_PARAMS = [registry.get(k).params for k in registry.names()]
 NetworkConfig = _section("NetworkConfig", [Network])
 NeuronConfig = _section("NeuronConfig", [LIFParams])
 SurrogateConfig = _section("SurrogateConfig", [Surrogate], exclude=("forward",))
-RuleConfig = _section("RuleConfig", [_RuleName, SuperSpikeConfig, BPTTConfig], exclude=("error",))
+RuleConfig = _section("RuleConfig", [_RuleName, *RULE_CONFIGS.values()], exclude=("error",))
 RegularizerConfig = _section("RegularizerConfig", [Regularizer])
 OptimizerConfig = _section("OptimizerConfig", [Optimizer])
 TaskConfig = _section("TaskConfig", [_TaskKind, *_TASK_PARAMS])
