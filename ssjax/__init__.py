@@ -5,55 +5,140 @@ losses, the learning rules (SuperSpike with its feedback strategies, BPTT), lear
 and the online trainer. Units are SI (seconds, volts); arrays are time-major ``[T, *B, N]``.
 
 Importing ssjax changes nothing outside it (no environment variables, JAX config or matplotlib
-backend). :func:`configure_cpu` (``ssjax.xla``), called before the first JAX computation, applies
-the XLA:CPU tuning that the ``ssjax`` command uses: one CPU device per core, time scans compiled
-as single loops.
+backend) and imports nothing heavy: each name loads its module on first use.
+:func:`configure_cpu` (``ssjax.xla``), called before the first JAX computation, applies the
+XLA:CPU tuning that the ``ssjax`` command uses: one CPU device per core, time scans compiled as
+single loops.
 """
 
-from ssjax.filters import alpha_kernel, double_exp_filter, epsilon_kernel, exp_filter
-from ssjax.losses import (
-    VanRossum,
-    error_distance,
-    filtered_error,
-    moving_average_cost,
-    van_rossum_distance,
-    van_rossum_loss,
-)
-from ssjax.metrics import PeriodMetrics, per_period
-from ssjax.network import (
-    NetState,
-    Network,
-    Record,
-    init_state,
-    init_weights,
-    simulate,
-    simulate_stepwise,
-)
-from ssjax.neuron import LIFParams, LIFState, lif_init, lif_step
-from ssjax.neurons import Neuron
-from ssjax.optim import Optimizer, make_optimizer, rmaxprop, rmsprop
-from ssjax.rules.base import Block, LearningRule, RuleOutput
-from ssjax.rules.bptt import BPTTConfig, BPTTState, bptt, bptt_grad, bptt_loss, with_reset_grad
-from ssjax.rules.feedback import FEEDBACKS, init_feedback, layer_errors
-from ssjax.rules.regulariser import Regularizer
-from ssjax.rules.superspike import (
-    SuperSpikeConfig,
-    SuperSpikeHyper,
-    SuperSpikeState,
-    init_rule_state,
-    superspike,
-    superspike_grads,
-)
-from ssjax.spike import Surrogate, spike, surrogate_grad
-from ssjax.train import (
-    Hyper,
-    TrainSpec,
-    TrainState,
-    init_train_state,
-    run_blocks,
-    run_blocks_jit,
-)
-from ssjax.xla import CpuSettings, configure_cpu
+import importlib
+import importlib.util
+import typing
+
+if typing.TYPE_CHECKING:  # the names, for type checkers and IDEs; at run time: __getattr__
+    from ssjax.filters import alpha_kernel, double_exp_filter, epsilon_kernel, exp_filter
+    from ssjax.losses import (
+        VanRossum,
+        error_distance,
+        filtered_error,
+        moving_average_cost,
+        van_rossum_distance,
+        van_rossum_loss,
+    )
+    from ssjax.metrics import PeriodMetrics, per_period
+    from ssjax.network import (
+        NetState,
+        Network,
+        Record,
+        init_state,
+        init_weights,
+        simulate,
+        simulate_stepwise,
+    )
+    from ssjax.neuron import LIFParams, LIFState, lif_init, lif_step
+    from ssjax.neurons import Neuron
+    from ssjax.optim import Optimizer, make_optimizer, rmaxprop, rmsprop
+    from ssjax.rules.base import Block, LearningRule, RuleOutput
+    from ssjax.rules.bptt import BPTTConfig, BPTTState, bptt, bptt_grad, bptt_loss, with_reset_grad
+    from ssjax.rules.feedback import FEEDBACKS, init_feedback, layer_errors
+    from ssjax.rules.regulariser import Regularizer
+    from ssjax.rules.superspike import (
+        SuperSpikeConfig,
+        SuperSpikeHyper,
+        SuperSpikeState,
+        init_rule_state,
+        superspike,
+        superspike_grads,
+    )
+    from ssjax.spike import Surrogate, spike, surrogate_grad
+    from ssjax.train import (
+        Hyper,
+        TrainSpec,
+        TrainState,
+        init_train_state,
+        run_blocks,
+        run_blocks_jit,
+    )
+    from ssjax.xla import CpuSettings, configure_cpu
+
+# name -> defining module; imported on first use, so that `import ssjax` (and the `ssjax`
+# command before it parses its arguments or installs its signal handlers) does not import JAX
+_EXPORTS = {
+    "alpha_kernel": "ssjax.filters",
+    "double_exp_filter": "ssjax.filters",
+    "epsilon_kernel": "ssjax.filters",
+    "exp_filter": "ssjax.filters",
+    "VanRossum": "ssjax.losses",
+    "error_distance": "ssjax.losses",
+    "filtered_error": "ssjax.losses",
+    "moving_average_cost": "ssjax.losses",
+    "van_rossum_distance": "ssjax.losses",
+    "van_rossum_loss": "ssjax.losses",
+    "PeriodMetrics": "ssjax.metrics",
+    "per_period": "ssjax.metrics",
+    "NetState": "ssjax.network",
+    "Network": "ssjax.network",
+    "Record": "ssjax.network",
+    "init_state": "ssjax.network",
+    "init_weights": "ssjax.network",
+    "simulate": "ssjax.network",
+    "simulate_stepwise": "ssjax.network",
+    "LIFParams": "ssjax.neuron",
+    "LIFState": "ssjax.neuron",
+    "lif_init": "ssjax.neuron",
+    "lif_step": "ssjax.neuron",
+    "Neuron": "ssjax.neurons",
+    "Optimizer": "ssjax.optim",
+    "make_optimizer": "ssjax.optim",
+    "rmaxprop": "ssjax.optim",
+    "rmsprop": "ssjax.optim",
+    "Block": "ssjax.rules.base",
+    "LearningRule": "ssjax.rules.base",
+    "RuleOutput": "ssjax.rules.base",
+    "BPTTConfig": "ssjax.rules.bptt",
+    "BPTTState": "ssjax.rules.bptt",
+    "bptt": "ssjax.rules.bptt",
+    "bptt_grad": "ssjax.rules.bptt",
+    "bptt_loss": "ssjax.rules.bptt",
+    "with_reset_grad": "ssjax.rules.bptt",
+    "FEEDBACKS": "ssjax.rules.feedback",
+    "init_feedback": "ssjax.rules.feedback",
+    "layer_errors": "ssjax.rules.feedback",
+    "Regularizer": "ssjax.rules.regulariser",
+    "SuperSpikeConfig": "ssjax.rules.superspike",
+    "SuperSpikeHyper": "ssjax.rules.superspike",
+    "SuperSpikeState": "ssjax.rules.superspike",
+    "init_rule_state": "ssjax.rules.superspike",
+    "superspike": "ssjax.rules.superspike",
+    "superspike_grads": "ssjax.rules.superspike",
+    "Surrogate": "ssjax.spike",
+    "spike": "ssjax.spike",
+    "surrogate_grad": "ssjax.spike",
+    "Hyper": "ssjax.train",
+    "TrainSpec": "ssjax.train",
+    "TrainState": "ssjax.train",
+    "init_train_state": "ssjax.train",
+    "run_blocks": "ssjax.train",
+    "run_blocks_jit": "ssjax.train",
+    "CpuSettings": "ssjax.xla",
+    "configure_cpu": "ssjax.xla",
+}
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        if importlib.util.find_spec(f"ssjax.{name}") is None:
+            raise AttributeError(f"module 'ssjax' has no attribute {name!r}")
+        return importlib.import_module(f"ssjax.{name}")  # a subpackage: ssjax.xla, ...
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # cached: __getattr__ runs once per name
+    return value
+
+
+def __dir__():
+    return sorted([*globals(), *_EXPORTS])
+
 
 __version__ = "0.1.0"
 

@@ -2,8 +2,10 @@
 wrappers).
 
 Exit codes: 0 success; 2 invalid config, arguments, environment (``SSJAX_CPU_DEVICES``) or work
-directory (nothing was created); 1 a run that failed (numerical fault, unreadable checkpoint);
-128 + signal number when SIGTERM or SIGINT stopped a run after saving a checkpoint.
+directory (not a writable folder, in use by another process, holding another run; nothing was
+created or changed); 1 a run that failed (numerical fault, unreadable checkpoint); 128 + signal
+number when SIGTERM or SIGINT stopped a run after saving a checkpoint, or when a second signal
+(or one during start-up) stopped it at once, keeping the last checkpoint.
 
 Before anything else :func:`main` applies the XLA:CPU tuning
 (:func:`ssjax.xla.configure_cpu_from_env`: one CPU device per core, single-loop time scans;
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import warnings
 from pathlib import Path
@@ -42,15 +45,25 @@ def _validate(args) -> int:
     return 0
 
 
+def _enable_x64(cfg) -> None:
+    """A float64 config gets JAX's 64-bit mode (before any JAX computation of this process)."""
+    if cfg.run.dtype == "float64":
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
+
+
 def _train(args) -> int:
     from ssjax.experiment.checkpoint import CheckpointError
     from ssjax.experiment.config import ConfigError
-    from ssjax.experiment.runner import NumericalError, RunError, prepare, train
+    from ssjax.experiment.report import json_safe
+    from ssjax.experiment.runner import NumericalError, RunError, WorkdirError, prepare, train
 
     try:
         cfg = prepare(args.config, seeds=args.seeds, overrides=args.set)
     except ConfigError as e:
         return _err(str(e), 2)
+    _enable_x64(cfg)
     workdir = Path(args.workdir or Path("runs") / Path(args.config).stem)
     try:
         summary = train(
@@ -60,11 +73,12 @@ def _train(args) -> int:
             fallback=args.fallback_checkpoint,
             progress=not args.no_progress,
         )
-    except (ConfigError, RunError) as e:  # the work directory holds another run's config
+    except (ConfigError, RunError, WorkdirError) as e:  # another run's config; in use; a file
         return _err(str(e), 2)
     except (NumericalError, CheckpointError) as e:
         return _err(str(e), 1)
-    print(json.dumps({k: summary[k] for k in ("median", "simulated_seconds", "wall_seconds")}))
+    keys = ("median", "simulated_seconds", "wall_seconds")
+    print(json.dumps(json_safe({k: summary[k] for k in keys})))
     print(
         f"wrote {workdir}/summary.json, history.json, learning_curve.png, raster.png; "
         f"tensorboard --logdir {workdir}/tb"
@@ -90,7 +104,7 @@ def _reproduce(args) -> int:
     from ssjax.experiment.checkpoint import CheckpointError
     from ssjax.experiment.config import ConfigError
     from ssjax.experiment.reproduce import FIGURES, format_list, run_figure
-    from ssjax.experiment.runner import NumericalError, RunError
+    from ssjax.experiment.runner import NumericalError, RunError, WorkdirError
 
     if args.figure is not None and args.figure not in FIGURES:
         return _err(f"unknown figure {args.figure!r} (one of {', '.join(FIGURES)})", 2)
@@ -109,7 +123,7 @@ def _reproduce(args) -> int:
             progress=not args.no_progress,
             command=reproduce_command(args),
         )
-    except (ConfigError, RunError) as e:
+    except (ConfigError, RunError, WorkdirError) as e:
         return _err(str(e), 2)
     except (NumericalError, CheckpointError) as e:
         return _err(str(e), 1)
@@ -303,13 +317,30 @@ def setup() -> int | None:
     return None
 
 
+def _quit(signum, _frame):
+    # os._exit, not an exception: a KeyboardInterrupt raised inside a callback (XLA's gc hook,
+    # say) is printed and swallowed; before the training loop only atomic writes have happened
+    name = signal.Signals(signum).name
+    print(f"ssjax: {name}: interrupted before training started", file=sys.stderr, flush=True)
+    os._exit(128 + signum)
+
+
 def main(argv=None) -> int:
-    """Entry point of the ``ssjax`` command."""
-    code = setup()
-    if code is not None:
-        return code
-    args = build_parser().parse_args(argv)
-    return args.func(args)
+    """Entry point of the ``ssjax`` command.
+
+    A SIGINT or SIGTERM outside the training loop (imports, validation, restoring, the final
+    report) ends the process with 128 + signal number and one line on stderr, no traceback;
+    the training loop installs its own handlers (:mod:`ssjax.experiment.runner`)."""
+    previous = {s: signal.signal(s, _quit) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        code = setup()
+        if code is not None:
+            return code
+        args = build_parser().parse_args(argv)
+        return args.func(args)
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
 
 
 if __name__ == "__main__":

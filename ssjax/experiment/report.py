@@ -18,11 +18,49 @@ import numpy as np
 
 from ssjax import plots
 from ssjax.experiment.config import WINDOW_TASKS, build_heldout, n_blocks
+from ssjax.experiment.workdir import atomic_write
 from ssjax.metrics import heldout_accuracy
 from ssjax.network import simulate
 from ssjax.train import TrainSpec
 
-__all__ = ["layer_names", "output_raster", "write_report"]
+__all__ = ["json_safe", "layer_names", "output_raster", "run_warnings", "write_report"]
+
+
+def run_warnings(cfg, trainer: TrainSpec, period_steps: int) -> list[str]:
+    """What a run's length makes meaningless: no complete pattern period (no distance, no
+    rates in the summary), or no weight update (the run ends inside the optimiser's burn-in)."""
+    out = []
+    total = n_blocks(cfg)
+    sim = total * trainer.t_b
+    period = period_steps * trainer.net.neuron.dt
+    if total * trainer.block_steps < period_steps:
+        out.append(
+            f"run.duration = {sim:g} s is shorter than one pattern period ({period:g} s): no "
+            "period completes, so the summary has no distance or rates (null); set "
+            f"run.duration >= {period:g}"
+        )
+    burn = trainer.optimizer.burn_in
+    if total <= int(round(burn / trainer.t_b)):
+        out.append(
+            f"run.duration = {sim:g} s ends inside the burn-in (optimizer.burn_in = {burn:g} s): "
+            "no weight is ever updated; lengthen the run or shorten optimizer.burn_in"
+        )
+    return out
+
+
+def json_safe(x):
+    """``x`` with every non-finite float as None, recursively: strict JSON has no NaN."""
+    if isinstance(x, dict):
+        return {k: json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [json_safe(v) for v in x]
+    if isinstance(x, (float, np.floating)):
+        return float(x) if np.isfinite(x) else None
+    return x
+
+
+def _write_json(path, obj, **kw) -> None:
+    atomic_write(path, json.dumps(json_safe(obj), allow_nan=False, **kw))
 
 
 def layer_names(trainer: TrainSpec) -> list[str]:
@@ -51,12 +89,17 @@ def output_raster(trainer: TrainSpec, state, pattern_in, seed: int):
     return out
 
 
-def write_report(cfg, trainer, workdir, ids, history, state, pattern_in, pattern_tgt, wall) -> dict:
+def write_report(
+    cfg, trainer, workdir, ids, history, state, pattern_in, pattern_tgt, wall, warnings=()
+) -> dict:
     """Write a finished run's results to ``workdir``; return the summary dict.
 
     The files are those listed in :func:`ssjax.experiment.runner.train`. ``history`` holds the
     per-period lists ``[periods][seeds]`` (``[periods][layers][seeds]`` for ``rate_hz``),
-    ``state`` the final state with a leading seed axis, ``wall`` the training's wall seconds.
+    ``state`` the final state with a leading seed axis, ``wall`` the training's wall seconds
+    (all invocations), ``warnings`` :func:`run_warnings`' messages. The JSON files are strict
+    (a NaN, e.g. the distance of a run without a complete period, is written as null) and
+    replaced atomically.
     """
     vr = np.asarray(history["van_rossum"], np.float64).reshape(-1, len(ids))
     tail = max(1, len(vr) // 10)
@@ -80,6 +123,7 @@ def write_report(cfg, trainer, workdir, ids, history, state, pattern_in, pattern
             "rate_hz": {n: float(np.median(v)) if v else None for n, v in final_rates.items()},
         },
         "periods": len(vr),
+        "warnings": list(warnings),
     }
     if history["accuracy"]:
         accs = np.asarray(history["accuracy"], np.float64)[-tail:].mean(0)
@@ -95,10 +139,10 @@ def write_report(cfg, trainer, workdir, ids, history, state, pattern_in, pattern
         acc = heldout_accuracy(trainer.net, state.weights, *build_heldout(cfg))
         summary["final"]["heldout_accuracy"] = acc.tolist()
         summary["median"]["heldout_accuracy"] = float(np.median(acc))
-    (workdir / "summary.json").write_text(json.dumps(summary, indent=2))
+    _write_json(workdir / "summary.json", summary, indent=2)
     period_s = pattern_in.shape[0] * trainer.net.neuron.dt
     hist = {"period_seconds": period_s, "layers": names, **history}
-    (workdir / "history.json").write_text(json.dumps(hist))
+    _write_json(workdir / "history.json", hist)
     if len(vr):
         plots.seed_curves(
             np.asarray(history["period"]) * period_s,

@@ -14,10 +14,14 @@ Reference: SUPERSPIKE.md; DESIGN.md (train, checkpoint, logging).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
+import os
 import signal
+import sys
 import time
+import warnings
 from pathlib import Path
 
 import jax
@@ -25,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ssjax import plots
-from ssjax.experiment.checkpoint import Checkpointer
+from ssjax.experiment.checkpoint import Checkpointer, CheckpointError
 from ssjax.experiment.config import (
     Config,
     ConfigError,
@@ -36,11 +40,13 @@ from ssjax.experiment.config import (
     dump_config,
     load_config,
     n_blocks,
+    run_dtype,
 )
 from ssjax.experiment.paths import UnknownConfigError, find_config
-from ssjax.experiment.report import layer_names, output_raster, write_report
+from ssjax.experiment.report import layer_names, output_raster, run_warnings, write_report
 from ssjax.experiment.seeds import init_states, make_segment_fn, seed_ids, seed_mesh, shard_state
 from ssjax.experiment.tb import RunLogger
+from ssjax.experiment.workdir import WorkdirError, config_differences, open_workdir
 from ssjax.metrics import PeriodAccumulator, add_seed_blocks, period_record
 
 
@@ -86,17 +92,82 @@ def prepare(config_path, *, seeds=None, overrides=()) -> Config:
 
 
 def check_workdir(cfg: Config, workdir: Path, override: bool) -> None:
-    """Refuse a work directory made with another config (unless ``override``)."""
+    """Refuse a work directory whose ``config.yaml`` differs from ``cfg`` (unless ``override``).
+
+    A saved config this version cannot read (an unknown key, a data file that moved, an empty
+    file) is refused too, with ``--override-config`` as the way out: the new config then
+    replaces it once the checkpoint has been restored."""
     saved = workdir / "config.yaml"
     if not saved.exists():
         return
-    diff = diff_configs(load_config(saved), cfg)
-    if diff and not override:
-        lines = "\n".join(f"  {k}: {a!r} (in {saved}) -> {b!r}" for k, a, b in diff)
+    try:
+        if saved.stat().st_size == 0:
+            raise ConfigError(os.fspath(saved), None, "the file is empty")
+        diff = diff_configs(load_config(saved), cfg)
+    except ConfigError as exc:
+        if override:
+            warnings.warn(
+                f"ignoring the saved config, which cannot be read ({exc}); --override-config: "
+                "continuing with the new config",
+                stacklevel=2,
+            )
+            return
         raise RunError(
-            f"{workdir} holds a run with a different config:\n{lines}\n"
-            "use another --workdir, or --override-config to continue it with the new config"
+            f"{saved} cannot be read by this version of ssjax:\n  {exc}\nuse another "
+            "--workdir, or --override-config to continue the run with the new config"
+        ) from None
+    if diff and not override:
+        raise RunError(_diff_message(f"{workdir} holds a run with a different config", diff, saved))
+
+
+def _diff_message(head: str, diff, where) -> str:
+    lines = "\n".join(f"  {k}: {a!r} (in {where}) -> {b!r}" for k, a, b in diff)
+    return (
+        f"{head}:\n{lines}\n"
+        "use another --workdir, or --override-config to continue it with the new config"
+    )
+
+
+def _check_checkpoint_config(cfg: Config, meta: dict, step: int, ckpt, override: bool) -> None:
+    """Refuse to resume a checkpoint saved with another config (config.yaml may be gone)."""
+    diff = config_differences(meta.get("config", {}), config_to_dict(cfg))
+    if diff and not override:
+        head = f"checkpoint step {step} in {ckpt.directory} was saved with a different config"
+        raise RunError(_diff_message(head, diff, f"step {step}"))
+
+
+class _Stop:
+    """SIGINT/SIGTERM during training: the first stops after the current segment (a checkpoint
+    is saved), a second ends the process at once with ``128 + signal``.
+
+    The second is ``os._exit``, as safe as ``kill -9`` (checkpoints and the JSON files are
+    written atomically, a resume drops the log lines past the checkpoint): a KeyboardInterrupt
+    could land in a callback (a garbage-collection hook of XLA's) and be swallowed."""
+
+    def __init__(self):
+        self.signum: int | None = None
+
+    def __call__(self, signum, _frame):
+        name = signal.Signals(signum).name
+        if self.signum is not None:
+            print(f"{name}: quitting at once; the last checkpoint is kept", file=sys.stderr)
+            sys.stderr.flush()
+            os._exit(128 + signum)
+        self.signum = signum
+        print(
+            f"\n{name}: stopping after the current segment to save a checkpoint; "
+            f"{name} again to quit at once (losing the blocks since the last checkpoint)",
+            file=sys.stderr,
+            flush=True,
         )
+
+
+def _wait(tree) -> None:
+    """Block until ``tree``'s arrays are computed, polling so that signal handlers run (a
+    blocking device_get would defer them to the end of the segment)."""
+    leaves = [x for x in jax.tree.leaves(tree) if isinstance(x, jax.Array)]
+    while not all(x.is_ready() for x in leaves):  # type: ignore[attr-defined]
+        time.sleep(0.005)
 
 
 def train(
@@ -106,37 +177,60 @@ def train(
 
     ``workdir`` receives ``config.yaml``, ``checkpoints/``, ``metrics.jsonl`` and ``tb/`` as the
     run goes, and at the end ``summary.json`` (final values per seed and medians; for randman
-    and xor tasks ``final.heldout_accuracy``, for random feedback ``final.feedback_all_negative``),
+    and xor tasks ``final.heldout_accuracy``, for random feedback ``final.feedback_all_negative``;
+    ``wall_seconds`` summed over every invocation that trained it, ``warnings``),
     ``history.json`` (per-period ``van_rossum`` and ``accuracy`` ``[periods][seeds]``,
     ``rate_hz`` ``[periods][layers][seeds]``, ``period_seconds``), ``final_output.npz`` (seed 0's
     output over one period from the final state, the target, ``dt``), ``learning_curve.png`` and
     ``raster.png``.
 
+    The work directory is locked for the run (:func:`ssjax.experiment.workdir.open_workdir`); a
+    second process is refused before it touches anything. A resumed run must match both the
+    saved ``config.yaml`` and the config stored in the checkpoint, unless ``override_config``;
+    ``config.yaml`` is (re)written only once the checkpoint has been restored.
+
     ``inject_nan``: ``(seed_index, block)`` sets that seed's first weight to NaN at the start of
     the segment that contains ``block`` (a hook for testing the numerical-fault handling).
+
+    Raises ConfigError, RunError (a config that differs from the work directory's),
+    WorkdirError (not a writable folder, or in use), CheckpointError, NumericalError. A
+    second SIGINT/SIGTERM while it trains ends the process (see ``_Stop``).
     """
     workdir = Path(workdir)
+    dtype = run_dtype(cfg)
+    with open_workdir(workdir):
+        return _train_locked(cfg, workdir, dtype, override_config, fallback, progress, inject_nan)
+
+
+def _train_locked(cfg, workdir, dtype, override_config, fallback, progress, inject_nan) -> dict:
     check_workdir(cfg, workdir, override_config)
     trainer = dataclasses.replace(build_trainer(cfg), on_nonfinite=cfg.run.on_nonfinite)
     pattern_in, pattern_tgt = (jnp.asarray(a) for a in build_task(cfg))
-    dtype = jnp.float64 if cfg.run.dtype == "float64" else jnp.float32
     total = n_blocks(cfg)
     ids = seed_ids(cfg)
-    workdir.mkdir(parents=True, exist_ok=True)
-    dump_config(cfg, workdir / "config.yaml")
+    warns = run_warnings(cfg, trainer, pattern_in.shape[0])
+    for w in warns:
+        print(f"warning: {w}", file=sys.stderr)
 
     template = init_states(trainer, ids, dtype)
     ckpt = Checkpointer(workdir / "checkpoints", keep=cfg.run.keep_checkpoints)
     classify = trainer.classify
     history: dict[str, list] = {"period": [], "van_rossum": [], "rate_hz": [], "accuracy": []}
-    partial = None
-    if ckpt.latest() is not None:
+    partial, wall_before = None, 0.0
+    latest = ckpt.latest()
+    if latest is not None:
+        with contextlib.suppress(CheckpointError):  # a corrupt newest step: restore says so
+            _check_checkpoint_config(cfg, ckpt.read_meta(latest), latest, ckpt, override_config)
         start, state, meta = ckpt.restore(template, fallback=fallback)
+        _check_checkpoint_config(cfg, meta, start, ckpt, override_config)
         history, partial = meta["history"], meta["partial"]
         history.setdefault("accuracy", [])
+        wall_before = float(meta.get("wall_seconds", 0.0))
         print(f"resuming {workdir} from block {start}")
     else:
         start, state = 0, template
+    # only now: a refused resume must leave the saved config as it was
+    dump_config(cfg, workdir / "config.yaml")
     mesh = seed_mesh(len(ids))
     state = shard_state(state, mesh)
     period_steps, dt = pattern_in.shape[0], trainer.net.neuron.dt
@@ -153,15 +247,11 @@ def train(
     )
     seg_len = math.gcd(cfg.run.log_every, cfg.run.checkpoint_every, cfg.run.raster_every)
     fns = {}
-    stop = {"signal": None}
-
-    def _on_signal(signum, _frame):
-        stop["signal"] = signum
-
-    old_handlers = {s: signal.signal(s, _on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    stop = _Stop()
+    old_handlers = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
     t_wall, block = time.perf_counter(), start
     try:
-        while block < total and stop["signal"] is None:
+        while block < total and stop.signum is None:
             n = min(seg_len - block % seg_len, total - block)
             if n not in fns:
                 fns[n] = make_segment_fn(
@@ -173,6 +263,7 @@ def train(
                     weights=(state.weights[0].at[s, 0, 0].set(jnp.nan), *state.weights[1:])
                 )
             new_state, m = fns[n](state)
+            _wait((new_state, m))
             m = jax.device_get(m)
             bad = first_nonfinite(new_state, m, ids, block, trainer.t_b)
             if bad and cfg.run.on_nonfinite == "halt":
@@ -195,7 +286,7 @@ def train(
                     title=f"seed {ids[0]}, block {block}",
                 )
                 logger.image(block, "raster/seed0", Path(png).read_bytes())
-            if block % cfg.run.checkpoint_every == 0 or block == total or stop["signal"]:
+            if block % cfg.run.checkpoint_every == 0 or block == total or stop.signum:
                 ckpt.save(
                     block,
                     state,
@@ -204,18 +295,21 @@ def train(
                         "block": block,
                         "history": history,
                         "partial": acc.state(),
+                        "wall_seconds": wall_before + time.perf_counter() - t_wall,
                     },
                 )
     finally:
         for s, h in old_handlers.items():
             signal.signal(s, h)
         logger.close()
-    wall = time.perf_counter() - t_wall
-    if stop["signal"] is not None:
-        name = signal.Signals(stop["signal"]).name
+    wall = wall_before + time.perf_counter() - t_wall
+    if stop.signum is not None:
+        name = signal.Signals(stop.signum).name
         print(f"{name}: stopped at block {block}; checkpoint saved; run again to resume")
-        raise SystemExit(128 + stop["signal"])
-    return write_report(cfg, trainer, workdir, ids, history, state, pattern_in, pattern_tgt, wall)
+        raise SystemExit(128 + stop.signum)
+    return write_report(
+        cfg, trainer, workdir, ids, history, state, pattern_in, pattern_tgt, wall, warns
+    )
 
 
 def _median_last(history):
@@ -243,6 +337,7 @@ __all__ = [
     "ConfigError",
     "NumericalError",
     "RunError",
+    "WorkdirError",
     "check_workdir",
     "first_nonfinite",
     "prepare",

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 import warnings
 from typing import ClassVar
 
@@ -26,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ssjax.params import borrow, check_fields, param
+from ssjax.params import borrow, check_fields, choice, param
 from ssjax.tasks.registry import TaskCommon, TaskError, TaskKind, register
 
 __all__ = [
@@ -42,7 +43,27 @@ __all__ = [
 
 
 class RasterError(ValueError):
-    """Invalid raster data; the message names the file and, where relevant, the 1-based line."""
+    """Invalid raster data; the message names the file and, where relevant, the 1-based line.
+
+    ``offset`` is, for ids out of range that look 1-based, the id offset that would fit them
+    (callers phrase the advice in their own terms: a config key, an argument)."""
+
+    def __init__(self, message: str, *, offset: int | None = None):
+        super().__init__(message)
+        self.offset = offset
+
+
+_HEADER_N = re.compile(r"^#\s*neurons\s*[:=]?\s*(\d+)\s*$", re.IGNORECASE)
+
+
+def header_neurons(text: str) -> tuple[int, int] | None:
+    """``(N, line)`` of a ``# neurons N`` header comment (what :func:`write_ras` writes for a
+    dense raster), or None when the file has none."""
+    for lineno, raw in enumerate(text.splitlines(), start=1):
+        m = _HEADER_N.match(raw.strip())
+        if m:
+            return int(m.group(1)), lineno
+    return None
 
 
 @dataclasses.dataclass(frozen=True, eq=False)  # eq=False: element-wise array equality is ambiguous
@@ -143,6 +164,11 @@ def read_ras(path, *, id_offset=0, on_out_of_range="error", n=None) -> SpikeEven
     except UnicodeDecodeError as exc:
         raise RasterError(f"{path}: not a UTF-8 text file ({exc.reason})") from exc
     times, raw_ids, linenos = _parse_lines(path, text)
+    head = header_neurons(text)
+    if n is not None and head is not None and head[0] != n:
+        raise RasterError(
+            f"{path}, line {head[1]}: the header says {head[0]} neurons, but {n} are expected"
+        )
     ids = raw_ids - int(id_offset)
     bad = ids < 0 if n is None else (ids < 0) | (ids >= n)
     if bad.any():
@@ -157,15 +183,13 @@ def read_ras(path, *, id_offset=0, on_out_of_range="error", n=None) -> SpikeEven
         k = int(np.argmax(bad))
         shown = f"{ids[k]}" if id_offset == 0 else f"{ids[k]} (file id {raw_ids[k]} - {id_offset})"
         msg = f"{path}, line {linenos[k]}: neuron id {shown} out of range {valid}"
+        offset = None
         if n is not None:
             msg += f" for n={n}"
             if ids.min() >= 1 and ids.max() == n:
-                msg += (
-                    f"; ids span {ids.min()}..{ids.max()}, which looks 1-based: "
-                    f"pass id_offset={id_offset + 1}"
-                )
-        msg += f" ({int(bad.sum())} such spikes; on_out_of_range='drop' discards them)"
-        raise RasterError(msg)
+                offset = int(id_offset) + 1
+                msg += f"; ids span {ids.min()}..{ids.max()}, which looks 1-based"
+        raise RasterError(msg + f" ({int(bad.sum())} such spikes)", offset=offset)
     return SpikeEvents(times, ids)
 
 
@@ -331,15 +355,25 @@ def _load_ras(task, dt: float, dtype, which: str) -> np.ndarray:
         )
     if not os.path.isfile(path):
         raise TaskError(key, f"data file not found: {path}")
+    offkey = "task.id_offset" if which == "input" else "task.target_id_offset"
     try:
-        return load_raster(path, n, dt, task.period, id_offset=off, dtype=dtype)
+        raster = load_raster(
+            path, n, dt, task.period, id_offset=off, on_out_of_range=task.on_out_of_range,
+            dtype=dtype,
+        )  # fmt: skip
     except (RasterError, ValueError) as exc:
-        offkey = "task.id_offset" if which == "input" else "task.target_id_offset"
-        raise TaskError(
-            key,
-            f"malformed raster: {exc} (ids must lie in [0, {n}) after "
-            f"{offkey} = {off}; spike times in [0, task.period = {task.period}) s)",
-        ) from None
+        if getattr(exc, "offset", None) is not None:
+            advice = f"set {offkey}: {exc.offset}"  # type: ignore[attr-defined]
+        else:
+            advice = (
+                f"ids must lie in [0, {n}) after {offkey} = {off}, spike times in "
+                f"[0, task.period = {task.period}) s; set task.on_out_of_range: drop to discard "
+                "out-of-range ids"
+            )
+        raise TaskError(key, f"malformed raster: {exc}; {advice}") from None
+    if which == "input" and not raster.any():
+        raise TaskError(key, f"the input raster {path} holds no spike in the period")
+    return raster
 
 
 def _load(task, dt: float, dtype) -> tuple[np.ndarray, np.ndarray]:
@@ -364,6 +398,11 @@ class RasParams:
     n_out: int = borrow(TaskCommon, "n_out")
     id_offset: int = param(0, doc="subtracted from the input file's neuron ids")
     target_id_offset: int = param(0, doc="subtracted from the target file's neuron ids")
+    on_out_of_range: str = param(
+        "error",
+        choice(("error", "drop")),
+        doc="ids outside [0, n) after the offset: an error, or dropped with a warning",
+    )
     period: float = borrow(TaskCommon, "period")
 
     def __post_init__(self):

@@ -811,3 +811,68 @@ def test_config_is_hashable_and_frozen():
     assert isinstance(c, Config) and hash(c) == hash(default_config())
     with pytest.raises(dataclasses.FrozenInstanceError):
         c.run.seeds = 3  # type: ignore[misc]
+
+
+# ------------------------------------------------------------ inputs that were accepted silently
+
+
+def test_duplicate_yaml_key_names_both_lines(tmp_path):
+    p = write(tmp_path, "optimizer:\n  r0: 1.0e-3\n  r0: 5.0e-3\n")
+    e = error(p)
+    assert str(e) == f"{p}, line 3: YAML: duplicate key 'r0' (first on line 2)"
+    e = error(write(tmp_path, "run: {seeds: 2}\nrun: {seeds: 3}\n", "sec.yaml"))
+    assert "duplicate key 'run' (first on line 1)" in str(e)
+    assert load_config(write(tmp_path, "optimizer: {r0: 2.0e-3}\n", "ok.yaml")).optimizer.r0 == 2e-3
+
+
+@pytest.mark.parametrize(
+    "override, what",
+    [("network.w_max=1.0e39", "overflows"), ("optimizer.eps=1.0e-50", "underflows to 0 in")],
+)
+def test_a_float_the_run_dtype_cannot_hold_is_an_error(tmp_path, override, what):
+    p = write(tmp_path, {})
+    e = error(p, [override])
+    assert e.key == override.split("=")[0] and f"{what} run.dtype float32" in str(e)
+    load_config(p, ["network.w_max=3.0e38", "optimizer.eps=1.0e-44"])  # still representable
+
+
+def test_float64_without_64_bit_jax_is_refused_by_name(tmp_path):
+    import jax
+
+    from ssjax.experiment.config import run_dtype
+
+    cfg = load_config(write(tmp_path, {"run": {"dtype": "float64"}}))
+    assert not jax.config.read("jax_enable_x64")  # the test process runs 32-bit
+    with pytest.raises(ConfigError, match="run.dtype: float64 needs JAX's 64-bit mode"):
+        run_dtype(cfg)
+    assert run_dtype(load_config(write(tmp_path, {}, "f32.yaml"))) == np.float32
+
+
+def test_ras_header_contradicting_n_in_is_an_error(tmp_path):
+    _ras_files(tmp_path)
+    ras = tmp_path / "data" / "in.ras"
+    ras.write_text("# neurons 5\n" + ras.read_text())
+    e = error(_ras_config(tmp_path))
+    assert e.key == "task.input" and "line 1: the header says 5 neurons, but 3 are expected" in str(
+        e
+    )
+
+
+def test_empty_input_raster_is_an_error(tmp_path):
+    _ras_files(tmp_path, inp=())
+    e = error(_ras_config(tmp_path))
+    assert e.key == "task.input" and "holds no spike" in str(e)
+
+
+def test_out_of_range_advice_names_config_keys(tmp_path):
+    _ras_files(tmp_path, tgt=((0.083, 1), (0.4, 1)))  # 1-based ids of a 1-neuron target
+    e = error(_ras_config(tmp_path))
+    assert e.key == "task.target" and "set task.target_id_offset: 1" in str(e)
+    assert "id_offset=" not in str(e)
+    assert load_config(_ras_config(tmp_path, target_id_offset=1)).task.target_id_offset == 1
+    _ras_files(tmp_path, inp=((0.01, 0), (0.2, 7)), tgt=((0.083, 1), (0.4, 1)))
+    e = error(_ras_config(tmp_path, target_id_offset=1))
+    assert "set task.on_out_of_range: drop" in str(e)
+    with pytest.warns(UserWarning, match="dropped 1 of 2 spikes"):
+        c = load_config(_ras_config(tmp_path, target_id_offset=1, on_out_of_range="drop"))
+    assert build_task(c)[0].sum() == 1

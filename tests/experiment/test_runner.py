@@ -14,9 +14,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ssjax.experiment.checkpoint import Checkpointer
+from ssjax.experiment.checkpoint import Checkpointer, CheckpointError
 from ssjax.experiment.config import build_heldout, build_task, build_trainer, load_config
-from ssjax.experiment.runner import NumericalError, prepare, train
+from ssjax.experiment.runner import NumericalError, RunError, prepare, train
 from ssjax.experiment.seeds import init_states, make_segment_fn, seed_mesh
 from ssjax.metrics import heldout_accuracy
 from ssjax.train import run_blocks
@@ -392,3 +392,147 @@ def test_vmapped_seeds_with_delays_match_one_seed_programs(tmp_path, method, ski
     # the delay lines are really there (5 and 8 steps), per seed in the stored state
     assert many.rule.net.delay[0].shape == (3, 5, 40)
     assert many.rule.layers[0].spk_buf.shape == (3, 8, 40)
+
+
+def test_second_process_on_a_workdir_exits_2_and_leaves_the_run_alone(tmp_path):
+    path = _cfg(tmp_path, SMALL.replace("duration: 3.0", "duration: 500.0"))
+    run = tmp_path / "run"
+    first = _spawn_train(path, run, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and not (run / "metrics.jsonl").exists():
+            time.sleep(0.05)
+        cfg_bytes = (run / "config.yaml").read_bytes()
+        r = _cli("train", str(path), "--workdir", str(run), "--no-progress", timeout=120)
+        assert r.returncode == 2
+        assert f"{run} is in use by process {first.pid}" in r.stderr
+        assert "Traceback" not in r.stderr
+        assert (run / "config.yaml").read_bytes() == cfg_bytes
+        assert first.poll() is None  # the first run goes on
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+
+
+def test_resume_compares_the_checkpoints_config_when_config_yaml_is_gone(tmp_path):
+    path = _cfg(tmp_path)
+    run = tmp_path / "run"
+    train(prepare(path), run, progress=False)
+    (run / "config.yaml").unlink()
+    other = prepare(path, overrides=["optimizer.r0=0.002"])
+    with pytest.raises(RunError, match=r"checkpoint step 30 .* different config") as e:
+        train(other, run, progress=False)
+    assert "optimizer.r0: 0.001 (in step 30) -> 0.002" in str(e.value)
+    assert not (run / "config.yaml").exists()  # a refused resume writes nothing
+    train(other, run, progress=False, override_config=True)
+    assert load_config(run / "config.yaml").optimizer.r0 == 0.002
+
+
+def test_failed_override_resume_keeps_config_yaml_and_the_original_command(tmp_path):
+    path = _cfg(tmp_path)
+    run = tmp_path / "run"
+    first = train(prepare(path), run, progress=False)
+    before = (run / "config.yaml").read_bytes()
+    with pytest.raises(CheckpointError, match="does not match the template"):
+        train(prepare(path, seeds=2), run, progress=False, override_config=True)
+    assert (run / "config.yaml").read_bytes() == before
+    again = train(prepare(path), run, progress=False)  # the original command still runs
+    assert again["final"] == first["final"]
+    # wall_seconds counts every invocation, not only the last (which trains nothing): the
+    # training time stored with the final checkpoint (all but its own save) plus this one
+    saved = Checkpointer(run / "checkpoints").read_meta()["wall_seconds"]
+    assert again["wall_seconds"] >= saved > 0.5 * first["wall_seconds"]
+
+
+def test_saved_config_with_an_unknown_key_has_a_way_out(tmp_path):
+    path = _cfg(tmp_path)
+    run = tmp_path / "run"
+    cfg = prepare(path)
+    train(cfg, run, progress=False)
+    saved = run / "config.yaml"
+    saved.write_text(saved.read_text().replace("task:\n", "task:\n  future_key: 1\n"))
+    with pytest.raises(RunError, match="cannot be read by this version") as e:
+        train(cfg, run, progress=False)
+    assert "task.future_key" in str(e.value) and "--override-config" in str(e.value)
+    with pytest.warns(UserWarning, match="ignoring the saved config"):
+        train(cfg, run, progress=False, override_config=True)
+    assert load_config(saved) == cfg  # replaced by the new config
+
+
+def test_run_shorter_than_a_period_warns_and_writes_strict_json(tmp_path, capsys):
+    text = SMALL.replace("duration: 3.0", "duration: 0.1").replace("period: 0.2", "period: 0.3")
+    summary = train(prepare(_cfg(tmp_path, text)), tmp_path / "run", progress=False)
+    err = capsys.readouterr().err
+    assert "shorter than one pattern period (0.3 s)" in err and "burn-in" in err
+    assert len(summary["warnings"]) == 2
+
+    def no_nan(name):
+        raise AssertionError(f"{name} in strict JSON")
+
+    on_disk = json.loads((tmp_path / "run" / "summary.json").read_text(), parse_constant=no_nan)
+    assert on_disk["median"]["van_rossum"] is None and on_disk["periods"] == 0
+    assert on_disk["warnings"] == summary["warnings"]
+
+
+def _stderr_line(proc, needle, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        line = proc.stderr.readline()
+        if needle in line:
+            return line
+        if not line and proc.poll() is not None:
+            break
+    raise AssertionError(f"{needle!r} never appeared on stderr")
+
+
+def test_second_sigint_stops_at_once_and_the_run_resumes(tmp_path):
+    # one long segment (no log, raster or checkpoint due before block 5000)
+    text = SMALL.replace("duration: 3.0", "duration: 500.0")
+    text = text.replace("checkpoint_every: 5", "checkpoint_every: 5000")
+    text = text.replace("log_every: 5, raster_every: 10", "log_every: 5000, raster_every: 5000")
+    path = _cfg(tmp_path, text)
+    run = tmp_path / "run"
+    proc = _spawn_train(path, run, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while not (run / "config.yaml").exists() and proc.poll() is None:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    _stderr_line(proc, "SIGINT again to quit at once")  # handled while the segment computes
+    t0 = time.time()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGINT
+    assert time.time() - t0 < 10  # not the segment's end (minutes away)
+    assert "Traceback" not in err and "quitting at once" in err
+    assert not (run / "checkpoints").exists() or Checkpointer(run / "checkpoints").latest() is None
+
+
+def test_signal_during_start_up_exits_without_traceback(tmp_path):
+    proc = _spawn_train(_cfg(tmp_path), tmp_path / "run", stderr=subprocess.PIPE, text=True)
+    time.sleep(0.3)  # importing jax
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGINT, err
+    assert "Traceback" not in err and "interrupted before training started" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_cli_float64_config_runs_in_64_bit(tmp_path):
+    path = _cfg(tmp_path, SMALL.replace("raster_every: 10}", "raster_every: 10, dtype: float64}"))
+    r = _cli("train", str(path), "--workdir", str(tmp_path / "run"), "--no-progress")
+    assert r.returncode == 0, r.stderr
+    ck = Checkpointer(tmp_path / "run" / "checkpoints")
+    with ck._manager():
+        leaves = ck._read_manifest(ck.latest())[0]["leaves"]
+    weights = [x["dtype"] for x in leaves if x["path"].startswith(".weights")]
+    assert weights and set(weights) == {"float64"}
+
+
+def test_cli_workdir_faults_exit_2_with_a_message(tmp_path):
+    path = _cfg(tmp_path)
+    f = tmp_path / "file"
+    f.write_text("x")
+    for wd, msg in [(f, "is a file, not a folder"), (f / "run", "a parent folder is a file")]:
+        r = _cli("train", str(path), "--workdir", str(wd), "--no-progress")
+        assert r.returncode == 2 and msg in r.stderr and "Traceback" not in r.stderr
+    assert f.read_text() == "x"

@@ -95,7 +95,7 @@ def test_oxford_target_is_one_based():
         read_ras(path, n=200)
     msg = str(info.value)
     assert "target.ras" in msg and "neuron id 200" in msg and "n=200" in msg
-    assert "id_offset=1" in msg
+    assert "looks 1-based" in msg and info.value.offset == 1
     first_200 = next(
         k for k, line in enumerate(path.read_text().splitlines(), 1) if line.split()[1] == "200"
     )
@@ -299,3 +299,24 @@ def test_frozen_poisson_validation(kwargs, name):
     args = {"n": 10, "rate_hz": 5.0, "duration": 0.1, "dt": DT} | kwargs
     with pytest.raises(ValueError, match=name):
         frozen_poisson(jax.random.key(0), **args)
+
+
+def test_header_neuron_count_is_checked_against_n(tmp_path):
+    path = tmp_path / "x.ras"
+    write_ras(path, SpikeEvents(np.array([0.01, 0.02]), np.array([0, 3])), header="neurons 4")
+    assert len(read_ras(path, n=4)) == 2
+    assert len(read_ras(path)) == 2  # without n there is nothing to contradict
+    with pytest.raises(RasterError, match=r"x.ras, line 1: the header says 4 neurons, but 5"):
+        read_ras(path, n=5)
+
+
+def test_one_based_ids_carry_the_offset_that_fits(tmp_path):
+    path = tmp_path / "y.ras"
+    path.write_text("0.01 1\n0.02 3\n")
+    with pytest.raises(RasterError, match="looks 1-based") as info:
+        read_ras(path, n=3)
+    assert info.value.offset == 1
+    path.write_text("0.01 0\n0.02 9\n")
+    with pytest.raises(RasterError) as info:
+        read_ras(path, n=3)
+    assert info.value.offset is None  # not 1-based: no offset to suggest

@@ -14,6 +14,7 @@ from ssjax.experiment.config.build import (
     build_trainer,
     make,
     n_blocks,
+    run_dtype,
 )
 from ssjax.experiment.config.errors import ConfigError
 from ssjax.experiment.config.schema import (
@@ -55,5 +56,6 @@ __all__ = [
     "load_config",
     "make",
     "n_blocks",
+    "run_dtype",
     "validate_config",
 ]

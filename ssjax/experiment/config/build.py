@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from ssjax.experiment.config.errors import ConfigError
@@ -33,6 +35,7 @@ __all__ = [
     "build_trainer",
     "make",
     "n_blocks",
+    "run_dtype",
 ]
 
 TASK_KINDS = registry.names()
@@ -113,3 +116,19 @@ def build_task(cfg: Config) -> tuple[np.ndarray, np.ndarray]:
     cfg, kind, task, dt, dtype = _kind_of(cfg)
     assert cfg._checked is not None  # validate_config attaches it
     return kind.build(task, dt, dtype, cfg._checked.data)
+
+
+def run_dtype(cfg: Config):
+    """The JAX dtype of the run's state (``run.dtype``); ConfigError when ``float64`` is asked
+    for but JAX runs without 64-bit types (it would silently compute in float32)."""
+    if cfg.run.dtype == "float64":
+        if not jax.config.read("jax_enable_x64"):
+            raise ConfigError(
+                label(cfg),
+                "run.dtype",
+                "float64 needs JAX's 64-bit mode, which is off: set JAX_ENABLE_X64=1 in the "
+                "environment or call jax.config.update('jax_enable_x64', True) before any JAX "
+                "computation (the ssjax command does this itself for a float64 config)",
+            )
+        return jnp.float64
+    return jnp.float32

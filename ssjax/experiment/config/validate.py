@@ -155,10 +155,39 @@ def _check_values(raw, file, overridden=()) -> Config:
     return Config(**sections)
 
 
+def _floats(v):
+    if isinstance(v, float):
+        yield v
+    elif isinstance(v, (tuple, list)):
+        for x in v:
+            yield from _floats(x)
+
+
+def _check_representable(cfg: Config, file, overridden) -> None:
+    """Every float must survive the cast to ``run.dtype``: one that overflows to inf (or a
+    nonzero one that underflows to 0) would change the run silently."""
+    info = np.finfo(np.dtype(cfg.run.dtype))
+    big, small = float(info.max), float(info.smallest_subnormal)
+    for sec, cls in SECTIONS.items():
+        for f in dataclasses.fields(cls):
+            for x in _floats(getattr(getattr(cfg, sec), f.name)):
+                if np.isfinite(x) and (abs(x) > big or 0 < abs(x) < small / 2):
+                    what = "overflows" if abs(x) > big else "underflows to 0 in"
+                    raise _error(
+                        file,
+                        f"{sec}.{f.name}",
+                        f"{x!r} {what} run.dtype {cfg.run.dtype} (magnitudes {small:.3g} .. "
+                        f"{big:.4g}); use run.dtype: float64 or a value in that range",
+                        overridden,
+                    )
+
+
 def _validate(raw, file, source, overridden=()) -> Config:
-    """Values (_check_values), then the task kind's data files (read once); returns the Config
-    with ``source`` set, marked validated and holding the loaded data."""
+    """Values (_check_values, _check_representable), then the task kind's data files (read
+    once); returns the Config with ``source`` set, marked validated and holding the loaded
+    data."""
     cfg = _check_values(raw, file, overridden)
+    _check_representable(cfg, file, overridden)
     kind = registry.get(cfg.task.kind)
     data = None
     if kind.load is not None:

@@ -14,8 +14,9 @@ import yaml
 
 from ssjax.experiment.config.errors import ConfigError
 from ssjax.experiment.config.schema import SECTIONS, Config
+from ssjax.experiment.workdir import atomic_write
 
-__all__ = ["config_to_dict", "diff_configs", "dump_config", "plain", "read_yaml"]
+__all__ = ["DuplicateKey", "config_to_dict", "diff_configs", "dump_config", "plain", "read_yaml"]
 
 
 class _Loader(yaml.SafeLoader):
@@ -40,15 +41,47 @@ _Loader.add_implicit_resolver(
 )
 
 
+class DuplicateKey(yaml.YAMLError):
+    """A mapping names the same key twice (PyYAML would silently keep the last value)."""
+
+    def __init__(self, key, first, mark):
+        super().__init__(f"duplicate key {key!r} (first on line {first.line + 1})")
+        self.problem, self.problem_mark = str(self), mark
+
+
+def _mapping(loader, node, deep=False):
+    seen = {}
+    for k, _ in node.value:
+        key = loader.construct_object(k, deep=True)
+        try:
+            first = seen.setdefault(key, k.start_mark)
+        except TypeError:  # an unhashable key: PyYAML's own error follows
+            continue
+        if first is not k.start_mark:
+            raise DuplicateKey(key, first, k.start_mark)
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+def _map_without_duplicates(loader, node):
+    data: dict = {}
+    yield data  # PyYAML's two-step construction (for recursive nodes)
+    data.update(_mapping(loader, node))
+
+
+_Loader.add_constructor("tag:yaml.org,2002:map", _map_without_duplicates)
+
+
 def read_yaml(text: str, where: str):
-    """Parse ``text``; a syntax error is a ConfigError naming ``where`` and the line."""
+    """Parse ``text``; a syntax error or a duplicate key is a ConfigError naming ``where`` and
+    the line."""
     try:
         return yaml.load(text, Loader=_Loader)  # a SafeLoader subclass: safe
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         loc = f"{where}, line {mark.line + 1}" if mark is not None else where
         problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(loc, None, f"YAML syntax error: {problem}") from None
+        kind = "YAML" if isinstance(exc, DuplicateKey) else "YAML syntax error"
+        raise ConfigError(loc, None, f"{kind}: {problem}") from None
 
 
 def plain(v):
@@ -67,9 +100,9 @@ def config_to_dict(cfg: Config) -> dict:
 def dump_config(cfg: Config, path) -> None:
     """Write ``cfg`` as YAML; ``load_config(path) == cfg``."""
     text = yaml.safe_dump(config_to_dict(cfg), sort_keys=False, default_flow_style=None)
-    with open(os.fspath(path), "w", encoding="utf-8") as fh:
-        origin = f" from {cfg.source}" if cfg.source else ""
-        fh.write(f"# ssjax config (written by dump_config{origin})\n" + text)
+    origin = f" from {cfg.source}" if cfg.source else ""
+    # atomic: a full disk must not leave an empty file that would load as the defaults
+    atomic_write(os.fspath(path), f"# ssjax config (written by dump_config{origin})\n" + text)
 
 
 def diff_configs(a: Config, b: Config) -> list[tuple[str, object, object]]:
