@@ -59,6 +59,8 @@ def _train(args) -> int:
     from ssjax.experiment.report import json_safe
     from ssjax.experiment.runner import NumericalError, RunError, WorkdirError, prepare, train
 
+    if args.sweep is not None:
+        return _train_sweep(args)
     try:
         cfg = prepare(args.config, seeds=args.seeds, overrides=args.set)
     except ConfigError as e:
@@ -83,6 +85,43 @@ def _train(args) -> int:
         f"wrote {workdir}/summary.json, history.json, learning_curve.png, raster.png; "
         f"tensorboard --logdir {workdir}/tb"
     )
+    return 0
+
+
+def _train_sweep(args) -> int:
+    from ssjax.experiment.checkpoint import CheckpointError
+    from ssjax.experiment.config import ConfigError
+    from ssjax.experiment.paths import UnknownConfigError, find_config
+    from ssjax.experiment.runner import NumericalError, RunError, WorkdirError
+    from ssjax.experiment.sweep import conditions, format_table, parse_sweep_items, train_sweep
+
+    overrides = list(args.set) + ([f"run.seeds={args.seeds}"] if args.seeds is not None else [])
+    try:
+        try:
+            path = find_config(args.config)
+        except UnknownConfigError as exc:
+            raise ConfigError(args.config, None, exc.reason) from None
+        spec = parse_sweep_items(args.sweep) if args.sweep else None
+        conds = conditions(path, overrides, spec)
+    except ConfigError as e:
+        return _err(str(e), 2)
+    for c in conds:
+        _enable_x64(c.cfg)
+    workdir = Path(args.workdir or Path("runs") / (Path(args.config).stem + "_sweep"))
+    try:
+        rows = train_sweep(
+            conds,
+            workdir,
+            override_config=args.override_config,
+            fallback=args.fallback_checkpoint,
+            progress=not args.no_progress,
+        )
+    except (ConfigError, RunError, WorkdirError) as e:
+        return _err(str(e), 2)
+    except (NumericalError, CheckpointError) as e:
+        return _err(str(e), 1)
+    print(format_table(rows), end="")
+    print(f"wrote {workdir}/sweep.md, sweep.json and one folder per condition")
     return 0
 
 
@@ -245,6 +284,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--fallback-checkpoint",
         action="store_true",
         help="if the newest checkpoint is corrupt, resume from the previous one",
+    )
+    t.add_argument(
+        "--sweep",
+        nargs="*",
+        default=None,
+        metavar="KEY=V1,V2",
+        help="run a sweep: the config's sweep section, or these grid axes (e.g. "
+        "--sweep optimizer.r0=1e-2,5e-3); conditions that differ only in traced "
+        "hyper-parameters run as one program; default workdir runs/<config name>_sweep",
     )
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.set_defaults(func=_train)

@@ -22,6 +22,7 @@ import signal
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import jax
@@ -48,6 +49,7 @@ from ssjax.experiment.seeds import init_states, make_segment_fn, seed_ids, seed_
 from ssjax.experiment.tb import RunLogger
 from ssjax.experiment.workdir import WorkdirError, config_differences, open_workdir
 from ssjax.metrics import PeriodAccumulator, add_seed_blocks, period_record
+from ssjax.train import Hyper, TrainSpec, TrainState
 
 
 class RunError(RuntimeError):
@@ -128,14 +130,6 @@ def _diff_message(head: str, diff, where) -> str:
     )
 
 
-def _check_checkpoint_config(cfg: Config, meta: dict, step: int, ckpt, override: bool) -> None:
-    """Refuse to resume a checkpoint saved with another config (config.yaml may be gone)."""
-    diff = config_differences(meta.get("config", {}), config_to_dict(cfg))
-    if diff and not override:
-        head = f"checkpoint step {step} in {ckpt.directory} was saved with a different config"
-        raise RunError(_diff_message(head, diff, f"step {step}"))
-
-
 class _Stop:
     """SIGINT/SIGTERM during training: the first stops after the current segment (a checkpoint
     is saved), a second ends the process at once with ``128 + signal``.
@@ -202,49 +196,111 @@ def train(
         return _train_locked(cfg, workdir, dtype, override_config, fallback, progress, inject_nan)
 
 
+@dataclasses.dataclass
+class Part:
+    """A slice of the runs with its own work directory, config, logs and report (a run's seeds;
+    in a sweep, one condition's seeds)."""
+
+    workdir: Path
+    runs: slice
+    cfg: Config
+    trainer: TrainSpec
+
+
+@dataclasses.dataclass
+class Runs:
+    """``R`` runs trained as one program: a run's seeds, or a sweep group's condition x seed
+    runs (:mod:`ssjax.experiment.sweep`), with the checkpoint that holds them all.
+
+    ``hyper`` is per run (a leading ``[R]`` axis, ``make_segment_fn(per_run=True)``) or None for
+    the trainer's own; ``config`` is stored in the checkpoint meta, and ``diff(saved)`` lists
+    ``(key, saved, new)`` against a saved one."""
+
+    cfg: Config  # the shared run settings (run.*, task, structure)
+    trainer: TrainSpec
+    ids: list[int]
+    template: TrainState
+    hyper: Hyper | None
+    parts: list[Part]
+    checkpoints: Path
+    config: dict
+    diff: Callable[[dict], list]
+
+
 def _train_locked(cfg, workdir, dtype, override_config, fallback, progress, inject_nan) -> dict:
     check_workdir(cfg, workdir, override_config)
     trainer = dataclasses.replace(build_trainer(cfg), on_nonfinite=cfg.run.on_nonfinite)
+    ids = seed_ids(cfg)
+    config = config_to_dict(cfg)
+    runs = Runs(
+        cfg=cfg,
+        trainer=trainer,
+        ids=ids,
+        template=init_states(trainer, ids, dtype),
+        hyper=None,
+        parts=[Part(workdir, slice(0, len(ids)), cfg, trainer)],
+        checkpoints=workdir / "checkpoints",
+        config=config,
+        diff=lambda saved: config_differences(saved, config),
+    )
+    return train_runs(runs, override_config, fallback, progress, inject_nan)[0]
+
+
+def train_runs(runs: Runs, override_config, fallback, progress, inject_nan=None) -> list[dict]:
+    """Train (or resume) ``runs`` in their work directories (already locked and checked by the
+    caller); returns each part's summary (:func:`ssjax.experiment.report.write_report`)."""
+    cfg, trainer, ids = runs.cfg, runs.trainer, runs.ids
     pattern_in, pattern_tgt = (jnp.asarray(a) for a in build_task(cfg))
     total = n_blocks(cfg)
-    ids = seed_ids(cfg)
     warns = run_warnings(cfg, trainer, pattern_in.shape[0])
     for w in warns:
         print(f"warning: {w}", file=sys.stderr)
 
-    template = init_states(trainer, ids, dtype)
-    ckpt = Checkpointer(workdir / "checkpoints", keep=cfg.run.keep_checkpoints)
+    ckpt = Checkpointer(runs.checkpoints, keep=cfg.run.keep_checkpoints)
     classify = trainer.classify
     history: dict[str, list] = {"period": [], "van_rossum": [], "rate_hz": [], "accuracy": []}
     partial, wall_before = None, 0.0
+
+    def check(meta: dict, step: int) -> None:
+        diff = runs.diff(meta.get("config", {}))
+        if diff and not override_config:
+            head = f"checkpoint step {step} in {ckpt.directory} was saved with a different config"
+            raise RunError(_diff_message(head, diff, f"step {step}"))
+
     latest = ckpt.latest()
     if latest is not None:
         with contextlib.suppress(CheckpointError):  # a corrupt newest step: restore says so
-            _check_checkpoint_config(cfg, ckpt.read_meta(latest), latest, ckpt, override_config)
-        start, state, meta = ckpt.restore(template, fallback=fallback)
-        _check_checkpoint_config(cfg, meta, start, ckpt, override_config)
+            check(ckpt.read_meta(latest), latest)
+        start, state, meta = ckpt.restore(runs.template, fallback=fallback)
+        check(meta, start)
         history, partial = meta["history"], meta["partial"]
         history.setdefault("accuracy", [])
         wall_before = float(meta.get("wall_seconds", 0.0))
-        print(f"resuming {workdir} from block {start}")
+        print(f"resuming {runs.checkpoints.parent} from block {start}")
     else:
-        start, state = 0, template
-    # only now: a refused resume must leave the saved config as it was
-    dump_config(cfg, workdir / "config.yaml")
+        start, state = 0, runs.template
+    # only now: a refused resume must leave the saved configs as they were
+    for part in runs.parts:
+        part.workdir.mkdir(parents=True, exist_ok=True)
+        dump_config(part.cfg, part.workdir / "config.yaml")
     mesh = seed_mesh(len(ids))
     state = shard_state(state, mesh)
+    hyper = None if runs.hyper is None else shard_state(runs.hyper, mesh)
     period_steps, dt = pattern_in.shape[0], trainer.net.neuron.dt
     acc = PeriodAccumulator(period_steps, partial)
     names = layer_names(trainer)
-    logger = RunLogger(
-        workdir,
-        seeds=ids,
-        layer_names=names,
-        total_blocks=total,
-        start_block=start,
-        block_seconds=trainer.t_b,
-        progress=progress,
-    )
+    loggers = [
+        RunLogger(
+            part.workdir,
+            seeds=ids[part.runs],
+            layer_names=names,
+            total_blocks=total,
+            start_block=start,
+            block_seconds=trainer.t_b,
+            progress=progress and k == 0,
+        )
+        for k, part in enumerate(runs.parts)
+    ]
     seg_len = math.gcd(cfg.run.log_every, cfg.run.checkpoint_every, cfg.run.raster_every)
     fns = {}
     stop = _Stop()
@@ -255,8 +311,9 @@ def _train_locked(cfg, workdir, dtype, override_config, fallback, progress, inje
             n = min(seg_len - block % seg_len, total - block)
             if n not in fns:
                 fns[n] = make_segment_fn(
-                    trainer, pattern_in, pattern_tgt, mesh, n, cfg.run.seed_batching
-                )
+                    trainer, pattern_in, pattern_tgt, mesh, n, cfg.run.seed_batching,
+                    hyper, per_run=hyper is not None,
+                )  # fmt: skip
             if inject_nan is not None and block <= inject_nan[1] < block + n:
                 s = inject_nan[0]
                 state = state._replace(
@@ -274,24 +331,28 @@ def _train_locked(cfg, workdir, dtype, override_config, fallback, progress, inje
                 rec = period_record(tot, trainer.net.sizes, period_steps, dt, classify)
                 for key, value in rec.items():
                     history[key].append(value)
-            logger.advance(n, cost=_median_last(history))
+            loggers[0].advance(n, cost=_median_last(history))
             if block % cfg.run.log_every == 0 or block == total:
-                logger.log(block, _values(history, m, names))
+                values = _values(history, m, names)
+                for part, logger in zip(runs.parts, loggers, strict=True):
+                    logger.log(block, {k: v[part.runs] for k, v in values.items()})
             if block % cfg.run.raster_every == 0 or block == total:
-                png = plots.output_vs_target(
-                    output_raster(trainer, state, pattern_in, 0),
-                    np.asarray(pattern_tgt),
-                    trainer.net.neuron.dt,
-                    workdir / "raster.png",
-                    title=f"seed {ids[0]}, block {block}",
-                )
-                logger.image(block, "raster/seed0", Path(png).read_bytes())
+                for part, logger in zip(runs.parts, loggers, strict=True):
+                    first = part.runs.start
+                    png = plots.output_vs_target(
+                        output_raster(trainer, state, pattern_in, first),
+                        np.asarray(pattern_tgt),
+                        trainer.net.neuron.dt,
+                        part.workdir / "raster.png",
+                        title=f"seed {ids[first]}, block {block}",
+                    )
+                    logger.image(block, "raster/seed0", Path(png).read_bytes())
             if block % cfg.run.checkpoint_every == 0 or block == total or stop.signum:
                 ckpt.save(
                     block,
                     state,
                     {
-                        "config": config_to_dict(cfg),
+                        "config": runs.config,
                         "block": block,
                         "history": history,
                         "partial": acc.state(),
@@ -301,15 +362,40 @@ def _train_locked(cfg, workdir, dtype, override_config, fallback, progress, inje
     finally:
         for s, h in old_handlers.items():
             signal.signal(s, h)
-        logger.close()
+        for logger in loggers:
+            logger.close()
     wall = wall_before + time.perf_counter() - t_wall
     if stop.signum is not None:
         name = signal.Signals(stop.signum).name
         print(f"{name}: stopped at block {block}; checkpoint saved; run again to resume")
         raise SystemExit(128 + stop.signum)
-    return write_report(
-        cfg, trainer, workdir, ids, history, state, pattern_in, pattern_tgt, wall, warns
-    )
+    out = []
+    for part in runs.parts:
+        sl = part.runs
+        out.append(
+            write_report(
+                part.cfg,
+                part.trainer,
+                part.workdir,
+                ids[sl],
+                slice_history(history, sl),
+                jax.tree.map(lambda a, sl=sl: a[sl], state),
+                pattern_in,
+                pattern_tgt,
+                wall,
+                warns,
+            )  # fmt: skip
+        )
+    return out
+
+
+def slice_history(history: dict, sl: slice) -> dict:
+    """The runs ``sl`` of a history: ``[periods][runs]``, rate_hz ``[periods][layers][runs]``."""
+    out = {"period": list(history["period"])}
+    for key in ("van_rossum", "accuracy"):
+        out[key] = [row[sl] for row in history[key]]
+    out["rate_hz"] = [[layer[sl] for layer in row] for row in history["rate_hz"]]
+    return out
 
 
 def _median_last(history):
@@ -336,10 +422,14 @@ def _values(history, m, layer_names):
 __all__ = [
     "ConfigError",
     "NumericalError",
+    "Part",
+    "Runs",
     "RunError",
     "WorkdirError",
     "check_workdir",
     "first_nonfinite",
     "prepare",
+    "slice_history",
     "train",
+    "train_runs",
 ]

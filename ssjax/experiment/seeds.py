@@ -57,6 +57,8 @@ def make_segment_fn(
     length: int,
     batching: str = "vmap",
     hyper: Hyper | None = None,
+    *,
+    per_run: bool = False,
 ):
     """Jitted ``state -> (state, metrics)`` running ``length`` blocks for all seeds.
 
@@ -77,7 +79,14 @@ def make_segment_fn(
     products have a seed-count-dependent shape, and BPTT's autodiff reductions are vectorised
     differently for some batch sizes, so seeds agree with single-seed runs to float rounding.
     A given config (seed count included) is bit-reproducible either way.
+
+    ``per_run``: ``hyper`` (required) has a leading axis over the runs, like the state, and run
+    ``r`` trains with ``hyper[r]`` (a sweep's condition x seed runs in one program,
+    :mod:`ssjax.experiment.sweep`); with ``map`` each run is then bit-identical to its condition
+    run alone, with ``vmap`` equal to float rounding.
     """
+    if per_run and hyper is None:
+        raise ValueError("make_segment_fn(per_run=True) needs hyper with a leading run axis")
     if batching == "auto":
         batching = "map" if mesh.devices.flat[0].platform == "cpu" else "vmap"
     spec = PartitionSpec("seeds")
@@ -89,16 +98,23 @@ def make_segment_fn(
     def one_shared(s, h):
         return run_blocks(static, pattern_in, pattern_tgt, s, length, h, shared_inputs=True)
 
+    h_axis = 0 if per_run else None
+
     def local(state, h):
         if state.pos.shape[0] == 1:  # one seed: the one-seed program, without a seed axis
-            new, metrics = one(jax.tree.map(lambda a: a[0], state), h)
+            h1 = jax.tree.map(lambda a: a[0], h) if per_run else h
+            new, metrics = one(jax.tree.map(lambda a: a[0], state), h1)
             return jax.tree.map(lambda a: a[None], (new, metrics))
         if batching == "map":
+            if per_run:
+                return jax.lax.map(lambda sh: one(*sh), (state, h))
             return jax.lax.map(lambda s: one(s, h), state)
         shared = shared_leaves(static, state)
         axes = jax.tree.map(lambda keep: None if keep else 0, shared)
         unbatched = jax.tree.map(lambda a, keep: a[0] if keep else a, state, shared)
-        new, metrics = jax.vmap(one_shared, in_axes=(axes, None), out_axes=(axes, 0))(unbatched, h)
+        new, metrics = jax.vmap(one_shared, in_axes=(axes, h_axis), out_axes=(axes, 0))(
+            unbatched, h
+        )
         n = state.pos.shape[0]
         new = jax.tree.map(
             lambda a, keep: jnp.broadcast_to(a, (n, *a.shape)) if keep else a, new, shared
@@ -114,7 +130,7 @@ def make_segment_fn(
             jax.shard_map(
                 local,
                 mesh=mesh,
-                in_specs=(spec, PartitionSpec()),
+                in_specs=(spec, spec if per_run else PartitionSpec()),
                 out_specs=spec,
                 check_vma=False,
             )

@@ -231,10 +231,11 @@ def _resolve_path(value: str, base: str, file: str, key: str) -> str:
         raise ConfigError(file, key, str(exc)) from None
 
 
-def load_config(path, overrides=()) -> Config:
+def load_config(path, overrides=(), *, sweep: bool = False) -> Config:
     """Read ``path`` (YAML), apply ``overrides`` (``"section.key=value"``, values parsed as YAML)
     and validate, data files included (each parsed once: the result holds the data, see the
-    module docstring); raises ConfigError."""
+    module docstring); raises ConfigError. A top-level ``sweep`` section is refused unless
+    ``sweep`` (the caller runs the sweep: :mod:`ssjax.experiment.sweep`), which ignores it."""
     file = os.fspath(path)
     try:
         with open(file, encoding="utf-8") as fh:
@@ -251,6 +252,15 @@ def load_config(path, overrides=()) -> Config:
             f"({', '.join(SECTIONS)}), got {type(data).__name__}",
         )
     raw = config_to_dict(Config())
+    if "sweep" in data:
+        if not sweep:
+            raise ConfigError(
+                file,
+                "sweep",
+                "this config declares a sweep: run it with `ssjax train CONFIG --sweep` "
+                "(or ssjax.experiment.sweep.conditions), or remove the section",
+            )
+        data = {k: v for k, v in data.items() if k != "sweep"}
     for sec, body in data.items():
         if sec not in SECTIONS:
             raise _unknown(file, str(sec), str(sec), list(SECTIONS))
