@@ -106,7 +106,8 @@ class EventPattern:
         self.ids = ids[order].astype(np.int32)
         self.n_steps, self.n = n_steps, n
         self.dtype = np.dtype(dtype).name
-        self.block, self.capacity = None, None
+        self.block: int | None = None
+        self.capacity: int | None = None
         if block is not None:
             self._set_block(int(block), capacity)
         elif capacity is not None:
