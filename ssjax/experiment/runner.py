@@ -29,7 +29,7 @@ from ssjax.experiment.checkpoint import Checkpointer
 from ssjax.experiment.config import (
     Config,
     ConfigError,
-    build_task,
+    build_patterns,
     build_trainer,
     config_to_dict,
     diff_configs,
@@ -118,7 +118,8 @@ def train(
     workdir = Path(workdir)
     check_workdir(cfg, workdir, override_config)
     trainer = dataclasses.replace(build_trainer(cfg), on_nonfinite=cfg.run.on_nonfinite)
-    pattern_in, pattern_tgt = (jnp.asarray(a) for a in build_task(cfg))
+    # patterns as events (ssjax.pattern): the trainer gathers each block's spikes on the device
+    pattern_in, pattern_tgt = build_patterns(cfg, trainer.block_steps)
     dtype = jnp.float64 if cfg.run.dtype == "float64" else jnp.float32
     total = n_blocks(cfg)
     ids = seed_ids(cfg)
@@ -139,7 +140,7 @@ def train(
         start, state = 0, template
     mesh = seed_mesh(len(ids))
     state = shard_state(state, mesh)
-    period_steps, dt = pattern_in.shape[0], trainer.net.neuron.dt
+    period_steps, dt = pattern_in.n_steps, trainer.net.neuron.dt
     acc = PeriodAccumulator(period_steps, partial)
     names = layer_names(trainer)
     logger = RunLogger(
@@ -189,7 +190,7 @@ def train(
             if block % cfg.run.raster_every == 0 or block == total:
                 png = plots.output_vs_target(
                     output_raster(trainer, state, pattern_in, 0),
-                    np.asarray(pattern_tgt),
+                    pattern_tgt.to_dense(np.int8),
                     trainer.net.neuron.dt,
                     workdir / "raster.png",
                     title=f"seed {ids[0]}, block {block}",
