@@ -210,9 +210,9 @@ class EventPattern:
     def to_dense(self, dtype=None) -> np.ndarray:
         """The dense ``[P, N]`` raster on the host (small patterns only: ``P N`` values)."""
         dtype = self.dtype if dtype is None else dtype
-        flat = self.steps.astype(np.int64) * self.n + self.ids
-        counts = np.bincount(flat, minlength=self.n_steps * self.n)
-        return counts.reshape(self.n_steps, self.n).astype(dtype)
+        out = np.zeros((self.n_steps, self.n), dtype)
+        np.add.at(out, (self.steps, self.ids), 1)  # repeated events add up; O(S) beyond the output
+        return out
 
     def __repr__(self) -> str:
         return (
