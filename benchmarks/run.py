@@ -339,6 +339,8 @@ def _seeds_md(recs: list[dict]) -> list[str]:
 def _scale_md(recs: list[dict]) -> list[str]:
     speed = [r for r in recs if r["kind"] == "speed"]
     mem = [r for r in recs if r["kind"] == "memory"]
+    prof = [r for r in recs if r["kind"] == "profile"]
+    cmds = [r for r in recs if r["kind"] == "command"]
     net = recs[0]["network"]
     out = [
         f"## (e) Scale: {net}, 5 Hz Poisson inputs and targets, one seed (issue 15)",
@@ -363,6 +365,31 @@ def _scale_md(recs: list[dict]) -> list[str]:
                  str(r["input_events"]), str(r["capacity"]),
                  ", ".join(f"{v:.1f}" for v in r.get("rates_hz", []))]
                 for r in speed
+            ],
+        )  # fmt: skip
+    if prof:
+        out += [
+            "Where a block's time goes (ms per 0.5 s block, best of N, one process, after "
+            "compilation): the gather of the input and target windows from the events, the "
+            "rule's update on a fixed block (event route: simulation, traces, sums), the whole "
+            "`block_step` (gather, rule, optimiser, metrics):",
+            "",
+        ] + _table(
+            ["gather ms", "rule update ms", "block_step ms"],
+            [[_f(r["gather_ms"]), _f(r["rule_update_ms"]), _f(r["block_step_ms"])] for r in prof],
+        )
+    if cmds:
+        out += [
+            "The command line on the same task (a fresh process each; `ssjax train` of "
+            "`blocks` blocks includes start-up, compilation, logs, the output raster over one "
+            "period, a checkpoint and the report):",
+            "",
+        ] + _table(
+            ["command", "period s", "blocks", "peak RSS MB", "wall s"],
+            [
+                [r["command"], _f(r["period_s"]), r["blocks"], _f(r["peak_rss_mb"], ".0f"),
+                 _f(r["wall_s"], ".1f")]
+                for r in cmds
             ],
         )  # fmt: skip
     if mem:

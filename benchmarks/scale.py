@@ -178,6 +178,37 @@ def _child(folder: Path, period: float, blocks: int, repeats: int, sizes, what="
     return json.loads(lines[-1][7:])
 
 
+def _command_rss(folder: Path, period: float, sizes, args: list[str], blocks: int) -> dict:
+    """Peak RSS (MB) and wall s of one ``ssjax`` command on the task (``validate``, or
+    ``train`` of ``blocks`` blocks with its logs, raster, checkpoint and report), run as the only
+    child of a fresh interpreter (``RUSAGE_CHILDREN``: the high-water mark of that child)."""
+    inp, tgt = write_task(folder, period, sizes)
+    cfg = folder / "scale.yaml"
+    cfg.write_text(
+        _config_text(inp, tgt, period, sizes, blocks).replace(
+            "block: 0.5}", f"block: 0.5, log_every: {blocks}, raster_every: {blocks}, "
+            f"checkpoint_every: {blocks}}}"
+        )
+    )  # fmt: skip
+    cmd = [sys.executable, "-m", "ssjax.experiment.cli", *args, str(cfg)]
+    if args[0] == "train":
+        cmd += ["--workdir", str(folder / "run"), "--no-progress"]
+    code = (
+        "import json, resource, subprocess, sys, time; t = time.perf_counter(); "
+        "p = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+        "print('RESULT ' + json.dumps({'rc': p.returncode, 'err': p.stderr[-2000:], "
+        "'wall_s': time.perf_counter() - t, "
+        "'peak_rss_mb': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, *cmd], capture_output=True, text=True)
+    (line,) = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    r = json.loads(line[7:])
+    if r.pop("rc") != 0:
+        raise RuntimeError(f"ssjax {args[0]} failed:\n{r['err']}")
+    r.pop("err")
+    return {"command": f"ssjax {args[0]}", "period_s": period, "blocks": blocks, **r}
+
+
 def run(quick: bool, repeats: int, log) -> list[dict]:
     """The records of the ``scale`` suite (see the module docstring)."""
     sizes = (200, 64, 100) if quick else SIZES
@@ -194,6 +225,11 @@ def run(quick: bool, repeats: int, log) -> list[dict]:
         prof.update(suite="scale", impl="ssjax", kind="profile", network=speed["network"])
         log(f"scale profile: {prof}")
         recs.append(prof)
+        for args in (["validate"], ["train"]):
+            c = _command_rss(folder, 5.0 if quick else 33.1, sizes, args, 4)
+            c.update(suite="scale", impl="ssjax", kind="command", network=speed["network"])
+            log(f"scale {c['command']}: {c['peak_rss_mb']:.0f} MB, {c['wall_s']:.1f} s")
+            recs.append(c)
         for p in periods:
             r = _child(folder, p, 2, 1, sizes)
             r.update(suite="scale", impl="ssjax", kind="memory", network="-".join(map(str, sizes)))
