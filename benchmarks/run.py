@@ -378,6 +378,19 @@ def _scale_md(recs: list[dict]) -> list[str]:
             ["gather ms", "rule update ms", "block_step ms"],
             [[_f(r["gather_ms"]), _f(r["rule_update_ms"]), _f(r["block_step_ms"])] for r in prof],
         )
+        p = prof[-1]
+        out += [
+            f"The gather is {100 * p['gather_ms'] / p['block_step_ms']:.0f}% of `block_step`; "
+            "the rule's update (timed alone, with its own fixed costs) is about all of it, the "
+            "optimiser and the metrics are within the timing noise."
+            + (
+                f" The speed goal (0.15) is not reached: {_f(speed[-1]['wall_per_sim_s'])} wall "
+                "s per simulated s, set by the rule's event route."
+                if speed and speed[-1]["wall_per_sim_s"] > 0.15
+                else ""
+            ),
+            "",
+        ]
     if cmds:
         out += [
             "The command line on the same task (a fresh process each; `ssjax train` of "
@@ -407,8 +420,18 @@ def _scale_md(recs: list[dict]) -> list[str]:
     return out
 
 
-def markdown(info: dict, records: list[dict]) -> str:
-    """The human-readable report."""
+def _updated(info: dict, suites) -> list[str]:
+    """The provenance line of suites rerun into an existing report."""
+    return [
+        f"- updated {', '.join(suites)}: {info['date']}, git {info['git']}, "
+        f"`{info['command']}`, load average start {info['loadavg_start']}, "
+        f"end {info.get('loadavg_end', '-')}, {info.get('wall_s', 0):.0f} s",
+    ]
+
+
+def markdown(info: dict, records: list[dict], header: list[str] | None = None) -> str:
+    """The human-readable report; ``header``: the lines before the first section (those of an
+    earlier report whose other suites' records are kept, plus an ``updated`` line)."""
     v = info["versions"]
     lines = [
         "# ssjax benchmarks",
@@ -437,6 +460,8 @@ def markdown(info: dict, records: list[dict]) -> str:
         "seeds": _seeds_md,
         "scale": _scale_md,
     }
+    if header:
+        lines = list(header)
     for suite, fn in sections.items():
         recs = [r for r in records if r["suite"] == suite]
         if recs:
@@ -481,10 +506,20 @@ NOTES = [
 ]
 
 
-def write(out: Path, info: dict, records: list[dict]) -> None:
+def write(out: Path, info: dict, records: list[dict], header: list[str] | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(records, indent=1) + "\n")
-    (out / "results.md").write_text(markdown(info, records))
+    (out / "results.md").write_text(markdown(info, records, header))
+
+
+def _old_header(out: Path) -> list[str] | None:
+    """The lines of ``out/results.md`` before its first section, or None."""
+    path = out / "results.md"
+    if not path.exists():
+        return None
+    lines = path.read_text().splitlines()
+    first = next((i for i, ln in enumerate(lines) if ln.startswith("## ")), len(lines))
+    return [ln for ln in lines[:first] if not ln.startswith("- updated ")]
 
 
 # ------------------------------------------------------------------------------ main
@@ -522,6 +557,8 @@ def main(argv=None) -> int:
     old = out / "results.json"
     kept = json.loads(old.read_text()) if old.exists() else []
     records: list[dict] = [r for r in kept if r.get("suite") not in args.suites]
+    # other suites' records are kept: so is the header that describes their run
+    base = _old_header(out) if records else None
     for suite in args.suites:
         if suite == "bptt":
             records += bptt.run(args.quick, rep(10), log)
@@ -535,7 +572,11 @@ def main(argv=None) -> int:
             records += superspike.run_seeds(args.quick, rep(3), log)
         info["loadavg_end"] = [round(v, 2) for v in os.getloadavg()]
         info["wall_s"] = time.perf_counter() - t0
-        write(out, info, records)
+        header = None
+        if base is not None:
+            cut = next((i for i, ln in enumerate(base) if ln.startswith("Every JAX timing")), -1)
+            header = base[:cut] + _updated(info, args.suites) + [""] + base[cut:]
+        write(out, info, records, header)
     log(f"wrote {out / 'results.md'} and {out / 'results.json'}")
     return 0
 
