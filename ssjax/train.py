@@ -41,6 +41,7 @@ from ssjax.metrics import PeriodMetrics, per_period  # noqa: F401
 from ssjax.network import Network, init_weights
 from ssjax.optim import Optimizer, clip_weights, decay, make_optimizer
 from ssjax.params import check_fields, multiple_of, param
+from ssjax.pattern import Pattern, _window, as_pattern  # noqa: F401  (_window: older imports)
 from ssjax.rules.base import Block, LearningRule
 from ssjax.rules.bptt import BPTTConfig, bptt
 from ssjax.rules.superspike import SuperSpikeConfig, superspike
@@ -251,8 +252,8 @@ def _n_segments(block_steps: int, period_steps: int) -> int:
 
 def block_step(
     spec: TrainSpec,
-    pattern_in: Array,
-    pattern_tgt: Array,
+    pattern_in: Pattern | Array,
+    pattern_tgt: Pattern | Array,
     state: TrainState,
     hyper: Hyper | None = None,
     *,
@@ -261,7 +262,9 @@ def block_step(
     """One block: gather the looped pattern, compute the rule's update, apply it.
 
     Args:
-      pattern_in: ``[P, N_in]``; pattern_tgt: ``[P, N_out]`` (one period, replayed).
+      pattern_in: ``[P, N_in]``; pattern_tgt: ``[P, N_out]`` (one period, replayed): patterns
+        of :mod:`ssjax.pattern` (an :class:`~ssjax.pattern.EventPattern` is gathered block by
+        block on the device) or dense arrays (served as :class:`~ssjax.pattern.DensePattern`).
       hyper: traced hyper-parameters (``spec.hyper()`` as constants if None).
       shared_inputs: the caller ``vmap``s seeds whose inputs (and
         ``rule.input_leaves``) are passed unbatched.
@@ -271,11 +274,13 @@ def block_step(
     """
     net, k = spec.net, spec.block_steps
     hyper = spec.hyper() if hyper is None else hyper
-    period = pattern_in.shape[0]
+    pattern_in, pattern_tgt = as_pattern(pattern_in), as_pattern(pattern_tgt)
+    period = pattern_in.n_steps
     dt = net.neuron.dt
-    # patterns may be stored compactly (uint8 spikes, int8 window codes)
-    x = _window(pattern_in, state.pos, k).astype(state.ema.dtype)
-    y = _window(pattern_tgt, state.pos, k)
+    # patterns may be stored compactly (events, uint8 spikes, int8 window codes): the block is
+    # the same [K, N] values either way
+    x = pattern_in.window(state.pos, k, state.ema.dtype)
+    y = pattern_tgt.window(state.pos, k)
     rule = spec.make_rule(hyper.rule, shared_inputs=shared_inputs)
     out = rule.update(state.weights, state.rule, Block(x, y))
     rule_state, spikes, e_out = out.state, out.record.spikes, out.error
@@ -341,18 +346,6 @@ def block_step(
         outcome=outcome,
     )
     return new, metrics
-
-
-def _window(pattern: Array, pos: Array, k: int) -> Array:
-    """Steps ``pos .. pos + k - 1`` of ``pattern`` ``[P, ...]`` replayed in a loop: ``[k, ...]``.
-
-    One contiguous slice of the pattern tiled to ``P - 1 + k`` steps instead of a per-step
-    gather (XLA fuses the tiling into the slice; nothing of size ``P + k`` is written).
-    """
-    period = pattern.shape[0]
-    reps = -(-(period - 1 + k) // period)
-    tiled = jnp.tile(pattern, (reps,) + (1,) * (pattern.ndim - 1)) if reps > 1 else pattern
-    return jax.lax.dynamic_slice_in_dim(tiled, pos % period, k)
 
 
 def _all_finite(tree) -> Array:

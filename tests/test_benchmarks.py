@@ -113,3 +113,30 @@ def test_training_steps_agree_after_updates():
             p, s, loss, _ = jax.jit(step)(p, s, x, y)
         out[impl] = float(loss)
     assert out["ssjax"] == pytest.approx(out["plain-jax"], rel=1e-5)
+
+
+def test_scale_task_and_section(tmp_path):
+    """The scale benchmark's generated task: 5 Hz trains that the ras loader reads back as
+    events of the requested sizes; its section renders every record kind."""
+    from benchmarks import run, scale
+    from ssjax.tasks.raster import read_ras
+
+    inp, tgt = scale.write_task(tmp_path, 2.0, sizes=(50, 8, 20))
+    for path, n in ((inp, 50), (tgt, 20)):
+        ev = read_ras(path, n=n)
+        rate = len(ev) / (n * 2.0)
+        assert 4.0 < rate < 6.0 and ev.times.max() < 2.0
+    recs = [
+        {"suite": "scale", "kind": "speed", "network": "50-8-20", "period_s": 2.0, "blocks": 4,
+         "wall_per_sim_s": 0.2, "peak_rss_mb": 700.0, "compile_s": 3.0, "load_s": 0.1,
+         "input_events": 500, "capacity": 140, "rates_hz": [3.0, 2.0]},
+        {"suite": "scale", "kind": "profile", "network": "50-8-20", "gather_ms": 1.0,
+         "rule_update_ms": 9.0, "block_step_ms": 10.0},
+        {"suite": "scale", "kind": "command", "network": "50-8-20", "command": "ssjax validate",
+         "period_s": 2.0, "blocks": 4, "peak_rss_mb": 250.0, "wall_s": 3.0},
+        {"suite": "scale", "kind": "memory", "network": "50-8-20", "period_s": 2.0,
+         "peak_rss_mb": 700.0, "input_events": 500, "target_events": 200, "compile_s": 3.0},
+    ]  # fmt: skip
+    text = "\n".join(run._scale_md(recs))
+    assert "| 2 | 4 | 0.2 | 700 |" in text and "ssjax validate" in text
+    assert "The gather is 10%" in text and "not reached: 0.2" in text

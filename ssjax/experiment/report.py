@@ -21,6 +21,7 @@ from ssjax.experiment.config import WINDOW_TASKS, build_heldout, n_blocks
 from ssjax.experiment.workdir import atomic_write
 from ssjax.metrics import heldout_accuracy
 from ssjax.network import simulate
+from ssjax.pattern import as_pattern
 from ssjax.train import TrainSpec
 
 __all__ = ["json_safe", "layer_names", "output_raster", "run_warnings", "write_report"]
@@ -69,23 +70,37 @@ def layer_names(trainer: TrainSpec) -> list[str]:
 
 
 @functools.lru_cache(maxsize=8)
-def _output_sim(trainer: TrainSpec):
+def _output_sim(trainer: TrainSpec, k: int, n_chunks: int):
     # compiled once per run: an eager simulate would re-trace its scans at every raster
-    def run(weights, x, net_state):
-        return simulate(trainer.net, weights, x, net_state)[1].spikes[-1]
+    def run(weights, pattern, pos, net_state, dtype_like):
+        def chunk(ns, c):
+            x = pattern.window(pos + c * k, k, dtype_like.dtype)
+            ns, rec = simulate(trainer.net, weights, x, ns)
+            return ns, (rec.spikes[-1] > 0).astype(jnp.uint8)
+
+        return jax.lax.scan(chunk, net_state, jnp.arange(n_chunks))[1]
 
     return jax.jit(run)
 
 
-def output_raster(trainer: TrainSpec, state, pattern_in, seed: int):
-    """One pattern period of seed ``seed``'s output from its current state, in pattern time."""
+def output_raster(trainer: TrainSpec, state, pattern_in, seed: int) -> np.ndarray:
+    """One pattern period of seed ``seed``'s output from its current state, in pattern time:
+    ``[P, N_out]`` uint8 spikes.
+
+    Simulated in blocks of the trainer's ``K`` steps (a scan over blocks carrying the network
+    state), each gathered from the pattern (:meth:`ssjax.pattern.EventPattern.window`): memory
+    ``O(K N)``, never the whole period's input raster.
+    """
     st = jax.tree.map(lambda a: a[seed], state)
-    period = pattern_in.shape[0]
-    idx = (st.pos + jnp.arange(period)) % period
-    x = pattern_in[idx].astype(st.ema.dtype)
-    spikes = _output_sim(trainer)(st.weights, x, trainer.make_rule().network_state(st.rule))
-    out = np.zeros((period, trainer.net.sizes[-1]), np.float32)
-    out[np.asarray(idx)] = np.asarray(spikes)
+    pattern = as_pattern(pattern_in)
+    period, k = pattern.n_steps, trainer.block_steps
+    n_chunks = -(-period // k)
+    sim = _output_sim(trainer, k, n_chunks)
+    net_state = trainer.make_rule().network_state(st.rule)
+    spikes = np.asarray(sim(st.weights, pattern, st.pos, net_state, st.ema))
+    spikes = spikes.reshape(n_chunks * k, -1)[:period]
+    out = np.zeros_like(spikes)
+    out[(int(st.pos) + np.arange(period)) % period] = spikes
     return out
 
 
@@ -140,7 +155,7 @@ def write_report(
         summary["final"]["heldout_accuracy"] = acc.tolist()
         summary["median"]["heldout_accuracy"] = float(np.median(acc))
     _write_json(workdir / "summary.json", summary, indent=2)
-    period_s = pattern_in.shape[0] * trainer.net.neuron.dt
+    period_s = as_pattern(pattern_in).n_steps * trainer.net.neuron.dt
     hist = {"period_seconds": period_s, "layers": names, **history}
     _write_json(workdir / "history.json", hist)
     if len(vr):
@@ -152,16 +167,17 @@ def write_report(
             xlabel="time (s)",
         )
     out = output_raster(trainer, state, pattern_in, 0)
+    target = as_pattern(pattern_tgt).to_dense(np.int8)  # counts or window codes, never float
     np.savez_compressed(
         workdir / "final_output.npz",
-        output=out.astype(np.uint8),
-        target=np.asarray(pattern_tgt).astype(np.int8),
+        output=out,
+        target=target,
         dt=trainer.net.neuron.dt,
         seed=ids[0],
     )
     plots.output_vs_target(
         out,
-        np.asarray(pattern_tgt),
+        target,
         trainer.net.neuron.dt,
         workdir / "raster.png",
         title=f"seed {ids[0]}: output (black) vs target (red)",

@@ -34,7 +34,7 @@ from ssjax.experiment.checkpoint import Checkpointer, CheckpointError
 from ssjax.experiment.config import (
     Config,
     ConfigError,
-    build_task,
+    build_patterns,
     build_trainer,
     config_to_dict,
     diff_configs,
@@ -250,9 +250,10 @@ def train_runs(runs: Runs, override_config, fallback, progress, inject_nan=None)
     """Train (or resume) ``runs`` in their work directories (already locked and checked by the
     caller); returns each part's summary (:func:`ssjax.experiment.report.write_report`)."""
     cfg, trainer, ids = runs.cfg, runs.trainer, runs.ids
-    pattern_in, pattern_tgt = (jnp.asarray(a) for a in build_task(cfg))
+    # patterns as events (ssjax.pattern): the trainer gathers each block's spikes on the device
+    pattern_in, pattern_tgt = build_patterns(cfg, trainer.block_steps)
     total = n_blocks(cfg)
-    warns = run_warnings(cfg, trainer, pattern_in.shape[0])
+    warns = run_warnings(cfg, trainer, pattern_in.n_steps)
     for w in warns:
         print(f"warning: {w}", file=sys.stderr)
 
@@ -286,7 +287,7 @@ def train_runs(runs: Runs, override_config, fallback, progress, inject_nan=None)
     mesh = seed_mesh(len(ids))
     state = shard_state(state, mesh)
     hyper = None if runs.hyper is None else shard_state(runs.hyper, mesh)
-    period_steps, dt = pattern_in.shape[0], trainer.net.neuron.dt
+    period_steps, dt = pattern_in.n_steps, trainer.net.neuron.dt
     acc = PeriodAccumulator(period_steps, partial)
     names = layer_names(trainer)
     loggers = [
@@ -337,11 +338,12 @@ def train_runs(runs: Runs, override_config, fallback, progress, inject_nan=None)
                 for part, logger in zip(runs.parts, loggers, strict=True):
                     logger.log(block, {k: v[part.runs] for k, v in values.items()})
             if block % cfg.run.raster_every == 0 or block == total:
+                target = pattern_tgt.to_dense(np.int8)  # counts or window codes, for the plot
                 for part, logger in zip(runs.parts, loggers, strict=True):
                     first = part.runs.start
                     png = plots.output_vs_target(
                         output_raster(trainer, state, pattern_in, first),
-                        np.asarray(pattern_tgt),
+                        target,
                         trainer.net.neuron.dt,
                         part.workdir / "raster.png",
                         title=f"seed {ids[first]}, block {block}",

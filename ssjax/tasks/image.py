@@ -31,7 +31,14 @@ import jax
 import numpy as np
 
 from ssjax.params import Check, borrow, check_fields, param
-from ssjax.tasks.raster import SpikeEvents, events_to_raster, frozen_poisson
+from ssjax.pattern import EventPattern
+from ssjax.tasks.raster import (
+    SpikeEvents,
+    events_to_bins,
+    events_to_raster,
+    frozen_poisson,
+    frozen_poisson_events,
+)
 from ssjax.tasks.registry import TaskCommon, TaskError, TaskKind, register
 
 __all__ = ["default_image", "image_task", "image_to_events", "load_image", "to_grayscale"]
@@ -235,18 +242,22 @@ def _load(task, dt: float, dtype) -> np.ndarray:
     return img
 
 
-def _build(task, dt: float, dtype, img) -> tuple[np.ndarray, np.ndarray]:
-    """``(inputs [P, n_in] 0/1, targets [P, H] counts)``, P = task.period / dt, in ``dtype``."""
-    inputs, targets = image_task(
-        img,
-        n_in=task.n_in,
-        duration=task.period,
-        dt=dt,
-        key=jax.random.PRNGKey(task.input_seed),
-        rate_hz=task.rate_hz,
-        threshold=task.image_threshold,
+def _build(task, dt: float, dtype, img) -> tuple[EventPattern, EventPattern]:
+    """``(inputs [P, n_in] 0/1, targets [P, H] counts)`` as events, P = task.period / dt: the
+    spikes of :func:`image_task` (tested), without its dense rasters."""
+    key_in, key_out = jax.random.split(jax.random.PRNGKey(task.input_seed))
+    events = image_to_events(img, duration=task.period, key=key_out, threshold=task.image_threshold)
+    T = int(np.rint(task.period / dt))
+    if T < 1:
+        raise ValueError(f"trial of {task.period!r} s is shorter than half a step (dt={dt!r} s)")
+    last = np.rint(events.times / dt) >= T  # as image_task: a spike at the very end -> last step
+    times = np.where(last, (T - 1) * dt, events.times)
+    bins, ids, _ = events_to_bins(SpikeEvents(times, events.ids), img.shape[0], dt, T * dt)
+    steps, in_ids, _ = frozen_poisson_events(key_in, task.n_in, task.rate_hz, T * dt, dt)
+    return (
+        EventPattern(steps, in_ids, T, task.n_in, dtype=dtype),
+        EventPattern(bins, ids, T, img.shape[0], dtype=dtype),
     )
-    return np.asarray(inputs, dtype), np.asarray(targets, dtype)
 
 
 register(

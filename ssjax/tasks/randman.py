@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ssjax.params import Check, borrow, check_fields, int_ge, multiple_of, param
+from ssjax.pattern import DensePattern, EventPattern
 from ssjax.tasks.registry import TaskCommon, TaskKind, register
 
 __all__ = [
@@ -351,16 +352,24 @@ def _randman_args(task, dt: float) -> dict:
 def _randman_layout(task, dt: float, times, labels) -> tuple[np.ndarray, np.ndarray]:
     """Samples one after another: ``(inputs [T, n_in] 0/1, code [T, n_out] int8)``."""
     S, G = int(round(task.randman_duration / dt)), int(round(task.gap / dt))
-    W = S + int(round(RANDMAN_TAIL / dt))  # <= S + G: task.gap >= RANDMAN_TAIL
     n = len(labels)
     rasters = spike_times_to_raster(times, dt, S)  # [N, S, n_in]
     inputs = np.zeros((n, S + G, task.n_in), np.float32)
     inputs[:, :S] = rasters
+    return inputs.reshape(-1, task.n_in), _randman_code(task, dt, labels)
+
+
+def _randman_code(task, dt: float, labels) -> np.ndarray:
+    """The window code ``[T, n_out]`` int8 of samples with ``labels``, laid out as
+    :func:`_randman_layout`."""
+    S, G = int(round(task.randman_duration / dt)), int(round(task.gap / dt))
+    W = S + int(round(RANDMAN_TAIL / dt))  # <= S + G: task.gap >= RANDMAN_TAIL
+    n = len(labels)
     code = np.zeros((n, S + G, task.n_out), np.int8)
     code[:, :W] = -1
     code[np.arange(n), :W, labels] = 1
     code[:, W - 1] *= 2
-    return inputs.reshape(-1, task.n_in), code.reshape(-1, task.n_out)
+    return code.reshape(-1, task.n_out)
 
 
 def _randman_stream(task, dt: float, key) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -377,10 +386,20 @@ def _randman_stream(task, dt: float, key) -> tuple[np.ndarray, np.ndarray, np.nd
     return (*_randman_layout(task, dt, times, labels), labels)
 
 
-def _build(task, dt: float, dtype, data=None) -> tuple[np.ndarray, np.ndarray]:
-    """The frozen training stream ``(inputs [T, n_in], code [T, n_out])`` in ``dtype``."""
-    inputs, code, _ = _randman_stream(task, dt, jax.random.PRNGKey(task.input_seed))
-    return inputs.astype(dtype), code.astype(dtype)
+def _build(task, dt: float, dtype, data=None) -> tuple[EventPattern, DensePattern]:
+    """The frozen training stream: inputs ``[T, n_in]`` as events (one spike per unit and
+    sample, at its latency), the window code ``[T, n_out]`` kept as int8, served in ``dtype``;
+    the same values as :func:`_randman_stream`'s arrays (tested)."""
+    times, labels = randman_dataset(jax.random.PRNGKey(task.input_seed), **_randman_args(task, dt))
+    S, G = int(round(task.randman_duration / dt)), int(round(task.gap / dt))
+    bins = np.rint(np.asarray(times).astype(np.float64) / dt).astype(np.int64)  # [N, M]
+    if bins.size and (bins.min() < 0 or bins.max() >= S):
+        raise ValueError(f"spike bins span [{bins.min()}, {bins.max()}], outside [0, {S})")
+    n, m = bins.shape
+    steps = (np.arange(n)[:, None] * (S + G) + bins).reshape(-1)
+    ids = np.broadcast_to(np.arange(m), (n, m)).reshape(-1)
+    inputs = EventPattern(steps, ids, n * (S + G), task.n_in, dtype=dtype)
+    return inputs, DensePattern(_randman_code(task, dt, labels), dtype)
 
 
 def _heldout(task, dt: float, dtype, data=None) -> tuple[np.ndarray, np.ndarray]:

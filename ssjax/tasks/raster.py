@@ -17,6 +17,7 @@ Reference: SSBM benchmark suite, github.com/fzenke/ssbm (Zenke 2017, MIT); Zenke
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 import re
@@ -28,13 +29,16 @@ import jax.numpy as jnp
 import numpy as np
 
 from ssjax.params import borrow, check_fields, choice, param
+from ssjax.pattern import EventPattern
 from ssjax.tasks.registry import TaskCommon, TaskError, TaskKind, register
 
 __all__ = [
     "RasterError",
     "SpikeEvents",
+    "events_to_bins",
     "events_to_raster",
     "frozen_poisson",
+    "frozen_poisson_events",
     "load_raster",
     "raster_to_events",
     "read_ras",
@@ -242,12 +246,9 @@ def write_ras(path, events_or_raster, *, dt=None, t0=0.0, header=None) -> None:
         fh.write("\n".join(lines) + ("\n" if lines else ""))
 
 
-def events_to_raster(events, n, dt, duration=None, *, dtype=np.float32) -> np.ndarray:
-    """Bin SpikeEvents into a dense time-major raster of spike counts, shape [T, N].
-
-    Bin index is ``np.rint(t / dt)``. T = ``round(duration / dt)`` when duration (seconds) is
-    given, else last occupied bin + 1 (0 for no spikes). Spikes of one neuron that share a bin add
-    up, so entries are counts (cast to dtype).
+def events_to_bins(events, n, dt, duration=None) -> tuple[np.ndarray, np.ndarray, int]:
+    """The steps of SpikeEvents on a grid of ``dt``: ``(bins [K], ids [K], T)`` (int64), the
+    checks and bins of :func:`events_to_raster` without the dense raster.
 
     Raises:
       RasterError: an id outside [0, n), or (with duration) a spike whose bin is >= T.
@@ -276,6 +277,21 @@ def events_to_raster(events, n, dt, duration=None, *, dtype=np.float32) -> np.nd
                 f"spike of neuron {ids[k]} at t={events.times[k]!r} s falls in bin {bins[k]}, "
                 f"beyond duration {duration!r} s ({T} bins of dt={dt!r} s)"
             )
+    return bins, ids, T
+
+
+def events_to_raster(events, n, dt, duration=None, *, dtype=np.float32) -> np.ndarray:
+    """Bin SpikeEvents into a dense time-major raster of spike counts, shape [T, N].
+
+    Bin index is ``np.rint(t / dt)``. T = ``round(duration / dt)`` when duration (seconds) is
+    given, else last occupied bin + 1 (0 for no spikes). Spikes of one neuron that share a bin add
+    up, so entries are counts (cast to dtype).
+
+    Raises:
+      RasterError: an id outside [0, n), or (with duration) a spike whose bin is >= T.
+    """
+    bins, ids, T = events_to_bins(events, n, dt, duration)
+    n = int(n)
     counts = np.bincount(bins * n + ids, minlength=T * n) if n else np.zeros(0, np.int64)
     return counts.reshape(T, n).astype(dtype)
 
@@ -310,18 +326,8 @@ def load_raster(path, n, dt, duration=None, *, dtype=np.float32, **read_kwargs) 
         raise RasterError(f"{os.fspath(path)}: {exc}") from None
 
 
-def frozen_poisson(key, n, rate_hz, duration, dt, *, dtype=jnp.float32) -> jax.Array:
-    """Frozen Poisson input: [T, N] of 0/1, each bin Bernoulli(rate_hz * dt), T = rint(duration/dt).
-
-    Args:
-      key: jax.random key; the only source of randomness (same key, same raster).
-      n: number of neurons N.
-      rate_hz: rate in Hz, scalar or shape [N].
-      duration: seconds (> 0).
-      dt: bin width in seconds (> 0).
-
-    The SSBM inputs are such rasters at ~5 Hz, drawn once and replayed (Zenke & Ganguli 2018).
-    """
+def _poisson_args(n, rate_hz, duration, dt) -> tuple[int, np.ndarray, int]:
+    """Checked ``(n, rate * dt as float64 [N] or scalar, T)`` of :func:`frozen_poisson`."""
     if int(n) != n or n < 0:
         raise ValueError(f"n must be a non-negative integer, got {n!r}")
     if not dt > 0:
@@ -339,12 +345,77 @@ def frozen_poisson(key, n, rate_hz, duration, dt, *, dtype=jnp.float32) -> jax.A
     T = int(np.rint(duration / dt))
     if T < 1:
         raise ValueError(f"duration {duration!r} s is shorter than half a bin (dt={dt!r} s)")
+    return int(n), p, T
+
+
+def frozen_poisson(key, n, rate_hz, duration, dt, *, dtype=jnp.float32) -> jax.Array:
+    """Frozen Poisson input: [T, N] of 0/1, each bin Bernoulli(rate_hz * dt), T = rint(duration/dt).
+
+    Args:
+      key: jax.random key; the only source of randomness (same key, same raster).
+      n: number of neurons N.
+      rate_hz: rate in Hz, scalar or shape [N].
+      duration: seconds (> 0).
+      dt: bin width in seconds (> 0).
+
+    The SSBM inputs are such rasters at ~5 Hz, drawn once and replayed (Zenke & Ganguli 2018).
+    :func:`frozen_poisson_events` gives the same spikes as events, without the dense raster.
+    """
+    n, p, T = _poisson_args(n, rate_hz, duration, dt)
     spikes = jax.random.bernoulli(key, jnp.asarray(p, jnp.float32), (T, int(n)))
     return spikes.astype(dtype)
 
 
-def _load_ras(task, dt: float, dtype, which: str) -> np.ndarray:
-    """Dense raster of ``task.<which>`` (``input`` or ``target``); TaskError naming the key."""
+# elements per chunk of frozen_poisson_events (16 MB of uint32 bits)
+_CHUNK = 1 << 22
+
+
+@functools.partial(jax.jit, static_argnames=("rows", "n"))
+def _bernoulli_rows(key, p, base_hi, base_lo, rows: int, n: int):
+    """Rows ``[rows, n]`` of ``jax.random.bernoulli(key, p, (T, n))`` from flat index
+    ``base = base_hi 2^32 + base_lo`` on: the partitionable threefry draws element ``i`` from
+    the counter ``i`` alone (``jax_threefry_partitionable``), so a chunk is computed by itself;
+    the bits become a float32 uniform in [0, 1) as ``jax.random.uniform`` makes it."""
+    from jax.extend.random import threefry2x32_p
+
+    k = jax.random.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else key
+    off = jnp.arange(rows * n, dtype=jnp.uint32).reshape(rows, n)
+    lo = base_lo + off
+    hi = base_hi + (lo < base_lo).astype(jnp.uint32)  # carry of the 64-bit counter
+    b1, b2 = threefry2x32_p.bind(k[0], k[1], hi, lo)
+    bits = (b1 ^ b2) >> jnp.uint32(32 - 23)
+    u = jax.lax.bitcast_convert_type(bits | jnp.uint32(0x3F800000), jnp.float32) - 1.0
+    return jnp.maximum(0.0, u) < p
+
+
+def frozen_poisson_events(key, n, rate_hz, duration, dt) -> tuple[np.ndarray, np.ndarray, int]:
+    """:func:`frozen_poisson`'s spikes as events, drawn in chunks of rows: ``(steps [S],
+    ids [S], T)`` int32, sorted by step then id; memory ``O(S + chunk)``, never ``[T, N]``.
+
+    Bit-identical to ``np.nonzero(frozen_poisson(key, ...))`` (tested) with JAX's
+    partitionable threefry (the default); without it the dense draw is taken and converted.
+    """
+    n, p, T = _poisson_args(n, rate_hz, duration, dt)
+    if not jax.config.jax_threefry_partitionable or n == 0:  # type: ignore[attr-defined]
+        steps, ids = np.nonzero(np.asarray(jax.random.bernoulli(key, jnp.float32(p), (T, n))))
+        return steps.astype(np.int32), ids.astype(np.int32), T
+    rows = max(1, min(T, _CHUNK // n))
+    p32 = jnp.asarray(p, jnp.float32)
+    out_s, out_i = [], []
+    for t0 in range(0, T, rows):
+        base = t0 * n
+        hit = np.asarray(
+            _bernoulli_rows(key, p32, np.uint32(base >> 32), np.uint32(base & 0xFFFFFFFF), rows, n)
+        )
+        s, i = np.nonzero(hit[: T - t0])
+        out_s.append((s + t0).astype(np.int32))
+        out_i.append(i.astype(np.int32))
+    return np.concatenate(out_s), np.concatenate(out_i), T
+
+
+def _load_ras(task, dt: float, which: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """``(steps, ids, P)`` of ``task.<which>`` (``input`` or ``target``): the spikes' grid steps,
+    never a dense raster; TaskError naming the key."""
     key, path, t = f"task.{which}", getattr(task, which), task
     n, off = (t.n_in, t.id_offset) if which == "input" else (t.n_out, t.target_id_offset)
     if path is None:
@@ -357,10 +428,11 @@ def _load_ras(task, dt: float, dtype, which: str) -> np.ndarray:
         raise TaskError(key, f"data file not found: {path}")
     offkey = "task.id_offset" if which == "input" else "task.target_id_offset"
     try:
-        raster = load_raster(
-            path, n, dt, task.period, id_offset=off, on_out_of_range=task.on_out_of_range,
-            dtype=dtype,
-        )  # fmt: skip
+        events = read_ras(path, n=n, id_offset=off, on_out_of_range=task.on_out_of_range)
+        try:
+            bins, ids, T = events_to_bins(events, n, dt, task.period)
+        except RasterError as exc:
+            raise RasterError(f"{os.fspath(path)}: {exc}") from None
     except (RasterError, ValueError) as exc:
         if getattr(exc, "offset", None) is not None:
             advice = f"set {offkey}: {exc.offset}"  # type: ignore[attr-defined]
@@ -371,19 +443,23 @@ def _load_ras(task, dt: float, dtype, which: str) -> np.ndarray:
                 "out-of-range ids"
             )
         raise TaskError(key, f"malformed raster: {exc}; {advice}") from None
-    if which == "input" and not raster.any():
+    if which == "input" and not bins.size:
         raise TaskError(key, f"the input raster {path} holds no spike in the period")
-    return raster
+    return bins.astype(np.int32), ids.astype(np.int32), T
 
 
-def _load(task, dt: float, dtype) -> tuple[np.ndarray, np.ndarray]:
-    """Both files, parsed once at validation: ``(input [P, n_in], target [P, n_out])``."""
-    return _load_ras(task, dt, dtype, "input"), _load_ras(task, dt, dtype, "target")
+def _load(task, dt: float, dtype) -> tuple:
+    """Both files, parsed once at validation: ``((steps, ids, P) input, (...) target)``."""
+    return _load_ras(task, dt, "input"), _load_ras(task, dt, "target")
 
 
-def _build(task, dt: float, dtype, data) -> tuple[np.ndarray, np.ndarray]:
-    """Copies of the parsed rasters (already in ``dtype``)."""
-    return data[0].copy(), data[1].copy()
+def _build(task, dt: float, dtype, data) -> tuple[EventPattern, EventPattern]:
+    """The parsed spikes as patterns (``[P, n_in]``, ``[P, n_out]`` counts) in ``dtype``."""
+    (si, ii, p), (st, it, _) = data
+    return (
+        EventPattern(si, ii, p, task.n_in, dtype=dtype),
+        EventPattern(st, it, p, task.n_out, dtype=dtype),
+    )
 
 
 @dataclasses.dataclass(frozen=True)

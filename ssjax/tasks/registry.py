@@ -16,7 +16,10 @@ A new task kind is one module plus its line in :data:`KINDS`; its :class:`TaskKi
   also declares must be the same declaration (borrowed), since the config's ``task`` section is
   their union.
 - ``build(task, dt, dtype, data) -> (inputs [P, N_in], targets [P, N_out])``: one pattern
-  period, time-major, as numpy arrays of ``dtype`` (``run.dtype``); ``dt`` is ``neuron.dt`` (s),
+  period, time-major, as patterns of :mod:`ssjax.pattern` served in ``dtype`` (``run.dtype``):
+  spikes as an :class:`~ssjax.pattern.EventPattern` (memory ``O(spikes)``, never a dense
+  ``[P, N]`` float raster), compact codes as a :class:`~ssjax.pattern.DensePattern` (the int8
+  window code); ``dt`` is ``neuron.dt`` (s),
   ``data`` what ``load`` returned (None without ``load``). It gets a validated config: it
   checks nothing and returns new arrays on every call (``data`` must stay untouched).
 - ``checks`` (optional): constraints that hold for this kind only on keys it shares (e.g.
@@ -67,6 +70,7 @@ KINDS = {
 }
 
 Arrays = tuple[np.ndarray, np.ndarray]
+Patterns = tuple[Any, Any]  # (inputs, targets) of ssjax.pattern
 
 
 class TaskError(ValueError):
@@ -119,7 +123,7 @@ class TaskKind:
 
     name: str
     params: Any  # the kind's frozen dataclass of task keys
-    build: Callable[..., Arrays]
+    build: Callable[..., Patterns]
     checks: tuple = ()
     load: Callable | None = None
     window: bool = False

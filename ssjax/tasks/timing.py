@@ -19,7 +19,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from ssjax.params import borrow, check_fields, param
-from ssjax.tasks.raster import frozen_poisson
+from ssjax.pattern import EventPattern
+from ssjax.tasks.raster import frozen_poisson, frozen_poisson_events
 from ssjax.tasks.registry import TaskCommon, TaskKind, register
 
 PAPER_TARGET_TIMES = (0.083, 0.166, 0.249, 0.332, 0.415)
@@ -77,11 +78,16 @@ class TimingParams:
         check_fields(self)
 
 
-def _build(task, dt: float, dtype, data=None) -> tuple[np.ndarray, np.ndarray]:
-    """``(inputs [P, n_in] 0/1, targets [P, n_out] 0/1)``, P = task.period / dt, in ``dtype``."""
-    args = (task.n_in, task.rate_hz, task.period, task.target_times, task.n_out, dt)
-    t = timing_task(jax.random.PRNGKey(task.input_seed), *args)
-    return np.asarray(t.inputs, dtype), np.asarray(t.targets, dtype)
+def _build(task, dt: float, dtype, data=None) -> tuple[EventPattern, EventPattern]:
+    """``(inputs [P, n_in] 0/1, targets [P, n_out] 0/1)`` as events, P = task.period / dt:
+    :func:`timing_task`'s spikes (tested), without its dense rasters."""
+    key = jax.random.PRNGKey(task.input_seed)
+    steps, ids, n_steps = frozen_poisson_events(key, task.n_in, task.rate_hz, task.period, dt)
+    inputs = EventPattern(steps, ids, n_steps, task.n_in, dtype=dtype)
+    bins = np.rint(np.asarray(task.target_times, np.float64) / dt).astype(np.int64)
+    t_steps = np.repeat(bins, task.n_out)
+    t_ids = np.tile(np.arange(task.n_out), bins.size)
+    return inputs, EventPattern(t_steps, t_ids, n_steps, task.n_out, dtype=dtype)
 
 
 register(

@@ -51,6 +51,7 @@ import numpy as np
 from ssjax.losses import WindowState, window_error  # noqa: F401  (re-exported)
 from ssjax.metrics import window_correct
 from ssjax.params import borrow, check_fields, int_ge, param
+from ssjax.pattern import DensePattern, EventPattern
 from ssjax.tasks.raster import frozen_poisson
 from ssjax.tasks.registry import TaskCommon, TaskKind, register
 
@@ -240,11 +241,12 @@ def task_spec(n_in: int, dt: float) -> XORSpec:
     return XORSpec(n_ref=n_in - 2 * third, n_a=third, n_b=third, dt=dt)
 
 
-def _build(task, dt: float, dtype, data=None) -> tuple[np.ndarray, np.ndarray]:
-    """The frozen training stream ``(inputs [T, n_in] 0/1, code [T, 2])`` in ``dtype``."""
+def _build(task, dt: float, dtype, data=None) -> tuple[EventPattern, DensePattern]:
+    """The frozen training stream: inputs ``[T, n_in]`` 0/1 as events, the window code
+    ``[T, 2]`` kept as int8 and served in ``dtype``."""
     key = jax.random.PRNGKey(task.input_seed)
     stream = xor_stream(key, task_spec(task.n_in, dt), task.n_patterns)
-    return np.asarray(stream.inputs, dtype), np.asarray(stream.code, dtype)
+    return EventPattern.from_dense(stream.inputs, dtype=dtype), DensePattern(stream.code, dtype)
 
 
 def _heldout(task, dt: float, dtype, data=None) -> tuple[np.ndarray, np.ndarray]:

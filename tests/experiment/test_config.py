@@ -492,16 +492,16 @@ def test_malformed_target_names_task_target(tmp_path):
 
 
 def _count_ras_parses(monkeypatch) -> list:
-    """Count calls of the .ras loader (ssjax.tasks.raster.load_raster, as the ras task calls it)."""
+    """Count calls of the .ras parser (ssjax.tasks.raster.read_ras, as the ras task calls it)."""
     import ssjax.tasks.raster as R
 
-    n, orig = [0], R.load_raster
+    n, orig = [0], R.read_ras
 
     def counting(*a, **k):
         n[0] += 1
         return orig(*a, **k)
 
-    monkeypatch.setattr(R, "load_raster", counting)
+    monkeypatch.setattr(R, "read_ras", counting)
     return n
 
 

@@ -320,3 +320,26 @@ def test_one_based_ids_carry_the_offset_that_fits(tmp_path):
     with pytest.raises(RasterError) as info:
         read_ras(path, n=3)
     assert info.value.offset is None  # not 1-based: no offset to suggest
+
+
+@pytest.mark.parametrize(
+    "n,rate,duration,chunk",
+    [(7, 50.0, 0.5, 1000), (100, 5.0, 0.5, 1 << 22), (13, np.linspace(0, 300, 13), 0.37, 64),
+     (1, 100.0, 0.2, 1), (3, 0.0, 0.1, 10)],
+)  # fmt: skip
+def test_frozen_poisson_events_equal_the_dense_draw(monkeypatch, n, rate, duration, chunk):
+    """Drawn in chunks of rows (chunk boundaries inside a row, one row per chunk, one chunk),
+    the events are exactly the dense raster's nonzeros; another key differs (control)."""
+    from ssjax.tasks import raster as R
+
+    monkeypatch.setattr(R, "_CHUNK", chunk)
+    key = jax.random.PRNGKey(n)
+    dense = np.asarray(R.frozen_poisson(key, n, rate, duration, 1e-4))
+    steps, ids, T = R.frozen_poisson_events(key, n, rate, duration, 1e-4)
+    want_s, want_i = np.nonzero(dense)
+    assert T == dense.shape[0] and steps.dtype == np.int32
+    np.testing.assert_array_equal(steps, want_s)
+    np.testing.assert_array_equal(ids, want_i)
+    if want_s.size:
+        other, _, _ = R.frozen_poisson_events(jax.random.PRNGKey(99), n, rate, duration, 1e-4)
+        assert not np.array_equal(other, want_s)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 
+import jax
 import numpy as np
 import pytest
 
 import ssjax.experiment.config as C
-from ssjax.tasks import registry
+from ssjax.pattern import EventPattern
+from ssjax.tasks import image, randman, registry, xor
+from ssjax.tasks.timing import timing_task
 
 
 def test_every_entry_is_registered_by_its_module():
@@ -66,10 +69,61 @@ def test_build_through_the_registry_equals_build_task():
     cfg = C.default_config()
     kind = registry.get("timing")
     x, y = kind.build(registry.task_view(kind, cfg.task), cfg.neuron.dt, np.dtype("float32"), None)
+    assert isinstance(x, EventPattern) and isinstance(y, EventPattern)  # no dense raster
     want = C.build_task(cfg)
-    np.testing.assert_array_equal(x, want[0])
-    np.testing.assert_array_equal(y, want[1])
+    np.testing.assert_array_equal(x.to_dense(), want[0])
+    np.testing.assert_array_equal(y.to_dense(), want[1])
     assert x.shape == (5000, 100) and y.shape == (5000, 1)  # [P, N_in], [P, N_out]
+    assert want[0].dtype == np.float32
+
+
+def _config(kind, **task):
+    c = C.default_config()
+    net = dataclasses.replace(c.network, sizes=(task["n_in"], 4, task["n_out"]))
+    task = dataclasses.replace(c.task, kind=kind, **task)
+    return C.validate_config(dataclasses.replace(c, task=task, network=net))
+
+
+def _dense_routes(kind: str, task, dt):
+    """The kinds' patterns as the library's dense functions build them (independent routes)."""
+    key = jax.random.PRNGKey(task.input_seed)
+    if kind == "timing":
+        t = timing_task(
+            key, task.n_in, task.rate_hz, task.period, task.target_times, task.n_out, dt
+        )
+        return np.asarray(t.inputs), np.asarray(t.targets)
+    if kind == "image":
+        img = image.default_image()
+        return image.image_task(
+            img, n_in=task.n_in, duration=task.period, dt=dt, key=key, rate_hz=task.rate_hz
+        )
+    if kind == "xor":
+        st = xor.xor_stream(key, xor.task_spec(task.n_in, dt), task.n_patterns)
+        return st.inputs, st.code.astype(np.float32)
+    inputs, code, _ = randman._randman_stream(task, dt, key)
+    return inputs, code.astype(np.float32)
+
+
+@pytest.mark.parametrize(
+    "kind,sets",
+    [
+        ("timing", {"n_in": 40, "n_out": 2, "period": 0.3, "target_times": (0.0, 0.1, 0.2999)}),
+        ("image", {"n_in": 30, "n_out": 100, "period": 0.35}),
+        ("xor", {"n_in": 12, "n_out": 2, "n_patterns": 6}),
+        ("randman", {"n_in": 9, "n_out": 3, "n_samples": 4}),
+    ],
+)
+def test_event_builds_equal_the_dense_routes(kind, sets):
+    """Each kind's patterns, densified, equal its dense library function's rasters exactly
+    (negative control: another input seed differs)."""
+    cfg = _config(kind, **sets)
+    x, y = C.build_patterns(cfg)
+    assert isinstance(x, EventPattern) and x.block == 5000
+    want_x, want_y = _dense_routes(kind, registry.task_view(registry.get(kind), cfg.task), 1e-4)
+    np.testing.assert_array_equal(x.to_dense(), want_x)
+    np.testing.assert_array_equal(y.to_dense(), want_y)
+    other = _config(kind, **sets, input_seed=7)
+    assert not np.array_equal(C.build_patterns(other)[0].to_dense(), want_x)
 
 
 def test_task_error_carries_the_key():

@@ -31,6 +31,7 @@ __all__ = [
     "TASK_KINDS",
     "WINDOW_TASKS",
     "build_heldout",
+    "build_patterns",
     "build_task",
     "build_trainer",
     "make",
@@ -106,16 +107,32 @@ def build_heldout(cfg: Config) -> tuple[np.ndarray, np.ndarray]:
     return kind.heldout(task, dt, dtype, cfg._checked.data)
 
 
-def build_task(cfg: Config) -> tuple[np.ndarray, np.ndarray]:
-    """One pattern period: ``(inputs [P, N_in], targets [P, N_out])`` in ``run.dtype``.
+def build_patterns(cfg: Config, block_steps: int | None = None):
+    """One pattern period as patterns (:mod:`ssjax.pattern`): ``(inputs [P, N_in], targets
+    [P, N_out])``, served in ``run.dtype``; spike rasters as events, so memory is ``O(spikes)``.
 
-    For window tasks (WINDOW_TASKS) the period is the whole frozen stream and the targets are its
-    window annotation; for image, P = task.period / neuron.dt and the targets draw the image.
-    The task kind's ``build`` (ssjax.tasks.registry), on the data files read at validation.
+    ``block_steps``: the window length their capacity is sized for (default ``run.block /
+    neuron.dt``, the trainer's block). For window tasks (WINDOW_TASKS) the period is the whole
+    frozen stream and the targets are its int8 window annotation; for image, P = task.period /
+    neuron.dt and the targets draw the image. The task kind's ``build``
+    (ssjax.tasks.registry), on the data files read at validation.
     """
     cfg, kind, task, dt, dtype = _kind_of(cfg)
     assert cfg._checked is not None  # validate_config attaches it
-    return kind.build(task, dt, dtype, cfg._checked.data)
+    if block_steps is None:
+        block_steps = int(round(cfg.run.block / dt))
+    x, y = kind.build(task, dt, dtype, cfg._checked.data)
+    return x.with_block(block_steps), y.with_block(block_steps)
+
+
+def build_task(cfg: Config) -> tuple[np.ndarray, np.ndarray]:
+    """One pattern period as dense host arrays ``(inputs [P, N_in], targets [P, N_out])`` in
+    ``run.dtype``: :func:`build_patterns` densified, for small uses (tests, plots); the trainer
+    takes the patterns themselves."""
+    cfg, kind, task, dt, dtype = _kind_of(cfg)
+    assert cfg._checked is not None  # validate_config attaches it
+    x, y = kind.build(task, dt, dtype, cfg._checked.data)
+    return x.to_dense(), y.to_dense()
 
 
 def run_dtype(cfg: Config):
