@@ -2,7 +2,8 @@
 
 The public surface, bottom up: the spike nonlinearity, filters, LIF and adaptive LIF neurons,
 layered networks, losses, the learning rules (SuperSpike with its feedback strategies, BPTT),
-learning-rate rules, and the online trainer. Units are SI (seconds, volts); arrays are time-major ``[T, *B, N]``.
+learning-rate rules, and the online trainer. Units are SI (seconds, volts); arrays are
+time-major ``[T, *B, N]``.
 
 Importing ssjax changes nothing outside it (no environment variables, JAX config or matplotlib
 backend). :func:`configure_cpu` (``ssjax.xla``), called before the first JAX computation, applies
