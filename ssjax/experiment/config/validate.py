@@ -57,6 +57,8 @@ def _needs_stepwise(c) -> str:
         return ""
     if c.neuron.model != "lif":
         return f"neuron.model {c.neuron.model!r}"
+    if any(c.network.recurrent):
+        return f"network.recurrent {list(c.network.recurrent)}"
     return ""
 
 
@@ -74,7 +76,7 @@ _CROSS = [
                 f"'stepwise' with {_needs_stepwise(c)} (the fast routes are LIF's closed "
                 "forms of a feed-forward network)"
             ),
-            ("rule.name", "neuron.model"),
+            ("rule.name", "neuron.model", "network.recurrent"),
         ),
     ),
     (
