@@ -2,10 +2,11 @@
 
 SuperSpike's recurrent eligibility ignores the recurrent Jacobian
 (ssjax.rules.superspike.reference); BPTT differentiates it. For several weight draws on the
-timing task (100 inputs, 5 target spikes in 0.5 s), one block from a resting network: the cosine and norm ratio
-(ssjax.analysis.alignment) per weight matrix, W[0] (input -> hidden), W[1] (hidden -> output)
-and R (hidden -> hidden), against BPTT without (``bptt``) and with (``bptt:reset``) the reset
-differentiated (for ALIF also the threshold's jumps). Neurons LIF or ALIF (``--neuron alif``).
+timing task (100 inputs, 5 target spikes in 0.5 s), one block from a resting network: the
+cosine and norm ratio (ssjax.analysis.alignment) per weight matrix, W[0] (input -> hidden),
+W[1] (hidden -> output) and R (hidden -> hidden), against BPTT without (``bptt``) and with
+(``bptt:reset``) the reset differentiated (for ALIF also the threshold's jumps). Neurons LIF or
+ALIF (``--neuron alif``).
 
     python scripts/recurrent_alignment.py [--hidden 16] [--draws 8] [--scale 4] [--neuron lif]
 """
