@@ -69,6 +69,10 @@ class Network:
       neuron: the neuron model shared by all layers (:class:`ssjax.neurons.base.Neuron`).
       w0: initial weight scale (V); ``std = w0 / sqrt(N_pre)`` (reference code: 0.05).
       w_min, w_max: weight bounds (V) used for clipping (paper: +-0.1 V).
+      recurrent: one flag per hidden layer (or ``()``, none): a recurrent matrix ``R[l]``
+        ``[N_l, N_l]`` (V), appended to the weights after the feed-forward ones.
+      recurrent_delay: delay of the recurrent spikes (s), a multiple of ``dt``, >= one step (a
+        spike cannot reach its own layer in the step it is emitted).
     """
 
     SCOPE: ClassVar[str] = "network"
