@@ -8,7 +8,8 @@ W[1] (hidden -> output) and R (hidden -> hidden), against BPTT without (``bptt``
 (``bptt:reset``) the reset differentiated (for ALIF also the threshold's jumps). Neurons LIF or
 ALIF (``--neuron alif``).
 
-    python scripts/recurrent_alignment.py [--hidden 16] [--draws 8] [--scale 4] [--neuron lif]
+    python scripts/recurrent_alignment.py [--hidden 16] [--draws 8] [--scale 4] [--rec-scale 1]
+        [--delay 1e-4] [--neuron lif]
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ def main() -> None:
     ap.add_argument("--draws", type=int, default=8)
     ap.add_argument("--scale", type=float, default=4.0, help="weights x the default init")
     ap.add_argument("--delay", type=float, default=1e-4, help="recurrent delay (s)")
+    ap.add_argument("--rec-scale", type=float, default=1.0, help="R x this (0: no recurrence)")
     ap.add_argument("--neuron", choices=("lif", "alif"), default="lif")
     args = ap.parse_args()
     neuron = ALIFParams() if args.neuron == "alif" else LIFParams()
@@ -45,6 +47,7 @@ def main() -> None:
     rates = []
     for d in range(args.draws):
         w = tuple(args.scale * a for a in init_weights(net, jax.random.PRNGKey(100 + d)))
+        w = w[:2] + (args.rec_scale * w[2],)
         rates.append([float(s.mean()) / net.neuron.dt for s in simulate(net, w, x)[1].spikes])
         kw = {"key": jax.random.PRNGKey(200 + d), "cfg_kwargs": {"method": "stepwise"}}
         grads = {r: rule_grads(r, net, w, x, y, **kw) for r in {r for p in pairs for r in p}}
@@ -54,8 +57,8 @@ def main() -> None:
     r = np.array(rates)
     print(
         f"network 100-{args.hidden}-1, {args.neuron}, recurrent delay {args.delay} s, "
-        f"{args.draws} weight draws x {args.scale}; rates (Hz) hidden {r[:, 0].mean():.1f}, "
-        f"output {r[:, 1].mean():.1f}"
+        f"{args.draws} weight draws x {args.scale}, R x {args.rec_scale}; rates (Hz) "
+        f"hidden {r[:, 0].mean():.1f}, output {r[:, 1].mean():.1f}"
     )
     print("| pair | " + " | ".join(f"cos {n}" for n in names) + " | norm ratio R |")
     print("|---|" + "---|" * (len(names) + 1))
