@@ -1,9 +1,8 @@
 """ssjax: SuperSpike (Zenke & Ganguli 2018) surrogate-gradient learning for spiking networks in JAX.
 
-The public surface, bottom up: the spike nonlinearity, filters, LIF and adaptive LIF neurons,
-layered networks, losses, the learning rules (SuperSpike with its feedback strategies, BPTT),
-learning-rate rules, and the online trainer. Units are SI (seconds, volts); arrays are
-time-major ``[T, *B, N]``.
+The public surface, bottom up: the spike nonlinearity, filters, LIF neurons, layered networks,
+losses, the learning rules (SuperSpike with its feedback strategies, BPTT), learning-rate rules,
+and the online trainer. Units are SI (seconds, volts); arrays are time-major ``[T, *B, N]``.
 
 Importing ssjax changes nothing outside it (no environment variables, JAX config or matplotlib
 backend). :func:`configure_cpu` (``ssjax.xla``), called before the first JAX computation, applies
@@ -31,7 +30,7 @@ from ssjax.network import (
     simulate_stepwise,
 )
 from ssjax.neuron import LIFParams, LIFState, lif_init, lif_step
-from ssjax.neurons import ALIFParams, ALIFState, Neuron, alif_step
+from ssjax.neurons import Neuron
 from ssjax.optim import Optimizer, make_optimizer, rmaxprop, rmsprop
 from ssjax.rules.base import Block, LearningRule, RuleOutput
 from ssjax.rules.bptt import BPTTConfig, BPTTState, bptt, bptt_grad, bptt_loss, with_reset_grad
@@ -59,9 +58,6 @@ from ssjax.xla import CpuSettings, configure_cpu
 __version__ = "0.1.0"
 
 __all__ = [
-    "ALIFParams",
-    "ALIFState",
-    "alif_step",
     "CpuSettings",
     "configure_cpu",
     "FEEDBACKS",
