@@ -36,7 +36,7 @@ if typing.TYPE_CHECKING:  # the names, for type checkers and IDEs; at run time: 
         simulate_stepwise,
     )
     from ssjax.neuron import LIFParams, LIFState, lif_init, lif_step
-    from ssjax.neurons import Neuron
+    from ssjax.neurons import ALIFParams, ALIFState, Neuron, alif_step
     from ssjax.optim import Optimizer, make_optimizer, rmaxprop, rmsprop
     from ssjax.rules.base import Block, LearningRule, RuleOutput
     from ssjax.rules.bptt import BPTTConfig, BPTTState, bptt, bptt_grad, bptt_loss, with_reset_grad
@@ -88,6 +88,9 @@ _EXPORTS = {
     "lif_init": "ssjax.neuron",
     "lif_step": "ssjax.neuron",
     "Neuron": "ssjax.neurons",
+    "ALIFParams": "ssjax.neurons",
+    "ALIFState": "ssjax.neurons",
+    "alif_step": "ssjax.neurons",
     "Optimizer": "ssjax.optim",
     "make_optimizer": "ssjax.optim",
     "rmaxprop": "ssjax.optim",
@@ -172,6 +175,9 @@ __all__ = [
     "LIFParams",
     "LIFState",
     "Neuron",
+    "ALIFParams",
+    "ALIFState",
+    "alif_step",
     "Optimizer",
     "Regularizer",
     "NetState",

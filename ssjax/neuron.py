@@ -199,6 +199,20 @@ def lif_step(
       the membrane potential the spike was decided on (after the refractory clamp, before the
       reset), which is where SuperSpike evaluates ``sigma'(U)``.
     """
+    i, u_pre, refractory = lif_integrate(params, state, x, i_ext)
+    s = params.spike(u_pre, beta)
+    return lif_reset(params, state, i, u_pre, s, refractory), s, u_pre
+
+
+def lif_integrate(
+    params: LIFParams, state: LIFState, x: Array, i_ext: Array | float = 0.0
+) -> tuple[Array, Array, Array | None]:
+    """Steps 1-2 of :func:`lif_step`: ``(i, u_pre, refractory)`` before the spike decision.
+
+    ``i`` is the current with this step's input added, ``u_pre`` the membrane potential after
+    the integration and the refractory clamp, ``refractory`` the clamp's mask (None without a
+    refractory period). Shared with models that change only the spike decision (ALIF).
+    """
     a, b, c = params.membrane_coeffs()
     i = state.i + x
     v = state.u - params.u_rest
@@ -207,9 +221,21 @@ def lif_step(
         refractory = state.ref > 0
         u_clamped = jnp.where(refractory, jnp.asarray(params.u_rest, u_free.dtype), u_free)
         u_pre = u_clamped if params.reset_grad else _transparent(u_clamped, u_free)
-    else:  # no refractory period: no counter to test or update (a third of the step's work)
-        u_pre = u_free
-    s = params.spike(u_pre, beta)
+        return i, u_pre, refractory
+    # no refractory period: no counter to test or update (a third of the step's work)
+    return i, u_free, None
+
+
+def lif_reset(
+    params: LIFParams,
+    state: LIFState,
+    i: Array,
+    u_pre: Array,
+    s: Array,
+    refractory: Array | None,
+) -> LIFState:
+    """Steps 3-4 of :func:`lif_step` after the spike ``s``: reset, refractory counter, current
+    decay; the new :class:`LIFState`."""
     soft = u_pre + s * (params.u_reset - u_pre)
     if params.smooth:
         u_post = soft if params.reset_grad else _transparent(soft, u_pre)
@@ -217,12 +243,12 @@ def lif_step(
         # the hard reset keeps the forward value bit-exact whatever the gradient choice
         u_post = jnp.where(s > 0, jnp.asarray(params.u_reset, u_pre.dtype), u_pre)
         u_post = _transparent(u_post, soft if params.reset_grad else u_pre)
-    if params.ref_steps:
+    if refractory is not None:
         ref = jnp.where(refractory, state.ref - 1, state.ref)
         ref = jnp.where(s > 0, jnp.int32(params.ref_steps), ref)
     else:
         ref = state.ref
-    return LIFState(u_post, i * params.syn_decay, ref), s, u_pre
+    return LIFState(u_post, i * params.syn_decay, ref)
 
 
 def psp_trace_step(params: LIFParams, trace: tuple[Array, Array], s: Array):

@@ -13,6 +13,7 @@ import pytest
 from ssjax.losses import VanRossum
 from ssjax.network import NetState, Network, init_weights
 from ssjax.neuron import LIFParams
+from ssjax.neurons import ALIFParams
 from ssjax.rules.base import Block, LearningRule, RuleOutput
 from ssjax.rules.bptt import BPTTConfig, bptt
 from ssjax.rules.regulariser import Regularizer
@@ -20,6 +21,8 @@ from ssjax.rules.superspike import SuperSpikeConfig, superspike
 from ssjax.tasks.raster import frozen_poisson
 
 NET = Network((30, 5, 2), LIFParams(delay=3e-4))
+# adaptive neurons and a recurrent hidden layer: the stepwise route and BPTT run them
+REC = Network((30, 5, 2), ALIFParams(delay=3e-4), recurrent=(True,), recurrent_delay=2e-4)
 K = 600
 
 RULES = {
@@ -33,6 +36,10 @@ RULES = {
         NET, SuperSpikeConfig(method="stepwise", feedback="uniform"), **kw
     ),
     "bptt": lambda **kw: bptt(NET, BPTTConfig(), **kw),
+    "superspike_stepwise_recurrent_alif": lambda **kw: superspike(
+        REC, SuperSpikeConfig(method="stepwise", feedback="random", hebbian_delay=3e-4), **kw
+    ),
+    "bptt_recurrent_alif": lambda **kw: bptt(REC, BPTTConfig(), **kw),
 }
 
 
@@ -45,9 +52,9 @@ def _blocks(n, seed=0):
     return out
 
 
-def _init(rule, key):
+def _init(rule, key, net=NET):
     k_w, k_r = jax.random.split(key)
-    w = tuple(3 * a for a in init_weights(NET, k_w))
+    w = tuple(3 * a for a in init_weights(net, k_w))
     return w, rule.init(w, k_r)
 
 
@@ -69,15 +76,20 @@ def rule(name) -> LearningRule:
     return RULES[name]()
 
 
-def test_rule_is_a_learning_rule_with_its_own_loss(rule):
+@pytest.fixture
+def net(name) -> Network:
+    return REC if name.endswith("recurrent_alif") else NET
+
+
+def test_rule_is_a_learning_rule_with_its_own_loss(rule, net):
     assert isinstance(rule, LearningRule)
     assert isinstance(rule.loss, VanRossum)
-    w, st = _init(rule, jax.random.PRNGKey(0))
+    w, st = _init(rule, jax.random.PRNGKey(0), net)
     assert isinstance(rule.network_state(st), NetState)
 
 
-def test_state_structure_is_stable_and_updates_are_shaped_like_weights(rule):
-    w, st = _init(rule, jax.random.PRNGKey(0))
+def test_state_structure_is_stable_and_updates_are_shaped_like_weights(rule, net):
+    w, st = _init(rule, jax.random.PRNGKey(0), net)
     update = jax.jit(rule.update)
     for block in _blocks(2):
         out = update(w, st, block)
@@ -91,7 +103,7 @@ def test_state_structure_is_stable_and_updates_are_shaped_like_weights(rule):
     assert any(float(jnp.abs(u).sum()) > 0 for u in out.updates)
 
 
-def test_one_compilation_serves_consecutive_blocks(rule):
+def test_one_compilation_serves_consecutive_blocks(rule, net):
     traces = []
 
     def update(w, st, block):
@@ -99,14 +111,14 @@ def test_one_compilation_serves_consecutive_blocks(rule):
         return rule.update(w, st, block)
 
     f = jax.jit(update)
-    w, st = _init(rule, jax.random.PRNGKey(1))
+    w, st = _init(rule, jax.random.PRNGKey(1), net)
     for block in _blocks(3):
         st = f(w, st, block).state
     assert len(traces) == 1
 
 
-def test_blocks_in_one_scan_equal_blocks_one_by_one(rule):
-    w, st0 = _init(rule, jax.random.PRNGKey(2))
+def test_blocks_in_one_scan_equal_blocks_one_by_one(rule, net):
+    w, st0 = _init(rule, jax.random.PRNGKey(2), net)
     blocks = _blocks(3)
     stacked = jax.tree.map(lambda *a: jnp.stack(a), *blocks)
 
@@ -125,13 +137,13 @@ def test_blocks_in_one_scan_equal_blocks_one_by_one(rule):
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-9), st, st_scan)
 
 
-def test_vmap_over_seeds_equals_a_loop(rule):
+def test_vmap_over_seeds_equals_a_loop(rule, net):
     keys = jax.random.split(jax.random.PRNGKey(3), 3)
-    w, st = jax.vmap(lambda k: _init(rule, k))(keys)
+    w, st = jax.vmap(lambda k: _init(rule, k, net))(keys)
     block = _blocks(1)[0]
     out = jax.jit(jax.vmap(rule.update, in_axes=(0, 0, None)))(w, st, block)
     for i, k in enumerate(keys):
-        w_i, st_i = _init(rule, k)
+        w_i, st_i = _init(rule, k, net)
         ref = jax.jit(rule.update)(w_i, st_i, block)
         jax.tree.map(
             lambda a, b, i=i: np.testing.assert_allclose(a[i], b, rtol=1e-4, atol=1e-8),
@@ -141,11 +153,11 @@ def test_vmap_over_seeds_equals_a_loop(rule):
     assert not np.allclose(out.updates[-1][0], out.updates[-1][1])  # seeds differ
 
 
-def test_input_leaves_flag_what_depends_on_the_inputs_alone(rule, name):
+def test_input_leaves_flag_what_depends_on_the_inputs_alone(rule, net, name):
     """The flagged leaves are equal across seeds (they hold the input stream), and the rule run
     with them shared (``shared_inputs``, unbatched in the vmap) gives the same result."""
     keys = jax.random.split(jax.random.PRNGKey(4), 3)
-    w, st = jax.vmap(lambda k: _init(rule, k))(keys)
+    w, st = jax.vmap(lambda k: _init(rule, k, net))(keys)
     flags = rule.input_leaves(jax.tree.map(lambda a: a[0], st))
     assert jax.tree.structure(flags) == jax.tree.structure(jax.tree.map(lambda a: a[0], st))
     assert any(jax.tree.leaves(flags))

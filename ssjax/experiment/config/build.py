@@ -18,7 +18,7 @@ from ssjax.experiment.config.errors import ConfigError
 from ssjax.experiment.config.schema import RULE_TYPES, Config
 from ssjax.experiment.config.validate import label, validate_config
 from ssjax.network import Network
-from ssjax.neuron import LIFParams
+from ssjax.neurons import MODELS
 from ssjax.optim import Optimizer
 from ssjax.params import params_of
 from ssjax.rules.regulariser import Regularizer
@@ -62,7 +62,9 @@ def build_trainer(cfg: Config) -> TrainSpec:
     """The :class:`ssjax.train.TrainSpec` the config describes (validates first)."""
     cfg = validate_config(cfg)
     try:
-        neuron = make(LIFParams, cfg.neuron, surrogate=make(Surrogate, cfg.surrogate))
+        neuron = make(
+            MODELS[cfg.neuron.model], cfg.neuron, surrogate=make(Surrogate, cfg.surrogate)
+        )
         net = make(Network, cfg.network, neuron=neuron)
         error = "window" if cfg.task.kind in WINDOW_TASKS else "van_rossum"
         rule_cls = RULE_TYPES[cfg.rule.name]

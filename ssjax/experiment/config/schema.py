@@ -9,7 +9,9 @@ is a key of the ``neuron`` section by that declaration alone.
 section                 declared by
 ======================  ==================================================================
 ``network``             :class:`ssjax.network.Network` (less ``neuron``)
-``neuron``              :class:`ssjax.neuron.LIFParams` (less ``surrogate``)
+``neuron``              ``model``, and the union of the models' parameters
+                        (:data:`ssjax.neurons.MODELS`: :class:`ssjax.neuron.LIFParams`,
+                        :class:`ssjax.neurons.alif.ALIFParams`; less ``surrogate``)
 ``surrogate``           :class:`ssjax.spike.Surrogate` (less ``forward``)
 ``rule``                ``name``, and the union of the rules' configs
                         (:class:`ssjax.rules.superspike.SuperSpikeConfig`,
@@ -32,7 +34,7 @@ import dataclasses
 from typing import Any, ClassVar
 
 from ssjax.network import Network
-from ssjax.neuron import LIFParams
+from ssjax.neurons import MODELS
 from ssjax.optim import Optimizer
 from ssjax.params import (
     Check,
@@ -107,6 +109,12 @@ class _RuleName:
 
 
 @dataclasses.dataclass(frozen=True)
+class _NeuronModel:
+    SCOPE: ClassVar[str] = "neuron"
+    model: str = param("lif", choice(MODELS), doc="the neuron model: lif | alif (adaptive)")
+
+
+@dataclasses.dataclass(frozen=True)
 class _TaskKind:
     SCOPE: ClassVar[str] = "task"
     kind: str = param("timing", choice(registry.names()), doc="the task kind")
@@ -154,7 +162,7 @@ class RunConfig:
 _TASK_PARAMS = [registry.get(k).params for k in registry.names()]
 
 NetworkConfig = _section("NetworkConfig", [Network])
-NeuronConfig = _section("NeuronConfig", [LIFParams])
+NeuronConfig = _section("NeuronConfig", [_NeuronModel, *MODELS.values()])
 SurrogateConfig = _section("SurrogateConfig", [Surrogate], exclude=("forward",))
 RuleConfig = _section("RuleConfig", [_RuleName, *RULE_CONFIGS.values()], exclude=("error",))
 RegularizerConfig = _section("RegularizerConfig", [Regularizer])
@@ -208,7 +216,8 @@ MOVED = {
 
 def variant_keys(cfg_values) -> dict[str, tuple[str, ...]]:
     """Per union section, the keys the chosen variant declares: ``{"rule": (...), "task":
-    (...), "regularizer": (...)}`` for ``cfg_values`` with ``.rule.name`` and ``.task.kind``."""
+    (...), "regularizer": (...), "neuron": (...)}`` for ``cfg_values`` with ``.rule.name``,
+    ``.task.kind`` and ``.neuron.model``."""
     rule = RULE_TYPES[cfg_values.rule.name]
     kind = registry.get(cfg_values.task.kind)
     reg = [f.name for f, _ in params_of(Regularizer)] if rule is SuperSpikeConfig else []
@@ -216,4 +225,5 @@ def variant_keys(cfg_values) -> dict[str, tuple[str, ...]]:
         "rule": ("name", *(f.name for f, _ in params_of(rule))),
         "task": ("kind", *registry.reads(kind)),
         "regularizer": tuple(reg),
+        "neuron": ("model", *(f.name for f, _ in params_of(MODELS[cfg_values.neuron.model]))),
     }

@@ -50,8 +50,35 @@ def _sizes_ok(v, c) -> bool:
     return v[0] == c.task.n_in and v[-1] == c.task.n_out
 
 
+def _needs_stepwise(c) -> str:
+    """Why SuperSpike's fast routes cannot run this config ('' if they can): they hold LIF's
+    closed forms of a feed-forward network (``SUPPORTED_NEURONS``)."""
+    if c.rule.name != "superspike":
+        return ""
+    if c.neuron.model != "lif":
+        return f"neuron.model {c.neuron.model!r}"
+    if any(c.network.recurrent):
+        return f"network.recurrent {list(c.network.recurrent)}"
+    return ""
+
+
+def _route_ok(v, c) -> bool:
+    return v == "stepwise" or not _needs_stepwise(c)
+
+
 # Rules between sections that no single parameter owns: (dotted key, check).
 _CROSS = [
+    (
+        "rule.method",
+        Check(
+            _route_ok,
+            lambda c: (
+                f"'stepwise' with {_needs_stepwise(c)} (the fast routes are LIF's closed "
+                "forms of a feed-forward network)"
+            ),
+            ("rule.name", "neuron.model", "network.recurrent"),
+        ),
+    ),
     (
         "network.sizes",
         Check(
@@ -118,13 +145,13 @@ def _check_values(raw, file, overridden=()) -> Config:
 
     # the variants first: which keys of the union sections count depends on them
     check_scopes(
-        {"rule": c.rule, "task": c.task},
+        {"rule": c.rule, "task": c.task, "neuron": c.neuron},
         c,
         skip=[
             f"{s}.{f.name}"
-            for s in ("rule", "task")
+            for s in ("rule", "task", "neuron")
             for f in dataclasses.fields(SECTIONS[s])
-            if f.name not in ("name", "kind")
+            if f.name not in ("name", "kind", "model")
         ],
         on_error=fail,
     )
@@ -137,7 +164,11 @@ def _check_values(raw, file, overridden=()) -> Config:
                 continue
             unused.append(f"{sec}.{f.name}")
             if vals[sec][f.name] != getattr(default, f.name):
-                who = {"rule": f"rule.name {c.rule.name!r}", "task": f"task.kind {c.task.kind!r}"}
+                who = {
+                    "rule": f"rule.name {c.rule.name!r}",
+                    "task": f"task.kind {c.task.kind!r}",
+                    "neuron": f"neuron.model {c.neuron.model!r}",
+                }
                 owner = who.get(sec, f"rule.name {c.rule.name!r} (no regulariser)")
                 fail(
                     ParamError(

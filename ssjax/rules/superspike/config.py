@@ -14,7 +14,8 @@ depends on ``beta`` (the reference code's ``sigma'`` carries it) and stays a hos
 Carried (:class:`SuperSpikeState`, one sample, no batch axis): the network state, the output
 error filter ``[N_out]``, per layer the PSP trace ``[N_pre]``, the eligibility filter
 ``[N_pre, N_post]``, the Hebbian delay lines ``[d, N]`` and the regulariser's trace ``[N_post]``
-(:class:`LayerTraces`), the window state and the feedback matrices.
+(:class:`LayerTraces`, one per weight matrix: feed-forward, then recurrent), the window state and
+the feedback matrices.
 
 Reference: Zenke & Ganguli (2018), eqs. (9)-(13) and Methods; SUPERSPIKE.md 2.
 """
@@ -167,7 +168,7 @@ def init_rule_state(
     as :func:`ssjax.rules.feedback.init_feedback` draws it (needed for random/uniform)."""
     d = cfg.delay_steps(net.neuron.dt)
     layers = []
-    for n_pre, n_post in zip(net.sizes[:-1], net.sizes[1:], strict=True):
+    for n_pre, n_post in net.weight_shapes():  # feed-forward, then recurrent
         layers.append(
             LayerTraces(
                 psp=net.neuron.psp_init((n_pre,), dtype),

@@ -19,6 +19,14 @@ The route uses the network's neurons through the neuron contract only
 (:class:`ssjax.neurons.base.Neuron`: ``step``, ``surrogate_grad``, ``psp_init``, ``psp_step``),
 so it runs any neuron model, where the fast routes need LIF's closed forms.
 
+Recurrent connections (``network.recurrent``): a recurrent synapse ``R_ij`` of hidden layer
+``l`` is one more synapse of that layer, its presynaptic spikes the layer's own (after the
+recurrent delay ``d_r``): ``x_ij = sigma'(U_i) z_j`` with ``z_j`` the PSP trace of neuron ``j``'s
+arriving spikes, and the error ``e_i`` of layer ``l``. This **ignores the recurrent Jacobian**
+(how a weight change alters later spikes of the same layer, and through them ``U_i``), as the
+feed-forward rule ignores the reset: the eligibility is the one-step, reset-free ``dU_i/dR_ij``.
+BPTT (:mod:`ssjax.rules.bptt`) differentiates the recurrence in full.
+
 Reference: Zenke & Ganguli (2018), eqs. (9)-(12) and Methods; reference code
 fzenke/pub2018superspike (``SuperSpikeConnection``).
 """
@@ -71,7 +79,7 @@ def block_stepwise(
     Returns:
       ``(grads, state, BlockAux)``; ``grads`` in the optax sign, shaped like ``weights``.
     """
-    dt, n_layers = net.neuron.dt, net.n_layers
+    dt, n_layers, post = net.neuron.dt, net.n_layers, net.post_layers()
     hyper = cfg.hyper(net) if hyper is None else hyper
     feedback = state.feedback
     a_h = decay_factor(cfg.regularizer.tau, dt)
@@ -82,12 +90,13 @@ def block_stepwise(
         net_state, spikes, us, arriving = network_step(net, weights, rs.net, s_in, hyper.beta)
         delta, win = output_error(cfg, target[None], spikes[-1][None], rs.win)
         err, e_out = double_exp_step(rs.err, delta[0], cfg.tau_rise, cfg.tau_decay, dt)
-        errs = layer_errors(e_out, weights, feedback, cfg.feedback)
+        errs = layer_errors(e_out, weights[:n_layers], feedback, cfg.feedback)
         layers, new_ms = [], []
-        for l, (tr, m) in enumerate(zip(rs.layers, ms, strict=True)):
+        for k, (tr, m) in enumerate(zip(rs.layers, ms, strict=True)):
+            l = post[k]  # weights[k] projects to layer l (a recurrent matrix: k >= n_layers)
             sig = sigma_prime(net, cfg, us[l], hyper.beta)
             sig_d, sig_buf = delay_line(tr.sig_buf, sig[None])
-            spk_d, spk_buf = delay_line(tr.spk_buf, arriving[l][None])
+            spk_d, spk_buf = delay_line(tr.spk_buf, arriving[k][None])
             psp, z = net.neuron.psp_step(tr.psp, spk_d[0])
             elig, lam = double_exp_step(
                 tr.elig, z[:, None] * sig_d[0][None, :], cfg.tau_rise, cfg.tau_decay, dt
@@ -96,7 +105,7 @@ def block_stepwise(
             het = tr.het
             if regularised(cfg, l, n_layers):
                 het = a_h * tr.het + spikes[l]
-                m = m - regulariser(cfg, hyper, weights[l], het[None], errs[l][None])
+                m = m - regulariser(cfg, hyper, weights[k], het[None], errs[l][None])
             layers.append(LayerTraces(psp, elig, sig_buf, spk_buf, het))
             new_ms.append(m)
         out = (spikes, us, errs)
@@ -108,5 +117,5 @@ def block_stepwise(
     (state, ms), (spikes, us, errs) = jax.lax.scan(step, carry, (inputs, targets))
     state = state._replace(feedback=feedback)
     k = inputs.shape[0]
-    grads = tuple(finish(m, k, trains(cfg, l, n_layers)) for l, m in enumerate(ms))
+    grads = tuple(finish(m, k, trains(cfg, l, n_layers)) for l, m in zip(post, ms, strict=True))
     return grads, state, BlockAux(Record(spikes, us), errs)

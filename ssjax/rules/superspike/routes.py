@@ -18,6 +18,9 @@ no Hebbian delay, no regulariser, and a block that starts with zero traces (PSP,
 and a network state that is treated as given, ``-g = grad_W L / t_b`` exactly, where ``L`` is
 the block's van Rossum loss of :func:`ssjax.rules.bptt.bptt_loss` and ``t_b = K dt``.
 
+Recurrent connections (``network.recurrent``) run on the stepwise route only (its docstring
+states the rule's approximation); the fast routes refuse them (:func:`check_neuron`).
+
 Neurons: the stepwise route uses the neuron contract (:class:`ssjax.neurons.base.Neuron`) only;
 the dense and event routes implement LIF's closed forms and declare the neuron types they
 support (``SUPPORTED_NEURONS`` of :mod:`.dense` and :mod:`.event`). :func:`check_neuron`, called
@@ -60,10 +63,17 @@ ROUTE_NEURONS: dict[str, tuple[type, ...]] = {
 
 
 def check_neuron(net: Network, method: str) -> None:
-    """Raise TypeError if route ``method`` does not support the network's neuron type.
+    """Raise TypeError if route ``method`` does not support the network's neuron type or its
+    recurrent connections (the fast routes' closed forms are those of a feed-forward network).
 
     By exact type: a subclass may change the dynamics the closed forms describe.
     """
+    if method != "stepwise" and net.recurrent_layers:
+        raise TypeError(
+            f"SuperSpike's {method!r} route does not support recurrent connections "
+            f"(network.recurrent = {list(net.recurrent)}): its closed forms are those of a "
+            "feed-forward network; method='stepwise' supports them"
+        )
     supported = ROUTE_NEURONS.get(method)
     if supported is None or type(net.neuron) in supported:
         return
