@@ -2,13 +2,15 @@
 
 Usage::
 
-    python -m benchmarks.run [--quick] [--suites bptt superspike memory seeds scale] [--out DIR]
+    python -m benchmarks.run [--quick] [--suites SUITE ...] [--out DIR]
 
 Suites: ``bptt`` (SHD-like BPTT step: ssjax, plain JAX, peers, matmul bound), ``superspike``
 (online SuperSpike blocks: dense, event, per-step, BPTT, vs the published C++ cost), ``memory``
 (peak memory against block length), ``seeds`` (time per seed for 1-64 seeds), ``scale`` (a
 1000-256-500 task with a 33.1 s period: speed and whole-process peak RSS, and the RSS against the
-period; :mod:`benchmarks.scale`). ``results.json``
+period; :mod:`benchmarks.scale`), ``sweep`` (Fig. 1's grid as one sweep against its conditions
+one after another, and a 1-64 condition x 16 seed scaling; :mod:`benchmarks.sweep`).
+``results.json``
 is a list of records, each with ``suite``, ``impl``, the workload's sizes and its figures
 (``ms_per_step``, ``wall_per_sim_s``, ``peak_mb``, ``compile_s``, ... as applies); the files are
 rewritten after every suite, so an interrupted run keeps what it finished. Records of the suites
@@ -29,7 +31,7 @@ import sys
 import time
 from pathlib import Path
 
-SUITES = ("bptt", "superspike", "memory", "seeds", "scale")
+SUITES = ("bptt", "superspike", "memory", "seeds", "scale", "sweep")
 PACKAGES = (
     "ssjax",
     "jax",
@@ -420,6 +422,43 @@ def _scale_md(recs: list[dict]) -> list[str]:
     return out
 
 
+def _sweep_md(recs: list[dict]) -> list[str]:
+    fig = [r for r in recs if r["kind"] == "fig1"]
+    scl = [r for r in recs if r["kind"] == "scaling"]
+    out = [
+        "## (f) Hyper-parameter sweeps (issue 16)",
+        "",
+        "Fig. 1's grid (RMaxProp, RMSprop, fixed rate x 5 r0; 100-4-1, symmetric feedback, the "
+        "SSBM poisson task) run one condition after another (one program each, as before "
+        "sweeps) and as a sweep (`ssjax.experiment.sweep`: one program per optimiser, r0 "
+        "traced, condition x seed runs batched). `wall` includes compilation, as a user sees "
+        "it; `run` is the best of N executions of the compiled programs. Goal: 5x on 2 cores.",
+        "",
+    ]
+    if fig:
+        out += _table(
+            ["batching", "conditions x seeds", "blocks", "programs", "sequential wall s",
+             "sweep wall s", "wall ratio", "sequential run s", "sweep run s", "run ratio"],
+            [[r["batching"], f"{r['conditions']} x {r['seeds']}", r["blocks"], r["programs"],
+              _f(r["sequential_wall_s"]), _f(r["sweep_wall_s"]), _f(r["wall_ratio"], ".2f"),
+              _f(r["sequential_run_s"]), _f(r["sweep_run_s"]), _f(r["run_ratio"], ".2f")]
+             for r in fig],
+        )  # fmt: skip
+    if scl:
+        out += [
+            "",
+            "Scaling: conditions (r0 values) x 16 seeds of 100-4-1 (the default task) as one "
+            "`vmap` program, 10 blocks.",
+            "",
+        ]
+        out += _table(
+            ["conditions", "runs", "wall s", "run s", "ms per run-block"],
+            [[r["conditions"], r["conditions"] * r["seeds"], _f(r["wall_s"]), _f(r["run_s"]),
+              _f(r["run_ms_per_run_block"])] for r in scl],
+        )  # fmt: skip
+    return out + [""]
+
+
 def _updated(info: dict, suites) -> list[str]:
     """The provenance line of suites rerun into an existing report."""
     return [
@@ -459,6 +498,7 @@ def markdown(info: dict, records: list[dict], header: list[str] | None = None) -
         "memory": _memory_md,
         "seeds": _seeds_md,
         "scale": _scale_md,
+        "sweep": _sweep_md,
     }
     if header:
         lines = list(header)
@@ -543,7 +583,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     out = Path(args.out)
 
-    from benchmarks import bptt, scale, superspike
+    from benchmarks import bptt, scale, superspike, sweep
 
     def rep(full: int) -> int:
         return args.repeats or (2 if args.quick else full)
@@ -568,6 +608,8 @@ def main(argv=None) -> int:
             records += superspike.run_memory(args.quick, log)
         elif suite == "scale":
             records += scale.run(args.quick, rep(3), log)
+        elif suite == "sweep":
+            records += sweep.run(args.quick, rep(3), log)
         else:
             records += superspike.run_seeds(args.quick, rep(3), log)
         info["loadavg_end"] = [round(v, 2) for v in os.getloadavg()]

@@ -55,7 +55,7 @@ def test_module_equals_simulate_bit_for_bit_and_converts_weights(name):
         model.load_weights(w[:1])
 
 
-@pytest.mark.parametrize("name", ["alif_delay", "recurrent"])
+@pytest.mark.parametrize("name", [pytest.param("alif_delay", marks=pytest.mark.slow), "recurrent"])
 def test_gradients_through_the_module_equal_bptt(name):
     net = NETS[name]
     w, x, y = _data(net, 1)

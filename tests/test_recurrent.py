@@ -108,7 +108,7 @@ def _smooth_net(delay):
     return Network((20, 6, 3), neuron, recurrent=(True,), recurrent_delay=delay)
 
 
-@pytest.mark.parametrize("delay", [1e-4, 3e-4])
+@pytest.mark.parametrize("delay", [1e-4, pytest.param(3e-4, marks=pytest.mark.slow)])
 def test_bptt_matches_finite_differences_on_the_smooth_stand_in(delay):
     with jax.enable_x64(True):
         net = _smooth_net(delay)

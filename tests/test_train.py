@@ -150,6 +150,7 @@ def test_window_is_the_looped_pattern(period, k):
         assert got.dtype == np.uint8
 
 
+@pytest.mark.slow  # long check, run by .ci/run after the default suite
 def test_skipped_block_keeps_the_input_stream_advancing():
     """on_nonfinite=skip reverts a bad block's learned state, but the input layer's delay lines
     hold the input stream and advance with the position (control: the hidden layer reverts)."""
@@ -255,6 +256,7 @@ def test_traced_beta_with_the_regulariser_in_code_units():
     _traced_against_baked(specs, exact=False)
 
 
+@pytest.mark.slow  # long check, run by .ci/run after the default suite
 def test_vmap_over_surrogate_beta_equals_separate_runs():
     """beta as a batched value: one vmapped program for both rules' structure, each row equal
     to the run with that beta."""

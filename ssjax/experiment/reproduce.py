@@ -99,14 +99,21 @@ def run_figure(
             text = str(e).rsplit("\n", 1)[0]  # the diff, without train's --workdir advice
             raise RunError(f"{text}\nuse another --out, or delete that folder") from None
     t0, rows, curves = time.perf_counter(), [], []
+    swept = _sweep(fig, conds, root, progress, log)
     silent = {}
     for i, (c, cfg) in enumerate(conds):
         wd = root / c.name
-        reused = finished(wd, cfg)
-        what = "read back" if reused else f"{cfg.run.seeds} seeds x {cfg.run.duration:g} s"
+        reused = c.name not in swept and finished(wd, cfg)
+        what = (
+            "trained in the sweep"
+            if c.name in swept
+            else "read back"
+            if reused
+            else f"{cfg.run.seeds} seeds x {cfg.run.duration:g} s"
+        )
         log(f"[{i + 1}/{len(conds)}] {fig.name} {c.name}: {what}")
         try:
-            if not reused:
+            if not finished(wd, cfg):
                 train(cfg, wd, progress=progress)
         except NumericalError as e:  # a diverging condition is a result, not the end
             log(f"  {c.name} failed: {e}")
@@ -200,6 +207,31 @@ def _row(c: Condition, wd: Path, seeds, simulated_seconds, ok) -> dict:
         "n_success": int(ok.sum()),
         "hidden_rate_hz": None,
     }
+
+
+def _sweep(fig: Figure, conds, root: Path, progress: bool, log) -> set[str]:
+    """Train the unfinished conditions as a sweep (:func:`ssjax.experiment.sweep.train_sweep`:
+    those that share a structure as one program; with ``map`` batching, the CPU default, each
+    condition bit-identical to its own run); returns the names it finished. A diverging
+    condition halts its group: the conditions left unfinished are then trained one by one,
+    where a divergence is that condition's result."""
+    from ssjax.experiment.sweep import Condition as SweepCondition
+    from ssjax.experiment.sweep import train_sweep
+
+    todo = [(c, cfg) for c, cfg in conds if not finished(root / c.name, cfg)]
+    if len(todo) < 2:
+        return set()
+    log(f"{fig.name}: {len(todo)} conditions as one sweep")
+    try:
+        train_sweep(
+            [SweepCondition(c.name, tuple(c.overrides), cfg) for c, cfg in todo],
+            root,
+            dirs=[c.name for c, _ in todo],
+            progress=progress,
+        )
+    except NumericalError as e:
+        log(f"  the sweep stopped ({e}); the conditions left run one by one")
+    return {c.name for c, cfg in todo if finished(root / c.name, cfg)}
 
 
 def _failed_row(fig: Figure, c: Condition, cfg: Config, wd: Path, error: str) -> dict:

@@ -31,6 +31,7 @@ Reference: issue 16; DESIGN.md (experiment layer).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import itertools
 import json
 import re
@@ -53,6 +54,7 @@ from ssjax.experiment.config.yaml_io import read_yaml
 from ssjax.experiment.report import json_safe
 from ssjax.experiment.runner import Part, RunError, Runs, check_workdir, train_runs
 from ssjax.experiment.seeds import init_states, seed_ids
+from ssjax.experiment.tb import TBWriter
 from ssjax.experiment.workdir import atomic_write, config_differences, open_workdir
 from ssjax.train import Hyper, TrainSpec, TrainState
 
@@ -65,6 +67,7 @@ __all__ = [
     "format_table",
     "group_runs",
     "groups",
+    "hparams_of",
     "parse_sweep_items",
     "read_sweep",
     "sweep_table",
@@ -299,30 +302,69 @@ def format_table(rows: list) -> str:
 SWEEP_JSON = "sweep.json"
 
 
+def hparams_of(cond: Condition) -> dict:
+    """The swept values of a condition as HParams values (lists as their JSON text)."""
+    out: dict = {}
+    for item in cond.overrides:
+        key, _, text = item.partition("=")
+        v = json.loads(text)
+        out[key] = v if isinstance(v, (bool, int, float, str)) else json.dumps(v)
+    out["run.seeds"] = cond.cfg.run.seeds
+    return out
+
+
+def _write_hparams(workdir: Path, cond: Condition) -> None:
+    """The condition's hyper-parameters into its TensorBoard run, once (a resumed condition
+    keeps the step-0 events of its first start)."""
+    tb = workdir / "tb"
+    if tb.exists():
+        return
+    writer = TBWriter(tb)
+    try:
+        writer.hparams(hparams_of(cond))
+    finally:
+        writer.close()
+
+
 def train_sweep(
-    conds: list[Condition], root, *, override_config=False, fallback=False, progress=True
+    conds: list[Condition],
+    root,
+    *,
+    dirs: list[str] | None = None,
+    override_config=False,
+    fallback=False,
+    progress=True,
 ) -> list:
     """Train every condition, each group of :func:`groups` as one compiled program; returns the
     :func:`sweep_table` rows.
 
     ``root`` is locked for the sweep and receives ``sweep.json`` (the conditions, their folders,
-    at the end the table), ``sweep.md`` (the table), ``group<k>/checkpoints`` (one checkpoint of
-    a group's condition x seed runs) and per condition ``<condition_dir>/`` with what a single
+    at the end the table), ``sweep.md`` (the table), ``group-<hash>/checkpoints`` (one checkpoint
+    of a group's condition x seed runs; the hash is of the group's condition names, so another
+    set of conditions never meets it) and per condition ``<dir>/`` (``dirs``, default
+    :func:`condition_dir`) with what a single
     run writes there (config.yaml, metrics.jsonl, tb/ with the seeds as one TensorBoard run,
-    summary.json, history.json, plots), so a condition's folder reads like its own run's. A
+    summary.json, history.json, plots), so a condition's folder reads like its own run's, plus
+    the HParams plugin's summary of its swept values (``tensorboard --logdir <root>``: one run
+    per condition, the seeds in one chart, the conditions compared in the HParams dashboard). A
     killed sweep resumes from the groups' checkpoints, bit-identically (CPU)."""
     root = Path(root)
+    if dirs is None:
+        dirs = [condition_dir(i, c) for i, c in enumerate(conds)]
     listing = [
-        {"name": c.name, "dir": condition_dir(i, c), "overrides": list(c.overrides)}
-        for i, c in enumerate(conds)
+        {"name": c.name, "dir": d, "overrides": list(c.overrides)}
+        for c, d in zip(conds, dirs, strict=True)
     ]
     with open_workdir(root):
         _check_sweep(root, listing, override_config)
         atomic_write(root / SWEEP_JSON, json.dumps({"conditions": listing}, indent=2))
         summaries: list = [None] * len(conds)
-        for gi, idx in enumerate(groups(conds)):
+        for idx in groups(conds):
+            digest = hashlib.sha1("\n".join(conds[i].name for i in idx).encode()).hexdigest()
             for i in idx:
                 check_workdir(conds[i].cfg, root / listing[i]["dir"], override_config)
+            for i in idx:
+                _write_hparams(root / listing[i]["dir"], conds[i])
             cfg0 = conds[idx[0]].cfg
             g = group_runs(conds, idx, run_dtype(cfg0))
             parts, pos = [], 0
@@ -349,7 +391,7 @@ def train_sweep(
                 template=g.state,
                 hyper=g.hyper,
                 parts=parts,
-                checkpoints=root / f"group{gi}" / "checkpoints",
+                checkpoints=root / f"group-{digest[:12]}" / "checkpoints",
                 config=config,
                 diff=diff,
             )

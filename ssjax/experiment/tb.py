@@ -85,6 +85,14 @@ class TBWriter:
         )
         self._summary(summary_pb2.Summary.Value(tag=tag, image=img), step)
 
+    def hparams(self, values: dict) -> None:
+        """The run's hyper-parameters (name -> bool, int, float or str) as the HParams plugin's
+        session summary, so TensorBoard's HParams dashboard lists this run with them."""
+        from tensorboard.plugins.hparams import summary_v2 as hp  # without TensorFlow
+
+        summary = hp.hparams_pb(values)
+        self._write(event_pb2.Event(wall_time=time.time(), step=0, summary=summary))
+
     def flush(self) -> None:
         """Push written events to disk."""
         self._records.flush()

@@ -405,6 +405,7 @@ while True:
 """
 
 
+@pytest.mark.slow  # long check, run by .ci/run after the default suite
 def test_sigkill_while_saving_never_leaves_listed_but_broken(tmp_path):
     st = _state()
     rng = random.Random(0)

@@ -121,6 +121,7 @@ def _build_wheel(tmp_path: Path) -> Path:
     return wheel
 
 
+@pytest.mark.slow  # long check, run by .ci/run after the default suite
 def test_the_wheel_ships_the_configs_and_runs_them_with_ssjax_data(tmp_path):
     wheel = _build_wheel(tmp_path)
     with zipfile.ZipFile(wheel) as z:

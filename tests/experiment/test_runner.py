@@ -73,7 +73,9 @@ def _spawn_train(path, workdir, **kw):
 
 
 # map: 12 s, run by .ci/run after the default suite
-@pytest.mark.parametrize("batching", ["vmap", pytest.param("map", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "batching", [pytest.param(b, marks=pytest.mark.slow) for b in ("vmap", "map")]
+)
 def test_seeds_vmapped_equal_single_seed_runs(tmp_path, batching):
     path = _cfg(tmp_path, SMALL.replace("seeds: 3,", f"seeds: 3, seed_batching: {batching},"))
     if batching == "map":  # every seed runs the one-seed program: bit for bit
@@ -171,6 +173,7 @@ def test_sigterm_saves_checkpoint_and_exits(tmp_path):
     assert f"stopped at block {last}" in out
 
 
+@pytest.mark.slow  # long check, run by .ci/run after the default suite
 def test_config_mismatch_refused_then_overridden(tmp_path):
     path = _cfg(tmp_path)
     run = tmp_path / "run"
@@ -202,6 +205,7 @@ def test_bad_config_exits_2_without_workdir(tmp_path):
     assert r.returncode == 0 and "valid" in r.stdout
 
 
+@pytest.mark.slow  # long check, run by .ci/run after the default suite
 def test_corrupt_newest_checkpoint_error_and_fallback(tmp_path):
     path = _cfg(tmp_path)
     run = tmp_path / "run"
@@ -365,7 +369,9 @@ def test_vmapped_seeds_share_the_input_layer_trace(tmp_path):
     assert trace in shapes["map"]  # map: the one-seed program, run per seed
 
 
-@pytest.mark.parametrize("method,skip", [("dense", False), ("event", True)])
+@pytest.mark.parametrize(
+    "method,skip", [("dense", False), pytest.param("event", True, marks=pytest.mark.slow)]
+)
 def test_vmapped_seeds_with_delays_match_one_seed_programs(tmp_path, method, skip):
     """Axonal and Hebbian delays: the input layer's delay lines are shared under vmap (and keep
     following the input stream when a block is skipped); each seed matches its one-seed run."""
@@ -517,6 +523,7 @@ def test_signal_during_start_up_exits_without_traceback(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow  # long check, run by .ci/run after the default suite
 def test_cli_float64_config_runs_in_64_bit(tmp_path):
     path = _cfg(tmp_path, SMALL.replace("raster_every: 10}", "raster_every: 10, dtype: float64}"))
     r = _cli("train", str(path), "--workdir", str(tmp_path / "run"), "--no-progress")

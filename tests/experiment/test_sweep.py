@@ -108,7 +108,7 @@ def _run_alone(cfg, blocks, batching):
     return fn(state)
 
 
-@pytest.mark.parametrize("batching", ["map", "vmap"])
+@pytest.mark.parametrize("batching", ["map", pytest.param("vmap", marks=pytest.mark.slow)])
 def test_a_condition_in_a_sweep_equals_the_condition_run_alone(tmp_path, batching):
     path = _cfg(tmp_path)
     conds = conditions(path, sweep=parse_sweep_items(["optimizer.r0=1e-3,5e-3,2e-2"]))
@@ -148,6 +148,7 @@ def _final(workdir, cfg):
     return Checkpointer(workdir / "checkpoints").restore(template)[1]
 
 
+@pytest.mark.slow  # long check (about 1 min together), run by .ci/run after the default suite
 def test_train_sweep_equals_each_condition_run_alone_and_resumes(tmp_path):
     import json
 
@@ -162,12 +163,21 @@ def test_train_sweep_equals_each_condition_run_alone_and_resumes(tmp_path):
     assert [r["condition"] for r in rows] == [c.name for c in conds] and len(rows) == 4
     assert (tmp_path / "sweep" / "sweep.md").read_text().count("\n") == 6
     # two groups (two network sizes), one checkpoint folder each
-    assert sorted(p.name for p in (tmp_path / "sweep").glob("group*")) == ["group0", "group1"]
+    assert len(list((tmp_path / "sweep").glob("group-*/checkpoints"))) == 2
     for i, c in enumerate(conds):
         alone = train(prepare(path, overrides=c.overrides), tmp_path / f"alone{i}", progress=False)
         mine = json.loads((tmp_path / "sweep" / condition_dir(i, c) / "summary.json").read_text())
         assert mine["final"] == alone["final"]  # map batching: bit for bit
         assert rows[i]["van_rossum"]["median"] == alone["median"]["van_rossum"]
+    # TensorBoard: each condition is a run with its seeds and the HParams session summary
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+
+    for i, c in enumerate(conds):
+        tb = tmp_path / "sweep" / condition_dir(i, c) / "tb"
+        events = [e for f in sorted(tb.iterdir()) for e in EventFileLoader(str(f)).Load()]
+        plugins = {v.metadata.plugin_data.plugin_name for e in events for v in e.summary.value}
+        tags = {v.tag for e in events for v in e.summary.value}
+        assert "hparams" in plugins and {"van_rossum/seed0", "van_rossum/seed1"} <= tags
     # continuing the sweep for 1 s more (a resume from its checkpoints) equals a 2 s sweep
     longer = conditions(path, ["run.duration=2.0"], spec)
     resumed = train_sweep(longer, tmp_path / "sweep", progress=False, override_config=True)
@@ -189,6 +199,7 @@ def test_a_sweep_folder_refuses_other_conditions(tmp_path):
         train_sweep(other, tmp_path / "s", progress=False)
 
 
+@pytest.mark.slow  # long check (about 1 min together), run by .ci/run after the default suite
 def test_cli_sweep_runs_and_bad_condition_exits_2(tmp_path):
     import os
     import subprocess

@@ -143,6 +143,7 @@ def _smooth(beta_a):
     return Network((20, 6, 3), neuron)
 
 
+@pytest.mark.slow  # long check, run by .ci/run after the default suite
 def test_bptt_matches_finite_differences_on_the_smooth_stand_in():
     """jax.grad through ALIF (threshold adaptation differentiated) equals central differences
     of the loss; control: LIF's gradient (no adaptation) is far from ALIF's differences."""

@@ -53,7 +53,7 @@ def test_gradient_matches_finite_differences_on_smooth_stand_in(sizes):
         assert all(float(jnp.abs(gl).max()) > 1e-2 for gl in g)
 
 
-@pytest.mark.parametrize("reset_grad", [False, True])
+@pytest.mark.parametrize("reset_grad", [pytest.param(False, marks=pytest.mark.slow), True])
 def test_vmap_per_example_gradients_average_to_batch_gradient(reset_grad):
     net = with_reset_grad(Network((30, 5, 2)), reset_grad)
     w = tuple(4 * x for x in init_weights(net, jax.random.PRNGKey(2)))

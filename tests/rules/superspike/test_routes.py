@@ -93,7 +93,7 @@ def test_stepwise_dense_event_agree_over_consecutive_blocks(
 
 
 # 130: the input layer sums per spike; 60 (13 s) runs with the long checks
-@pytest.mark.parametrize("n_in", [pytest.param(60, marks=pytest.mark.slow), 130])
+@pytest.mark.parametrize("n_in", [pytest.param(n, marks=pytest.mark.slow) for n in (60, 130)])
 def test_event_route_sparse_and_fallback_branches_match_dense(n_in):
     net = Network((n_in, 8, 2))
     w = tuple(4 * a for a in init_weights(net, jax.random.PRNGKey(2)))
