@@ -140,3 +140,20 @@ def test_scale_task_and_section(tmp_path):
     text = "\n".join(run._scale_md(recs))
     assert "| 2 | 4 | 0.2 | 700 |" in text and "ssjax validate" in text
     assert "The gather is 10%" in text and "not reached: 0.2" in text
+
+
+@pytest.mark.slow  # about 1-2 min: 15 conditions compiled one by one, then as 3 programs
+def test_sweep_suite_quick_run(tmp_path):
+    """The sweep benchmark measures both routes of Fig. 1's grid and the scaling, and its
+    section renders; the sweep uses 3 programs (one per optimiser) for 15 conditions."""
+    from benchmarks import run, sweep
+
+    recs = sweep.run(True, 1, lambda m: None)
+    fig = [r for r in recs if r["kind"] == "fig1"]
+    assert {r["batching"] for r in fig} == {"map", "vmap"}
+    for r in fig:
+        assert r["conditions"] == 15 and r["programs"] == 3
+        assert r["sequential_wall_s"] > 0 and r["sweep_run_s"] > 0
+    assert [r["conditions"] for r in recs if r["kind"] == "scaling"] == [1, 4]
+    text = "\n".join(run._sweep_md(recs))
+    assert "## (f) Hyper-parameter sweeps" in text and "| map | 15 x 4 |" in text

@@ -79,6 +79,7 @@ def test_02_feedback_strategies(in_tmp):
     assert all(np.all(np.isfinite(c)) for c in ns["timing_curves"].values())
 
 
+@pytest.mark.slow  # long check, run by .ci/run after the default suite
 def test_03_superspike_vs_bptt(in_tmp):
     ns = run_notebook("03_superspike_vs_bptt")
     table = ns["alignment_table"]

@@ -317,7 +317,7 @@ def test_structure_keeps_what_decides_the_program():
     assert kind != _trainer(net=_steep(1e3)).structure()
 
 
-@pytest.mark.parametrize("method", ["dense", "event"])
+@pytest.mark.parametrize("method", ["dense", pytest.param("event", marks=pytest.mark.slow)])
 def test_event_pattern_trains_bit_identically_to_the_dense_arrays(method):
     """The same run from the pattern held as events (gathered block by block on the device) as
     from the dense rasters: every state leaf and metric bit-identical, seeds vmapped."""

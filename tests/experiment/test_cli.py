@@ -78,6 +78,7 @@ def _run(*args):
     )
 
 
+@pytest.mark.slow  # long check, run by .ci/run after the default suite
 def test_compare_script_end_to_end(tmp_path):
     out = tmp_path / "cmp"
     rules = ("--rules", "superspike:symmetric", "bptt")

@@ -370,8 +370,10 @@ def test_vmapped_seeds_share_the_input_layer_trace(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "method,skip", [("dense", False), pytest.param("event", True, marks=pytest.mark.slow)]
-)
+    "method,skip",
+    [pytest.param("dense", False, marks=pytest.mark.slow),
+     pytest.param("event", True, marks=pytest.mark.slow)],
+)  # fmt: skip
 def test_vmapped_seeds_with_delays_match_one_seed_programs(tmp_path, method, skip):
     """Axonal and Hebbian delays: the input layer's delay lines are shared under vmap (and keep
     following the input stream when a block is skipped); each seed matches its one-seed run."""

@@ -29,7 +29,7 @@ def _smooth_net(sizes):
     return Network(sizes, neuron)
 
 
-@pytest.mark.parametrize("sizes", [(20, 3), (20, 6, 3)])
+@pytest.mark.parametrize("sizes", [(20, 3), pytest.param((20, 6, 3), marks=pytest.mark.slow)])
 def test_gradient_matches_finite_differences_on_smooth_stand_in(sizes):
     with jax.enable_x64(True):
         net = _smooth_net(sizes)
@@ -53,7 +53,9 @@ def test_gradient_matches_finite_differences_on_smooth_stand_in(sizes):
         assert all(float(jnp.abs(gl).max()) > 1e-2 for gl in g)
 
 
-@pytest.mark.parametrize("reset_grad", [pytest.param(False, marks=pytest.mark.slow), True])
+@pytest.mark.parametrize(
+    "reset_grad", [pytest.param(r, marks=pytest.mark.slow) for r in (False, True)]
+)
 def test_vmap_per_example_gradients_average_to_batch_gradient(reset_grad):
     net = with_reset_grad(Network((30, 5, 2)), reset_grad)
     w = tuple(4 * x for x in init_weights(net, jax.random.PRNGKey(2)))

@@ -12,7 +12,7 @@ from ssjax.rules.superspike.dense import dense_products, scan_products
 from ssjax.rules.superspike.event import event_sums
 
 
-@pytest.mark.parametrize("n_pre,n_post", [(3, 2), (20, 5)])
+@pytest.mark.parametrize("n_pre,n_post", [pytest.param(3, 2, marks=pytest.mark.slow), (20, 5)])
 def test_product_routes_equal_the_direct_sum(n_pre, n_post):
     """``z^T post`` and the final PSP state by the dense product, the event-driven sum, the sum
     accumulated in the reverse scan and the groups side by side, against ``psp_filter`` and

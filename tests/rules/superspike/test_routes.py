@@ -56,7 +56,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("x64", [False, True])
+@pytest.mark.parametrize("x64", [False, pytest.param(True, marks=pytest.mark.slow)])
 @pytest.mark.parametrize("sizes,delay,hdelay,feedback,het", CASES)
 def test_stepwise_dense_event_agree_over_consecutive_blocks(
     sizes, delay, hdelay, feedback, het, x64
@@ -178,6 +178,7 @@ def test_regulariser_term_is_exact_with_zero_error():
     np.testing.assert_array_equal(g[1], 0.0)  # output layer: no error, not regularised
 
 
+@pytest.mark.slow  # long check, run by .ci/run after the default suite
 def test_superspike_grads_dispatches_methods():
     net = Network((20, 4, 2))
     w = tuple(4 * a for a in init_weights(net, jax.random.PRNGKey(12)))
