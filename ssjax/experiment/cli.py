@@ -54,10 +54,9 @@ def _enable_x64(cfg) -> None:
 
 
 def _train(args) -> int:
-    from ssjax.experiment.checkpoint import CheckpointError
     from ssjax.experiment.config import ConfigError
     from ssjax.experiment.report import json_safe
-    from ssjax.experiment.runner import NumericalError, RunError, WorkdirError, prepare, train
+    from ssjax.experiment.runner import prepare, train
 
     if args.sweep is not None:
         return _train_sweep(args)
@@ -67,18 +66,9 @@ def _train(args) -> int:
         return _err(str(e), 2)
     _enable_x64(cfg)
     workdir = Path(args.workdir or Path("runs") / Path(args.config).stem)
-    try:
-        summary = train(
-            cfg,
-            workdir,
-            override_config=args.override_config,
-            fallback=args.fallback_checkpoint,
-            progress=not args.no_progress,
-        )
-    except (ConfigError, RunError, WorkdirError) as e:  # another run's config; in use; a file
-        return _err(str(e), 2)
-    except (NumericalError, CheckpointError) as e:
-        return _err(str(e), 1)
+    code, summary = _guarded(train, cfg, workdir, args)
+    if code is not None:
+        return code
     keys = ("median", "simulated_seconds", "wall_seconds")
     print(json.dumps(json_safe({k: summary[k] for k in keys})))
     print(
@@ -88,11 +78,30 @@ def _train(args) -> int:
     return 0
 
 
-def _train_sweep(args) -> int:
+def _guarded(run, what, workdir, args):
+    """``(None, run(...))``, or ``(exit code, None)`` with the message printed: 2 for a config,
+    work directory (another run's config, in use, not a folder), 1 for a failed run."""
     from ssjax.experiment.checkpoint import CheckpointError
     from ssjax.experiment.config import ConfigError
-    from ssjax.experiment.paths import UnknownConfigError, find_config
     from ssjax.experiment.runner import NumericalError, RunError, WorkdirError
+
+    try:
+        return None, run(
+            what,
+            workdir,
+            override_config=args.override_config,
+            fallback=args.fallback_checkpoint,
+            progress=not args.no_progress,
+        )
+    except (ConfigError, RunError, WorkdirError) as e:
+        return _err(str(e), 2), None
+    except (NumericalError, CheckpointError) as e:
+        return _err(str(e), 1), None
+
+
+def _train_sweep(args) -> int:
+    from ssjax.experiment.config import ConfigError
+    from ssjax.experiment.paths import UnknownConfigError, find_config
     from ssjax.experiment.sweep import conditions, format_table, parse_sweep_items, train_sweep
 
     overrides = list(args.set) + ([f"run.seeds={args.seeds}"] if args.seeds is not None else [])
@@ -108,18 +117,9 @@ def _train_sweep(args) -> int:
     for c in conds:
         _enable_x64(c.cfg)
     workdir = Path(args.workdir or Path("runs") / (Path(args.config).stem + "_sweep"))
-    try:
-        rows = train_sweep(
-            conds,
-            workdir,
-            override_config=args.override_config,
-            fallback=args.fallback_checkpoint,
-            progress=not args.no_progress,
-        )
-    except (ConfigError, RunError, WorkdirError) as e:
-        return _err(str(e), 2)
-    except (NumericalError, CheckpointError) as e:
-        return _err(str(e), 1)
+    code, rows = _guarded(train_sweep, conds, workdir, args)
+    if code is not None:
+        return code
     print(format_table(rows), end="")
     print(f"wrote {workdir}/sweep.md, sweep.json and one folder per condition")
     return 0
