@@ -24,7 +24,14 @@ from ssjax.network import simulate
 from ssjax.pattern import as_pattern
 from ssjax.train import TrainSpec
 
-__all__ = ["json_safe", "layer_names", "output_raster", "run_warnings", "write_report"]
+__all__ = [
+    "json_safe",
+    "layer_names",
+    "output_raster",
+    "run_warnings",
+    "seed_stats",
+    "write_report",
+]
 
 
 def run_warnings(cfg, trainer: TrainSpec, period_steps: int) -> list[str]:
@@ -58,6 +65,15 @@ def json_safe(x):
     if isinstance(x, (float, np.floating)):
         return float(x) if np.isfinite(x) else None
     return x
+
+
+def seed_stats(values) -> dict:
+    """Median and quartiles over the finite per-seed ``values`` (NaN when none is finite),
+    with the values themselves."""
+    v = np.asarray(values, np.float64)
+    ok = v[np.isfinite(v)]
+    q1, med, q3 = np.percentile(ok, [25, 50, 75]) if ok.size else (np.nan,) * 3
+    return {"values": v.tolist(), "median": float(med), "q1": float(q1), "q3": float(q3)}
 
 
 def _write_json(path, obj, **kw) -> None:

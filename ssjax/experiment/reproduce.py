@@ -39,6 +39,7 @@ from ssjax.experiment.figures import (
     format_list,
     get_figure,
 )
+from ssjax.experiment.report import json_safe, seed_stats
 from ssjax.experiment.runner import NumericalError, RunError, check_workdir, train
 from ssjax.losses import van_rossum_distance
 
@@ -139,7 +140,7 @@ def run_figure(
     }
     report["files"] = [str(root / f"{fig.name}.{ext}") for ext in ("md", "json", "png")]
     root.mkdir(parents=True, exist_ok=True)
-    (root / f"{fig.name}.json").write_text(json.dumps(_jsonable(report), indent=2))
+    (root / f"{fig.name}.json").write_text(json.dumps(json_safe(report), indent=2))
     (root / f"{fig.name}.md").write_text(markdown(report))
     _plot(fig, conds, rows, curves, root / f"{fig.name}.png")
     return report
@@ -159,13 +160,6 @@ def silent_distance(cfg: Config) -> float:
     return float(np.mean(np.asarray(d)))
 
 
-def _stats(values) -> dict:
-    v = np.asarray(values, np.float64)
-    ok = v[np.isfinite(v)]
-    q1, med, q3 = np.percentile(ok, [25, 50, 75]) if ok.size else (math.nan,) * 3
-    return {"values": v.tolist(), "median": float(med), "q1": float(q1), "q3": float(q3)}
-
-
 def _read_condition(fig: Figure, c: Condition, wd: Path, reused: bool, silent):
     summary = json.loads((wd / "summary.json").read_text())
     history = json.loads((wd / "history.json").read_text())
@@ -178,13 +172,13 @@ def _read_condition(fig: Figure, c: Condition, wd: Path, reused: bool, silent):
         reused=reused,
         hidden_rate_hz=summary["median"]["rate_hz"].get("hidden0"),
     )
-    row[fig.metric] = _stats(final[fig.metric])
+    row[fig.metric] = seed_stats(final[fig.metric])
     if silent is not None:
         row["silent_distance"] = silent
     if key != fig.metric:
-        row[key] = _stats(final.get(key, missing))
+        row[key] = seed_stats(final.get(key, missing))
     if "heldout_accuracy" in final and "heldout_accuracy" not in row:  # xor: shown, not judged
-        row["heldout_accuracy"] = _stats(final["heldout_accuracy"])
+        row["heldout_accuracy"] = seed_stats(final["heldout_accuracy"])
     if fig.feedback_signs and "feedback_all_negative" in final:
         row["feedback_all_negative"] = final["feedback_all_negative"]
     x = (np.asarray(history["period"]) + 1) * history["period_seconds"]
@@ -238,19 +232,9 @@ def _failed_row(fig: Figure, c: Condition, cfg: Config, wd: Path, error: str) ->
     n = cfg.run.seeds
     row = _row(c, wd, [cfg.run.seed + k for k in range(n)], cfg.run.duration, [False] * n)
     for metric in (fig.metric, fig.success.metric):
-        row[metric] = _stats([math.nan] * n)
+        row[metric] = seed_stats([math.nan] * n)
     row["error"] = error
     return row
-
-
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {k: _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
 
 
 def _q(s: dict) -> str:

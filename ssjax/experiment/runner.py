@@ -303,6 +303,7 @@ def train_runs(runs: Runs, override_config, fallback, progress, inject_nan=None)
         for k, part in enumerate(runs.parts)
     ]
     seg_len = math.gcd(cfg.run.log_every, cfg.run.checkpoint_every, cfg.run.raster_every)
+    target = pattern_tgt.to_dense(np.int8)  # counts or window codes, for the raster plots
     fns = {}
     stop = _Stop()
     old_handlers = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
@@ -338,7 +339,6 @@ def train_runs(runs: Runs, override_config, fallback, progress, inject_nan=None)
                 for part, logger in zip(runs.parts, loggers, strict=True):
                     logger.log(block, {k: v[part.runs] for k, v in values.items()})
             if block % cfg.run.raster_every == 0 or block == total:
-                target = pattern_tgt.to_dense(np.int8)  # counts or window codes, for the plot
                 for part, logger in zip(runs.parts, loggers, strict=True):
                     first = part.runs.start
                     png = plots.output_vs_target(

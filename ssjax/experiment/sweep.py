@@ -51,7 +51,7 @@ from ssjax.experiment.config import (
     run_dtype,
 )
 from ssjax.experiment.config.yaml_io import read_yaml
-from ssjax.experiment.report import json_safe
+from ssjax.experiment.report import json_safe, seed_stats
 from ssjax.experiment.runner import Part, RunError, Runs, check_workdir, train_runs
 from ssjax.experiment.seeds import init_states, seed_ids
 from ssjax.experiment.tb import TBWriter
@@ -254,14 +254,6 @@ def _check_sweep(root: Path, listing: list[dict], override: bool) -> None:
         )
 
 
-def _quartiles(x: np.ndarray) -> dict:
-    x = x[np.isfinite(x)]
-    if not x.size:
-        return {"median": None, "q1": None, "q3": None}
-    q1, med, q3 = np.percentile(x, [25, 50, 75])
-    return {"median": float(med), "q1": float(q1), "q3": float(q3)}
-
-
 def sweep_table(conds: list[Condition], summaries: list[dict], histories: list[dict]) -> list:
     """Per condition: its name, seeds, the final van Rossum distance's median and quartiles over
     seeds (and the accuracy's, for classification), and ``success``: the fraction of seeds whose
@@ -269,11 +261,11 @@ def sweep_table(conds: list[Condition], summaries: list[dict], histories: list[d
     rows = []
     for c, s, h in zip(conds, summaries, histories, strict=True):
         final = np.asarray(s["final"]["van_rossum"], np.float64)
-        row = {"condition": c.name, "seeds": len(final), "van_rossum": _quartiles(final)}
+        row = {"condition": c.name, "seeds": len(final), "van_rossum": seed_stats(final)}
         first = np.asarray(h["van_rossum"][0], np.float64) if h["van_rossum"] else None
         row["success"] = None if first is None else float(np.mean(final < first))
         if "accuracy" in s["final"]:
-            row["accuracy"] = _quartiles(np.asarray(s["final"]["accuracy"], np.float64))
+            row["accuracy"] = seed_stats(s["final"]["accuracy"])
         rows.append(row)
     return rows
 
@@ -282,7 +274,7 @@ def format_table(rows: list) -> str:
     """The sweep table as Markdown."""
 
     def f(x):
-        return "-" if x is None else f"{x:.4g}"
+        return "-" if x is None or not np.isfinite(x) else f"{x:.4g}"
 
     acc = any("accuracy" in r for r in rows)
     head = "| condition | seeds | van Rossum median [q1, q3] | success |" + (
