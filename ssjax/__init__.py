@@ -37,6 +37,7 @@ if typing.TYPE_CHECKING:  # the names, for type checkers and IDEs; at run time: 
     )
     from ssjax.neuron import LIFParams, LIFState, lif_init, lif_step
     from ssjax.neurons import ALIFParams, ALIFState, Neuron, alif_step
+    from ssjax.nir_io import from_nir, to_nir
     from ssjax.optim import Optimizer, make_optimizer, rmaxprop, rmsprop
     from ssjax.rules.base import Block, LearningRule, RuleOutput
     from ssjax.rules.bptt import BPTTConfig, BPTTState, bptt, bptt_grad, bptt_loss, with_reset_grad
@@ -91,6 +92,8 @@ _EXPORTS = {
     "ALIFParams": "ssjax.neurons",
     "ALIFState": "ssjax.neurons",
     "alif_step": "ssjax.neurons",
+    "from_nir": "ssjax.nir_io",
+    "to_nir": "ssjax.nir_io",
     "Optimizer": "ssjax.optim",
     "make_optimizer": "ssjax.optim",
     "rmaxprop": "ssjax.optim",
@@ -178,6 +181,8 @@ __all__ = [
     "ALIFParams",
     "ALIFState",
     "alif_step",
+    "from_nir",
+    "to_nir",
     "Optimizer",
     "Regularizer",
     "NetState",
