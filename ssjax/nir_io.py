@@ -54,11 +54,13 @@ exp(-dt/tau_syn))`` (``dt/tau_mem exp(-dt/tau_mem)`` if equal); for ``integrator
 reference code's) forward Euler on the membrane, ``a = 1 - dt/tau_mem``, ``c = dt/tau_mem``, and
 the synaptic decay exact. These are ssjax's steps 1-4 (:meth:`ssjax.neuron.LIFParams.
 membrane_coeffs`), so this scheme and :func:`ssjax.network.simulate` give the same spikes
-(``tests/test_nir_io.py`` checks it with a numpy simulator of the graph). In continuous time the
-same run is the ODE integrated exactly with the threshold tested on the ``dt`` grid, layer
-``l``'s step ``t`` ending at ``(t + l) dt`` (each feed-forward hop of ssjax's zero delay is one
-step of the graph's order): ssjax's ``delay`` is then NIR's feed-forward delay and its recurrent
-delay of ``d_r`` steps a loop of ``(d_r - 1) dt``.
+(``tests/test_nir_io.py`` checks it with a numpy simulator of the graph). In continuous time,
+with ``integrator="exact"``, this is NIR's ODE solved exactly with the threshold tested on the
+``dt`` grid: the input's spikes of step ``t`` are deltas at ``t dt`` and layer ``l``'s step
+``t`` spans ``[(t + l - 1) dt, (t + l) dt]``, its spikes at ``(t + l) dt`` (a layer's steps
+start when the spikes that end the step of the layer below arrive). ssjax's axonal ``delay``
+is then NIR's delay of the feed-forward edges, and its recurrent delay of ``d_r`` steps a loop
+delay of ``(d_r - 1) dt``, as exported.
 
 **Not expressible.** NIR's CubaLIF has no refractory period: a network with ``tau_ref > 0`` is
 refused (naming ``tau_ref``) unless ``drop_unsupported=True``, which exports it without one and

@@ -26,6 +26,7 @@ SMALL = {
     "03_superspike_vs_bptt": (
         "PERIODS = 3\nSEEDS = 2\nSIZES = (100, 4, 1)\nGAIN = 3.0\nBURN_IN = 0.0\n"
     ),
+    "04_flax_nnx": "EPOCHS = 3\nBLOCKS = 2\n",
 }
 
 
@@ -88,3 +89,17 @@ def test_03_superspike_vs_bptt(in_tmp):
     assert set(ns["curves"]) == {"superspike", "bptt"}
     for vr in ns["curves"].values():
         assert vr.shape == (3, 2) and np.all(np.isfinite(vr))
+
+
+@pytest.mark.slow  # long check, run by .ci/run after the default suite
+def test_04_flax_nnx(in_tmp):
+    pytest.importorskip("flax.nnx")
+    pytest.importorskip("nir")
+    ns = run_notebook("04_flax_nnx")
+    assert ns["bptt_curve"].shape == (3,) and np.all(np.isfinite(ns["bptt_curve"]))
+    assert ns["superspike_curve"].shape == (2,) and np.all(np.isfinite(ns["superspike_curve"]))
+    assert ns["net2"] == ns["net"]
+    kinds = sorted(type(n).__name__ for n in ns["graph"].nodes.values())
+    assert kinds == ["CubaLIF", "CubaLIF", "Input", "Linear", "Linear", "Output"]
+    assert (in_tmp / "trained.nir").stat().st_size > 0
+    assert "tau_ref" in ns["refusal"]
