@@ -37,7 +37,8 @@ if typing.TYPE_CHECKING:  # the names, for type checkers and IDEs; at run time: 
     )
     from ssjax.neuron import LIFParams, LIFState, lif_init, lif_step
     from ssjax.neurons import ALIFParams, ALIFState, Neuron, alif_step
-    from ssjax.nir_io import from_nir, to_nir
+    from ssjax.nir_io import from_nir as from_nir  # outside __all__ (below)
+    from ssjax.nir_io import to_nir as to_nir
     from ssjax.optim import Optimizer, make_optimizer, rmaxprop, rmsprop
     from ssjax.rules.base import Block, LearningRule, RuleOutput
     from ssjax.rules.bptt import BPTTConfig, BPTTState, bptt, bptt_grad, bptt_loss, with_reset_grad
@@ -148,6 +149,8 @@ def __dir__():
 
 __version__ = "0.1.0"
 
+# to_nir and from_nir are lazy names outside __all__: they need the optional nir package, and
+# `from ssjax import *` must work without it
 __all__ = [
     "CpuSettings",
     "configure_cpu",
@@ -181,8 +184,6 @@ __all__ = [
     "ALIFParams",
     "ALIFState",
     "alif_step",
-    "from_nir",
-    "to_nir",
     "Optimizer",
     "Regularizer",
     "NetState",

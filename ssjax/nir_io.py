@@ -78,8 +78,12 @@ import warnings
 from typing import Any
 
 import jax.numpy as jnp
-import nir
 import numpy as np
+
+try:
+    import nir
+except ImportError as err:  # an optional extra: say which
+    raise ImportError("ssjax.nir_io needs the nir package: pip install 'ssjax[nir]'") from err
 
 from ssjax._types import Weights
 from ssjax.network import Network

@@ -3,6 +3,7 @@ semantics (the discretisation the module's docstring states), spikes as ssjax's;
 (in memory and through nir.write/nir.read) give equal parameters, identical weights and spikes;
 controls: a changed tau_mem changes the spikes; refusals name the parameter."""
 
+import importlib
 import subprocess
 import sys
 
@@ -338,3 +339,10 @@ def test_importing_ssjax_does_not_import_nir():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "True"]  # the control: the name loads it
+
+
+def test_without_nir_the_import_error_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "nir", None)  # as if not installed
+    monkeypatch.delitem(sys.modules, "ssjax.nir_io")
+    with pytest.raises(ImportError, match=r"pip install 'ssjax\[nir\]'"):
+        importlib.import_module("ssjax.nir_io")
