@@ -16,6 +16,7 @@ import importlib.util
 import typing
 
 if typing.TYPE_CHECKING:  # the names, for type checkers and IDEs; at run time: __getattr__
+    from ssjax.experiment.load import Evaluation, LoadedRun, evaluate, load_run
     from ssjax.filters import alpha_kernel, double_exp_filter, epsilon_kernel, exp_filter
     from ssjax.losses import (
         VanRossum,
@@ -64,6 +65,11 @@ if typing.TYPE_CHECKING:  # the names, for type checkers and IDEs; at run time: 
 # name -> defining module; imported on first use, so that `import ssjax` (and the `ssjax`
 # command before it parses its arguments or installs its signal handlers) does not import JAX
 _EXPORTS = {
+    # reading runs back: the experiment layer's public entry points
+    "Evaluation": "ssjax.experiment.load",
+    "LoadedRun": "ssjax.experiment.load",
+    "evaluate": "ssjax.experiment.load",
+    "load_run": "ssjax.experiment.load",
     "alpha_kernel": "ssjax.filters",
     "double_exp_filter": "ssjax.filters",
     "epsilon_kernel": "ssjax.filters",
@@ -146,6 +152,10 @@ def __dir__():
 __version__ = "0.1.0"
 
 __all__ = [
+    "Evaluation",
+    "LoadedRun",
+    "evaluate",
+    "load_run",
     "CpuSettings",
     "configure_cpu",
     "FEEDBACKS",
