@@ -10,7 +10,7 @@ for bit (tested):
   (:func:`ssjax.network.recurrent_scan`);
 - :class:`ALIF`: the same with adaptive LIF neurons (:class:`ssjax.neurons.alif.ALIFParams`);
 - :class:`LI`: a leaky-integrator readout, LIF's membrane without spike or reset
-  (:func:`ssjax.neuron.lif_integrate`), whose potential is the output;
+  (:func:`ssjax.readout.li_readout`), whose potential is the output;
 - :class:`SpikingNetwork`: the layers of a :class:`ssjax.network.Network`; ``__call__`` is
   :func:`ssjax.network.simulate`. :meth:`SpikingNetwork.from_network` and
   :meth:`SpikingNetwork.weights` convert to and from ssjax's weight tuple (feed-forward, then
@@ -42,8 +42,9 @@ from ssjax.network import (
     layer_scan,
     recurrent_scan,
 )
-from ssjax.neuron import LIFParams, LIFState, lif_init, lif_integrate
+from ssjax.neuron import LIFParams, LIFState, lif_init
 from ssjax.neurons import ALIFParams, Neuron
+from ssjax.readout import li_readout
 
 __all__ = ["ALIF", "LI", "LIF", "LayerState", "SpikingNetwork"]
 
@@ -136,8 +137,8 @@ class ALIF(LIF):
 
 class LI(nnx.Module):
     """Leaky-integrator readout: LIF's membrane and synapse without spike or reset,
-    ``V' = a V + c I`` (:meth:`ssjax.neuron.LIFParams.membrane_coeffs`); ``__call__(s_in,
-    state)`` returns ``(state, u)`` with ``u`` the potential ``[T, *B, n_out]`` (V)."""
+    ``V' = a V + c I`` (:func:`ssjax.readout.li_readout`); ``__call__(s_in, state)`` returns
+    ``(state, u)`` with ``u`` the potential ``[T, *B, n_out]`` (V)."""
 
     def __init__(
         self,
@@ -160,13 +161,7 @@ class LI(nnx.Module):
         w = self.w[...]
         if state is None:
             state = self.init_state(s_in.shape[1:-1], w.dtype)
-        p = self.neuron
-
-        def step(st, xt):
-            i, u, _ = lif_integrate(p, LIFState(st.u, st.i, jnp.zeros_like(st.ref)), xt)
-            return LIFState(u, i * p.syn_decay, st.ref), u
-
-        return jax.lax.scan(step, state, input_currents(s_in, w))
+        return li_readout(self.neuron, s_in, w, state)
 
 
 class SpikingNetwork(nnx.Module):
