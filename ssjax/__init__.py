@@ -16,6 +16,7 @@ import importlib.util
 import typing
 
 if typing.TYPE_CHECKING:  # the names, for type checkers and IDEs; at run time: __getattr__
+    from ssjax.data.trials import TrialSet
     from ssjax.filters import alpha_kernel, double_exp_filter, epsilon_kernel, exp_filter
     from ssjax.losses import (
         VanRossum,
@@ -64,6 +65,7 @@ if typing.TYPE_CHECKING:  # the names, for type checkers and IDEs; at run time: 
 # name -> defining module; imported on first use, so that `import ssjax` (and the `ssjax`
 # command before it parses its arguments or installs its signal handlers) does not import JAX
 _EXPORTS = {
+    "TrialSet": "ssjax.data.trials",
     "alpha_kernel": "ssjax.filters",
     "double_exp_filter": "ssjax.filters",
     "epsilon_kernel": "ssjax.filters",
@@ -160,6 +162,7 @@ __all__ = [
     "SuperSpikeState",
     "TrainSpec",
     "TrainState",
+    "TrialSet",
     "VanRossum",
     "bptt",
     "superspike",
