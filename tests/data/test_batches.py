@@ -130,3 +130,14 @@ def test_an_epoch_is_one_scan_over_the_index_arrays():
     for r in range(idx.shape[0]):
         x, _ = dense_batch(ts, idx[r], mask[r])
         np.testing.assert_array_equal(np.asarray(per_member[r]), np.asarray(x.sum((0, 2))))
+
+
+def test_vmap_over_index_rows_equals_a_loop():
+    """Seeds with their own shuffles: a vmap over index rows, as the seed vmap would do it."""
+    ts = jax.device_put(_trials(seed=4).with_batch(4))
+    idx, mask = epoch_indices(jax.random.PRNGKey(2), ts.n_trials, 4)
+    xs, ls = jax.vmap(lambda i, m: dense_batch(ts, i, m))(idx, mask)
+    for r in range(idx.shape[0]):
+        x, labels = dense_batch(ts, idx[r], mask[r])
+        np.testing.assert_array_equal(np.asarray(xs[r]), np.asarray(x))
+        np.testing.assert_array_equal(np.asarray(ls[r]), np.asarray(labels))
