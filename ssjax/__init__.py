@@ -17,6 +17,7 @@ import typing
 
 if typing.TYPE_CHECKING:  # the names, for type checkers and IDEs; at run time: __getattr__
     from ssjax.experiment.load import Evaluation, LoadedRun, evaluate, load_run
+    from ssjax.data.trials import TrialSet
     from ssjax.filters import alpha_kernel, double_exp_filter, epsilon_kernel, exp_filter
     from ssjax.losses import (
         VanRossum,
@@ -70,6 +71,7 @@ _EXPORTS = {
     "LoadedRun": "ssjax.experiment.load",
     "evaluate": "ssjax.experiment.load",
     "load_run": "ssjax.experiment.load",
+    "TrialSet": "ssjax.data.trials",
     "alpha_kernel": "ssjax.filters",
     "double_exp_filter": "ssjax.filters",
     "epsilon_kernel": "ssjax.filters",
@@ -170,6 +172,7 @@ __all__ = [
     "SuperSpikeState",
     "TrainSpec",
     "TrainState",
+    "TrialSet",
     "VanRossum",
     "bptt",
     "superspike",
