@@ -16,8 +16,8 @@ import importlib.util
 import typing
 
 if typing.TYPE_CHECKING:  # the names, for type checkers and IDEs; at run time: __getattr__
-    from ssjax.experiment.load import Evaluation, LoadedRun, evaluate, load_run
     from ssjax.data.trials import TrialSet
+    from ssjax.experiment.load import Evaluation, LoadedRun, evaluate, load_run
     from ssjax.filters import alpha_kernel, double_exp_filter, epsilon_kernel, exp_filter
     from ssjax.losses import (
         VanRossum,
@@ -61,6 +61,7 @@ if typing.TYPE_CHECKING:  # the names, for type checkers and IDEs; at run time: 
         run_blocks,
         run_blocks_jit,
     )
+    from ssjax.trial import TrialSpec, TrialState, evaluate_trials, init_trial_state, train_epoch
     from ssjax.xla import CpuSettings, configure_cpu
 
 # name -> defining module; imported on first use, so that `import ssjax` (and the `ssjax`
@@ -72,6 +73,11 @@ _EXPORTS = {
     "evaluate": "ssjax.experiment.load",
     "load_run": "ssjax.experiment.load",
     "TrialSet": "ssjax.data.trials",
+    "TrialSpec": "ssjax.trial",
+    "TrialState": "ssjax.trial",
+    "init_trial_state": "ssjax.trial",
+    "train_epoch": "ssjax.trial",
+    "evaluate_trials": "ssjax.trial",
     "alpha_kernel": "ssjax.filters",
     "double_exp_filter": "ssjax.filters",
     "epsilon_kernel": "ssjax.filters",
@@ -173,6 +179,11 @@ __all__ = [
     "TrainSpec",
     "TrainState",
     "TrialSet",
+    "TrialSpec",
+    "TrialState",
+    "evaluate_trials",
+    "init_trial_state",
+    "train_epoch",
     "VanRossum",
     "bptt",
     "superspike",

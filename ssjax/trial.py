@@ -1,4 +1,4 @@
-"""Training on labelled trials: minibatches of trials, a classification readout, any optax optimiser.
+"""Training on labelled trials: minibatches, a classification readout, any optax optimiser.
 
 The online trainer (:mod:`ssjax.train`) replays one looped pattern; this module trains on a data
 set of labelled trials (:class:`ssjax.data.TrialSet`): each step takes a minibatch
@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
@@ -60,6 +60,7 @@ from ssjax.classification import ClassifierLoss
 from ssjax.data.batches import dense_batch, epoch_indices
 from ssjax.data.trials import TrialSet
 from ssjax.network import NetState, Network, init_state, init_weights, simulate
+from ssjax.neuron import LIFParams
 from ssjax.optim import clip_weights
 from ssjax.readout import li_init, li_readout
 from ssjax.rules.base import Block
@@ -114,6 +115,11 @@ class TrialSpec:
             raise ValueError(
                 f"SuperSpike trains the output spikes: readout {self.readout.name!r} scores an "
                 "LI membrane; use count_ce, count_mse or first_spike"
+            )
+        if self.readout.outputs == "membrane" and not isinstance(self.net.neuron, LIFParams):
+            raise ValueError(
+                f"the LI readout {self.readout.name!r} takes LIF's membrane parameters; the "
+                f"network's neuron is {type(self.net.neuron).__name__}"
             )
         if self.window_start < 0 or (
             self.window_stop is not None and self.window_stop <= self.window_start
@@ -181,7 +187,11 @@ def _carry0(spec: TrialSpec, batch: int, weights: Weights, rule_state, dtype) ->
     if spec.rule == "superspike":
         return jax.tree.map(lambda a: jnp.broadcast_to(a, (batch, *a.shape)), rule_state)
     net = spec.net
-    li = li_init(net.neuron, (batch, net.sizes[-1]), dtype) if _membrane(spec) else ()
+    li = (
+        li_init(cast(LIFParams, net.neuron), (batch, net.sizes[-1]), dtype)
+        if _membrane(spec)
+        else ()
+    )
     return (init_state(net, (batch,), dtype), li)
 
 
@@ -219,7 +229,9 @@ def forward(spec: TrialSpec, weights: Weights, x: Array, carry: PyTree = ()):
         return rec.spikes[-1], rec, ((final, ()) if carry else ())
     below = rec.spikes[-2] if net.n_layers > 1 else x
     li_state = carry[1] if carry else None
-    li_final, u = li_readout(net.neuron, below, weights[net.n_layers - 1], li_state)
+    li_final, u = li_readout(
+        cast(LIFParams, net.neuron), below, weights[net.n_layers - 1], li_state
+    )
     return u, rec, ((final, li_final) if carry else ())
 
 
