@@ -94,6 +94,9 @@ class TrialSpec:
     window_start, window_stop: the window of opportunity (s from trial onset); ``None`` stop:
       the trial's end.
     target_times: the correct output's target spike times (s), for ``error: van_rossum``.
+    error_tail: silence (s) appended to each trial for SuperSpike: the filtered error of a miss
+      at the window's end and the decaying eligibility traces meet there (in the paper's XOR
+      the stream's next gap plays that part); 50 ms = 5 ``tau_decay`` by default.
     carry_state: carry each batch slot's network (and rule) state into the next batch.
     """
 
@@ -106,6 +109,7 @@ class TrialSpec:
     window_start: float = 0.0
     window_stop: float | None = None
     target_times: tuple[float, ...] = (0.01,)
+    error_tail: float = 0.05
     carry_state: bool = False
 
     def __post_init__(self):
@@ -121,6 +125,8 @@ class TrialSpec:
                 f"the LI readout {self.readout.name!r} takes LIF's membrane parameters; the "
                 f"network's neuron is {type(self.net.neuron).__name__}"
             )
+        if self.error_tail < 0:
+            raise ValueError(f"error_tail must be >= 0 s, got {self.error_tail}")
         if self.window_start < 0 or (
             self.window_stop is not None and self.window_stop <= self.window_start
         ):
@@ -254,7 +260,12 @@ def _superspike_updates(spec: TrialSpec, state: TrialState, x, labels, mask):
     """Each trial as one block of the rule, from the rule's trial state (or the slot's carried
     state); the updates averaged over the valid trials."""
     rule = _rule(spec)
-    tgt = spec.targets(labels, x.shape[0], x.dtype)
+    n_steps = x.shape[0]
+    tgt = spec.targets(labels, n_steps, x.dtype)
+    tail = round(spec.error_tail / spec.net.neuron.dt)
+    if tail:  # silence after the trial, in which the error still meets the traces
+        x = jnp.concatenate([x, jnp.zeros((tail, *x.shape[1:]), x.dtype)])
+        tgt = jnp.concatenate([tgt, jnp.zeros((tail, *tgt.shape[1:]), tgt.dtype)])
     starts = state.carry if spec.carry_state else None
 
     def one(xb, yb, st):
@@ -267,7 +278,7 @@ def _superspike_updates(spec: TrialSpec, state: TrialState, x, labels, mask):
     m = mask.astype(x.dtype)
     n = jnp.maximum(jnp.sum(m), 1)
     grads = jax.tree.map(lambda u: jnp.tensordot(m, u, axes=1) / n, out.updates)
-    spikes = jnp.moveaxis(out.record.spikes[-1], 0, 1)  # [B, T, C] -> [T, B, C]
+    spikes = jnp.moveaxis(out.record.spikes[-1], 0, 1)[:n_steps]  # [B, T, C] -> [T, B, C]
     dt = spec.net.neuron.dt
     loss = _masked_mean(spec.readout.losses(spikes, labels, dt), mask)
     acc = _masked_mean(spec.readout.predict(spikes, dt) == labels, mask)

@@ -113,7 +113,10 @@ def test_superspike_step_equals_the_rule_on_each_trial_alone(error):
             tgt[-1] *= 2
         else:
             tgt[[20, 30], y] = 1
-        out = rule.update(state.weights, state.rule, Block(x[:, b], jnp.asarray(tgt)))
+        tail = np.zeros((50, N_IN), np.float32)  # error_tail: 50 ms of silence
+        xb = jnp.concatenate([x[:, b], tail])
+        tb = jnp.concatenate([jnp.asarray(tgt), jnp.zeros((50, C))])
+        out = rule.update(state.weights, state.rule, Block(xb, tb))
         total = out.updates if total is None else jax.tree.map(jnp.add, total, out.updates)
     assert any(float(jnp.abs(u).max()) > 0 for u in total)
     for w_new, w, u in zip(new.weights, state.weights, total, strict=True):

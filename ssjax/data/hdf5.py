@@ -20,7 +20,7 @@ import numpy as np
 
 from ssjax.data.trials import TrialSet
 
-__all__ = ["HDF5_FIELDS", "load_hdf5"]
+__all__ = ["HDF5_FIELDS", "load_hdf5", "write_hdf5"]
 
 HDF5_FIELDS = ("spikes/times", "spikes/units", "labels")
 
@@ -89,3 +89,38 @@ def load_hdf5(
         source=path,
         fields=("spikes/times", "spikes/units"),
     )
+
+
+def write_hdf5(path, times, units, labels, *, overwrite: bool = False) -> None:
+    """Write trials in the SHD/SSC layout that :func:`load_hdf5` reads.
+
+    ``times[i]`` (s, float) and ``units[i]`` (int) are trial ``i``'s spikes, ``labels`` ``[n]``
+    its classes. The file is written beside ``path`` and renamed into place, so a failure never
+    leaves a partial file; an existing ``path`` is an error unless ``overwrite``.
+    """
+    import h5py
+
+    path = os.fspath(path)
+    if os.path.exists(path) and not overwrite:
+        raise FileExistsError(f"{path} exists (pass overwrite=True to replace it)")
+    labels = np.asarray(labels).reshape(-1)
+    if not len(times) == len(units) == labels.size:
+        raise ValueError(
+            f"{path}: times, units and labels differ in length: "
+            f"{len(times)}, {len(units)}, {labels.size}"
+        )
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        with h5py.File(tmp, "w") as fh:
+            ft = fh.create_dataset("spikes/times", (labels.size,), h5py.vlen_dtype(np.float32))
+            fu = fh.create_dataset("spikes/units", (labels.size,), h5py.vlen_dtype(np.uint16))
+            for i, (t, u) in enumerate(zip(times, units, strict=True)):
+                t, u = np.asarray(t, np.float32), np.asarray(u)
+                if t.shape != u.shape:
+                    raise ValueError(f"{path}: trial {i}: {t.size} times but {u.size} units")
+                ft[i], fu[i] = t, u.astype(np.uint16)
+            fh.create_dataset("labels", data=labels.astype(np.uint8))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
