@@ -26,6 +26,10 @@ SMALL = {
     "03_superspike_vs_bptt": (
         "PERIODS = 3\nSEEDS = 2\nSIZES = (100, 4, 1)\nGAIN = 3.0\nBURN_IN = 0.0\n"
     ),
+    "05_trials_shd": (
+        "N_CLASSES = 3\nN_UNITS = 40\nN_PER_CLASS = 3\nN_TEST = 2\nHIDDEN = 8\nEPOCHS = 2\n"
+        "SEEDS = 2\n"
+    ),
 }
 
 
@@ -88,3 +92,17 @@ def test_03_superspike_vs_bptt(in_tmp):
     assert set(ns["curves"]) == {"superspike", "bptt"}
     for vr in ns["curves"].values():
         assert vr.shape == (3, 2) and np.all(np.isfinite(vr))
+
+
+@pytest.mark.slow  # ~30 s: three rules compiled
+def test_05_trials_shd(in_tmp):
+    ns = run_notebook("05_trials_shd")
+    rules = ("bptt", "superspike symmetric", "superspike random")
+    assert set(ns["final_accuracy"]) == set(rules)
+    for name in rules:
+        assert ns["curves"][name].shape == (3, 2)  # epochs + 1, seeds
+        assert np.all((ns["curves"][name] >= 0) & (ns["curves"][name] <= 1))
+        assert len(ns["wall"][name]) == 2 and min(ns["wall"][name]) > 0
+    assert ns["train"].n_trials == 9 and ns["test"].n_trials == 6
+    for png in ("words.png", "trials_shd.png"):
+        assert (in_tmp / png).stat().st_size > 0
