@@ -62,12 +62,12 @@ def _data(name: str, size: dict, folder: Path):
             (20, 100, 10),
         )
     kw = dict(n_classes=20, n_units=700, duration=0.5, dt=1e-3)
-    k_train, k_test = jax.random.split(key)
     paths = []
-    for k, n, split in ((k_train, size["n_per_class"], "train"), (k_test, size["n_test"], "test")):
+    for i, n, split in ((1, size["n_per_class"], "train"), (2, size["n_test"], "test")):
         path = folder / f"shd_like_{split}.h5"
-        if not path.exists():
-            write_hdf5(path, *synthetic_words(k, n_per_class=n, **kw))
+        if not path.exists():  # the same words (key), other utterances (trial_key)
+            words = synthetic_words(key, n_per_class=n, trial_key=jax.random.PRNGKey(i), **kw)
+            write_hdf5(path, *words)
         paths.append(path)
     train, test = (load_hdf5(p, n_units=700, dt=1e-3, duration=0.5, n_classes=20) for p in paths)
     return train, test, (700, 128, 20)

@@ -44,10 +44,14 @@ def synthetic_words(
     rate_bg: float = 1.0,
     warp: float = 0.15,
     jitter: float = 20.0,
+    trial_key: PRNGKey | None = None,
 ) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
     """``n_classes x n_per_class`` trials (shuffled) of the module's model.
 
-    Args are in seconds, Hz and channels. Returns ``(times, units, labels)``: per trial the
+    ``key`` draws the words (each class's bands), ``trial_key`` the trials (jitter, spikes,
+    order; derived from ``key`` if None): the same ``key`` with another ``trial_key`` gives new
+    utterances of the same words, e.g. a test set. Args are in seconds, Hz and channels.
+    Returns ``(times, units, labels)``: per trial the
     spike times (s, float32, on the grid of ``dt``) and channels (int), and ``labels``
     ``[n]`` int. Memory: one trial's ``[T, N]`` rates at a time, then its events.
     """
@@ -55,7 +59,8 @@ def synthetic_words(
         raise ValueError("n_classes, n_per_class, n_units and n_bands must be >= 1")
     if not (0 < dt < duration and 0 <= warp < 1 and rate_max >= 0 and rate_bg >= 0):
         raise ValueError("need 0 < dt < duration, 0 <= warp < 1 and non-negative rates")
-    k_cls, k_trials, k_order = jax.random.split(key, 3)
+    k_cls, k_default = jax.random.split(key)
+    k_trials, k_order = jax.random.split(k_default if trial_key is None else trial_key)
     kc = jax.random.split(k_cls, 3)
     ends = jax.random.uniform(kc[0], (n_classes, n_bands, 2), minval=0.1, maxval=0.9) * n_units
     onsets = jax.random.uniform(kc[1], (n_classes, n_bands), minval=0.05, maxval=0.3) * duration

@@ -35,3 +35,20 @@ def test_words_are_reproducible_class_specific_and_round_trip_through_hdf5(tmp_p
     with pytest.raises(ValueError, match="differ in length"):
         write_hdf5(tmp_path / "bad.h5", times, units[:-1], labels)
     assert not (tmp_path / "bad.h5").exists() and not list(tmp_path.glob("*.tmp-*"))
+
+
+def test_another_trial_key_gives_new_utterances_of_the_same_words():
+    kw = dict(KW, n_per_class=30, jitter=2.0)  # jitter in proportion to 60 channels
+    a = synthetic_words(jax.random.PRNGKey(0), trial_key=jax.random.PRNGKey(1), **kw)
+    b = synthetic_words(jax.random.PRNGKey(0), trial_key=jax.random.PRNGKey(2), **kw)
+    c = synthetic_words(jax.random.PRNGKey(5), trial_key=jax.random.PRNGKey(2), **kw)
+
+    def class_means(words):
+        ts = TrialSet.from_times(*words, n_units=60, dt=1e-3, duration=0.1)
+        r = np.stack([ts.trial_raster(i).sum(0) for i in range(ts.n_trials)])
+        return np.stack([r[words[2] == k].mean(0) for k in range(3)])
+
+    ma, mb, mc = class_means(a), class_means(b), class_means(c)
+    assert not all(np.array_equal(x, y) for x, y in zip(a[1], b[1], strict=True))
+    # the same words: b's class means are closer to a's than another key's words are
+    assert np.abs(ma - mb).sum() < 0.5 * np.abs(ma - mc).sum()
