@@ -94,12 +94,18 @@ def ssjax_network(wl: Workload) -> Network:
     return Network((wl.n_in, wl.hidden), neuron=neuron)
 
 
-def ssjax_loss(params, x, y, wl: Workload):
-    """``(loss, hidden spike rate per step)`` built from ssjax's pieces."""
+def ssjax_readout(params, x, wl: Workload):
+    """``(readout potentials [T, B, n_out], hidden spikes [T, B, H])`` from ssjax's pieces."""
     w_in, w_out = params
     _, rec = simulate(ssjax_network(wl), (w_in,), x)
     s = rec.spikes[0]
     v, _ = exp_filter(jnp.matmul(s, w_out), wl.tau_out, wl.dt)
+    return v, s
+
+
+def ssjax_loss(params, x, y, wl: Workload):
+    """``(loss, hidden spike rate per step)`` built from ssjax's pieces."""
+    v, s = ssjax_readout(params, x, wl)
     return cross_entropy(v, y), jnp.mean(s)
 
 

@@ -81,17 +81,16 @@ def run_peer(name: str, wl, data, repeats: int) -> dict:
 
 
 # ------------------------------------------------------------------------------ spyx
-def _spyx(wl, data, repeats: int) -> dict:
-    import jax
+def spyx_model(wl, w_in, w_out):
+    """``(params, readout, loss_fn)``: ``readout(params, x) -> (potentials [T, B, n_out],
+    hidden spikes)``, ``loss_fn(params, x, y) -> (loss, hidden spike rate)``."""
     import jax.numpy as jnp
-    import optax
     import spyx
     import spyx.nn as snn
     from flax import nnx
 
-    from benchmarks.bptt import cross_entropy, step_record
+    from benchmarks.bptt import cross_entropy
 
-    x, y, (w_in, w_out) = data
     k = wl.dt / wl.tau_mem
     # CuBaLIF: I <- alpha I + x; V <- beta V + I, so x = k w / V_SCALE matches the Euler membrane
     w_in_spyx = jnp.asarray(w_in * (k / V_SCALE))
@@ -118,13 +117,30 @@ def _spyx(wl, data, repeats: int) -> dict:
             self.readout = snn.LI((wl.n_out,), beta=math.exp(-wl.dt / wl.tau_out), rngs=rngs)
 
     graphdef, params = nnx.split(Model(nnx.Rngs(0)))
-    opt = optax.adam(wl.lr)
 
-    def loss_fn(params, x, y):
+    def readout(params, x):
         m = nnx.merge(graphdef, params)
         s, _ = snn.run(m.lif, m.fc_in(x))
         v, _ = snn.run(m.readout, m.fc_out(s))
+        return v, s
+
+    def loss_fn(params, x, y):
+        v, s = readout(params, x)
         return cross_entropy(v, y), jnp.mean(s)
+
+    return params, readout, loss_fn
+
+
+def _spyx(wl, data, repeats: int) -> dict:
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    from benchmarks.bptt import step_record
+
+    x, y, (w_in, w_out) = data
+    params, _, loss_fn = spyx_model(wl, w_in, w_out)
+    opt = optax.adam(wl.lr)
 
     def step(params, opt_state, x, y):
         (loss, rate), g = jax.value_and_grad(loss_fn, has_aux=True)(params, x, y)

@@ -32,6 +32,8 @@ if typing.TYPE_CHECKING:  # the names, for type checkers and IDEs; at run time: 
         get_readout,
         spike_counts,
     )
+    from ssjax.data.trials import TrialSet
+    from ssjax.experiment.load import Evaluation, LoadedRun, evaluate, load_run
     from ssjax.filters import alpha_kernel, double_exp_filter, epsilon_kernel, exp_filter
     from ssjax.losses import (
         VanRossum,
@@ -86,6 +88,7 @@ if typing.TYPE_CHECKING:  # the names, for type checkers and IDEs; at run time: 
         run_blocks,
         run_blocks_jit,
     )
+    from ssjax.trial import TrialSpec, TrialState, evaluate_trials, init_trial_state, train_epoch
     from ssjax.xla import CpuSettings, configure_cpu
 
 # name -> defining module; imported on first use, so that `import ssjax` (and the `ssjax`
@@ -101,6 +104,17 @@ _EXPORTS = {
     "first_spike_times": "ssjax.classification",
     "get_readout": "ssjax.classification",
     "spike_counts": "ssjax.classification",
+    # reading runs back: the experiment layer's public entry points
+    "Evaluation": "ssjax.experiment.load",
+    "LoadedRun": "ssjax.experiment.load",
+    "evaluate": "ssjax.experiment.load",
+    "load_run": "ssjax.experiment.load",
+    "TrialSet": "ssjax.data.trials",
+    "TrialSpec": "ssjax.trial",
+    "TrialState": "ssjax.trial",
+    "init_trial_state": "ssjax.trial",
+    "train_epoch": "ssjax.trial",
+    "evaluate_trials": "ssjax.trial",
     "alpha_kernel": "ssjax.filters",
     "double_exp_filter": "ssjax.filters",
     "epsilon_kernel": "ssjax.filters",
@@ -194,6 +208,10 @@ __version__ = "0.1.0"
 # to_nir and from_nir are lazy names outside __all__: they need the optional nir package, and
 # `from ssjax import *` must work without it
 __all__ = [
+    "Evaluation",
+    "LoadedRun",
+    "evaluate",
+    "load_run",
     "CpuSettings",
     "configure_cpu",
     "FEEDBACKS",
@@ -208,6 +226,12 @@ __all__ = [
     "SuperSpikeState",
     "TrainSpec",
     "TrainState",
+    "TrialSet",
+    "TrialSpec",
+    "TrialState",
+    "evaluate_trials",
+    "init_trial_state",
+    "train_epoch",
     "VanRossum",
     "bptt",
     "superspike",

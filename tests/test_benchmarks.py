@@ -157,3 +157,15 @@ def test_sweep_suite_quick_run(tmp_path):
     assert [r["conditions"] for r in recs if r["kind"] == "scaling"] == [1, 4]
     text = "\n".join(run._sweep_md(recs))
     assert "## (f) Hyper-parameter sweeps" in text and "| map | 15 x 4 |" in text
+
+
+@pytest.mark.slow  # ~15 s: one condition of the trials suite, quick sizes
+def test_trials_suite_records_one_condition(tmp_path):
+    from benchmarks import trials
+
+    rec = trials.measure("randman", "bptt", quick=True, folder=tmp_path)
+    assert rec["seeds"] == trials.SEEDS and len(rec["test_accuracy"]) == trials.SEEDS
+    assert all(0.0 <= a <= 1.0 for a in rec["test_accuracy"])
+    assert rec["epoch_s"] > 0 and rec["peak_mb"] > 0 and rec["train_trials"] == 600
+    table = trials.markdown([rec])
+    assert "| randman | bptt | 20-100-10 | 600 / 200 |" in table

@@ -27,6 +27,10 @@ SMALL = {
         "PERIODS = 3\nSEEDS = 2\nSIZES = (100, 4, 1)\nGAIN = 3.0\nBURN_IN = 0.0\n"
     ),
     "04_flax_nnx": "EPOCHS = 3\nBLOCKS = 2\n",
+    "05_trials_shd": (
+        "N_CLASSES = 3\nN_UNITS = 40\nN_PER_CLASS = 3\nN_TEST = 2\nHIDDEN = 8\nEPOCHS = 2\n"
+        "SEEDS = 2\n"
+    ),
 }
 
 
@@ -103,3 +107,17 @@ def test_04_flax_nnx(in_tmp):
     assert kinds == ["CubaLIF", "CubaLIF", "Input", "Linear", "Linear", "Output"]
     assert (in_tmp / "trained.nir").stat().st_size > 0
     assert "tau_ref" in ns["refusal"]
+
+
+@pytest.mark.slow  # ~30 s: three rules compiled
+def test_05_trials_shd(in_tmp):
+    ns = run_notebook("05_trials_shd")
+    rules = ("bptt", "superspike symmetric", "superspike random")
+    assert set(ns["final_accuracy"]) == set(rules)
+    for name in rules:
+        assert ns["curves"][name].shape == (3, 2)  # epochs + 1, seeds
+        assert np.all((ns["curves"][name] >= 0) & (ns["curves"][name] <= 1))
+        assert len(ns["wall"][name]) == 2 and min(ns["wall"][name]) > 0
+    assert ns["train"].n_trials == 9 and ns["test"].n_trials == 6
+    for png in ("words.png", "trials_shd.png"):
+        assert (in_tmp / png).stat().st_size > 0
