@@ -1,5 +1,7 @@
 """Trial training (ssjax.trial): each route against an independent one, trial by trial."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -27,6 +29,12 @@ from ssjax.trial import (
     train_epoch,
     train_step,
 )
+
+# one compilation per route: the trainer's steps and the independent per-trial routes are jitted
+step = jax.jit(train_step, static_argnums=(0, 1))
+
+# the trainer's step and the independent per-trial routes are jitted: one compilation each
+step = jax.jit(train_step, static_argnums=(0, 1))
 
 DT = 1e-3
 NEURON = LIFParams(dt=DT, tau_mem=20e-3, tau_syn=5e-3)
@@ -58,6 +66,11 @@ def _per_trial_loss(spec, weights, trials, i):
     """One trial simulated alone ([T, 1, N]) and scored: an independent route."""
     x = jnp.asarray(trials.trial_raster(i))[:, None]
     y = jnp.asarray([int(trials.labels[i])])
+    return _scored(spec, weights, x, y)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _scored(spec, weights, x, y):
     _, rec = simulate(spec.net, weights, x)
     if spec.readout.outputs == "membrane":
         _, out = li_readout(spec.net.neuron, rec.spikes[-2], weights[1])
@@ -75,19 +88,19 @@ def test_bptt_step_equals_the_mean_gradient_of_trials_run_alone(readout):
     state = init_trial_state(spec, tx, jax.random.PRNGKey(1))
     idx, mask = jnp.asarray([0, 3, 5, 0]), jnp.asarray([True, True, True, False])
     x, labels = dense_batch(trials, idx, mask)
-    new, m = train_step(spec, tx, state, x, labels, mask)
+    new, m = step(spec, tx, state, x, labels, mask)
 
     def mean_loss(w):
         return sum(_per_trial_loss(spec, w, trials, i) for i in (0, 3, 5)) / 3
 
-    loss, g = jax.value_and_grad(mean_loss)(state.weights)
+    loss, g = jax.jit(jax.value_and_grad(mean_loss))(state.weights)
     assert float(m.loss) == pytest.approx(float(loss), rel=1e-5)
     assert int(m.n) == 3
     assert any(float(jnp.abs(gi).max()) > 0 for gi in g)  # the check is not vacuous
     for w_new, w, gi in zip(new.weights, state.weights, g, strict=True):
         np.testing.assert_allclose(w_new, np.clip(w - lr * gi, -0.1, 0.1), rtol=1e-5, atol=1e-9)
     # negative control: the padded slot (trial 0 again) would change the mean
-    _, m_all = train_step(spec, tx, state, x, labels, jnp.ones(4, bool))
+    _, m_all = step(spec, tx, state, x, labels, jnp.ones(4, bool))
     assert float(m_all.loss) != pytest.approx(float(m.loss), rel=1e-6)
 
 
@@ -101,8 +114,8 @@ def test_superspike_step_equals_the_rule_on_each_trial_alone(error):
     state = init_trial_state(spec, tx, jax.random.PRNGKey(2))
     idx = jnp.asarray([1, 2, 6])
     x, labels = dense_batch(trials, idx)
-    new, _ = train_step(spec, tx, state, x, labels)
-    rule = superspike(spec.net, cfg)
+    new, _ = step(spec, tx, state, x, labels)
+    update = jax.jit(superspike(spec.net, cfg).update)
     total = None
     for b, i in enumerate([1, 2, 6]):
         y = int(trials.labels[i])
@@ -116,7 +129,7 @@ def test_superspike_step_equals_the_rule_on_each_trial_alone(error):
         tail = np.zeros((50, N_IN), np.float32)  # error_tail: 50 ms of silence
         xb = jnp.concatenate([x[:, b], tail])
         tb = jnp.concatenate([jnp.asarray(tgt), jnp.zeros((50, C))])
-        out = rule.update(state.weights, state.rule, Block(xb, tb))
+        out = update(state.weights, state.rule, Block(xb, tb))
         total = out.updates if total is None else jax.tree.map(jnp.add, total, out.updates)
     assert any(float(jnp.abs(u).max()) > 0 for u in total)
     for w_new, w, u in zip(new.weights, state.weights, total, strict=True):
@@ -140,7 +153,7 @@ def test_an_epoch_equals_its_batches_one_by_one_and_sees_every_trial_once():
     st = state
     for b in range(idx.shape[0]):
         x, labels = dense_batch(trials, idx[b], mask[b])
-        st, m = train_step(spec, tx, st, x, labels, mask[b])
+        st, m = step(spec, tx, st, x, labels, mask[b])
         assert float(m.loss) == pytest.approx(float(metrics.loss[b]), rel=1e-5)
     for a, b in zip(new.weights, st.weights, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-9)
@@ -157,12 +170,16 @@ def test_evaluation_equals_scoring_each_trial_alone():
     ev = evaluate_trials(spec, weights, trials)
     losses = [float(_per_trial_loss(spec, weights, trials, i)) for i in range(5)]
     assert float(ev["loss"]) == pytest.approx(np.mean(losses), rel=1e-5)
-    preds = []
-    for i in range(5):
-        x = jnp.asarray(trials.trial_raster(i))[:, None]
+
+    @jax.jit
+    def mean_potential(x):
         _, rec = simulate(spec.net, weights, x)
-        _, u = li_readout(NEURON, rec.spikes[-2], weights[1])
-        preds.append(int(jnp.argmax(jnp.mean(u, 0)[0])))
+        return jnp.mean(li_readout(NEURON, rec.spikes[-2], weights[1])[1], 0)[0]
+
+    preds = [
+        int(jnp.argmax(mean_potential(jnp.asarray(trials.trial_raster(i))[:, None])))
+        for i in range(5)
+    ]
     assert np.asarray(ev["predictions"]).tolist() == preds
     assert float(ev["accuracy"]) == pytest.approx(np.mean(np.asarray(preds) == trials.labels))
 
@@ -174,8 +191,8 @@ def test_carried_state_continues_each_slot_across_batches():
     state = init_trial_state(spec, tx, jax.random.PRNGKey(6), batch_size=2)
     x1, y1 = dense_batch(trials, jnp.asarray([0, 1]))
     x2, y2 = dense_batch(trials, jnp.asarray([2, 3]))
-    st, _ = train_step(spec, tx, state, x1, y1)
-    _, m2 = train_step(spec, tx, st, x2, y2)
+    st, _ = step(spec, tx, state, x1, y1)
+    _, m2 = step(spec, tx, st, x2, y2)
     # one simulation of both batches back to back, scored on the second half
     w = state.weights
     _, rec = simulate(spec.net, w, jnp.concatenate([x1, x2]))
@@ -183,7 +200,7 @@ def test_carried_state_continues_each_slot_across_batches():
     want = spec.readout.loss(u[T:], y2, DT)
     assert float(m2.loss) == pytest.approx(float(want), rel=1e-5)
     # negative control: from rest, the second batch scores differently
-    _, m_rest = train_step(_spec("last"), tx, init_trial_state(_spec("last"), tx,
+    _, m_rest = step(_spec("last"), tx, init_trial_state(_spec("last"), tx,
                            jax.random.PRNGKey(6)), x2, y2)  # fmt: skip
     assert float(m_rest.loss) != pytest.approx(float(m2.loss), rel=1e-6)
 
