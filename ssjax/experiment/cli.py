@@ -7,6 +7,12 @@ created or changed); 1 a run that failed (numerical fault, unreadable checkpoint
 number when SIGTERM or SIGINT stopped a run after saving a checkpoint, or when a second signal
 (or one during start-up) stopped it at once, keeping the last checkpoint.
 
+Several processes (``ssjax train --distributed`` or ``--coordinator HOST:PORT --num-processes N
+--process-id I``; :mod:`ssjax.experiment.distributed`): a bad setting or a failed
+``jax.distributed`` start exits 2; a failure of process 0 at start-up ends the others with its
+message and code; a process that loses another exits 1 (or 134 when JAX's distributed service
+aborts it first). Only process 0 prints the summary.
+
 Before anything else :func:`main` applies the XLA:CPU tuning
 (:func:`ssjax.xla.configure_cpu_from_env`: one CPU device per core, single-loop time scans;
 ``SSJAX_XLA_TUNING=0`` turns it off) and selects matplotlib's Agg backend unless ``MPLBACKEND``
