@@ -172,7 +172,7 @@ class Checkpointer:
             fd = os.open(where, os.O_RDONLY | os.O_DIRECTORY)
             where = Path(f"/proc/self/fd/{fd}")
         more = {}
-        if jax.process_count() > 1:  # see the module docstring (Several processes)
+        if jax.distributed.is_initialized() and jax.process_count() > 1:  # module docstring
             me = jax.process_index()
             more["multiprocessing_options"] = ocp.options.MultiprocessingOptions(
                 primary_host=me, active_processes={me}
