@@ -41,6 +41,13 @@ silently; tensorstore's file kvstore takes ``\\`` for ``/`` and writes the array
 So orbax gets a directory containing ``[ * ? \\`` as ``/proc/self/fd/<n>``, a descriptor open on
 it (Linux; refused where there is no /proc).
 
+Several processes (``jax.distributed``): a ``Checkpointer`` is used by one process alone (the
+runner's primary, on the state gathered to its host with ``process_allgather``): orbax is told
+so (``MultiprocessingOptions(primary_host=me, active_processes={me})``), which skips its
+cross-process barriers. orbax could also write each process's shards itself, but the manifest
+hashes whole leaves and a checkpoint of whole arrays restores with any number of processes and
+devices (the states are small: weights and traces per seed).
+
 Format ``ssjax-checkpoint-1`` (``arrays/`` + ``manifest.json``) is not read: restore and
 read_meta raise :class:`CheckpointError` naming it.
 """
@@ -164,6 +171,12 @@ class Checkpointer:
                 raise CheckpointError(f"orbax cannot use {where} ([ * ? \\) on this platform")
             fd = os.open(where, os.O_RDONLY | os.O_DIRECTORY)
             where = Path(f"/proc/self/fd/{fd}")
+        more = {}
+        if jax.distributed.is_initialized() and jax.process_count() > 1:  # module docstring
+            me = jax.process_index()
+            more["multiprocessing_options"] = ocp.options.MultiprocessingOptions(
+                primary_host=me, active_processes={me}
+            )
         options = ocp.CheckpointManagerOptions(
             step_prefix="step",
             step_format_fixed_length=8,
@@ -176,6 +189,7 @@ class Checkpointer:
             cleanup_tmp_directories=write,
             todelete_subdir=TRASH,
             preservation_policy=_KeepNewestVerified(self) if write else None,
+            **more,
         )
         try:
             with ocp.CheckpointManager(where, options=options) as mngr:

@@ -7,6 +7,12 @@ created or changed); 1 a run that failed (numerical fault, unreadable checkpoint
 number when SIGTERM or SIGINT stopped a run after saving a checkpoint, or when a second signal
 (or one during start-up) stopped it at once, keeping the last checkpoint.
 
+Several processes (``ssjax train --distributed`` or ``--coordinator HOST:PORT --num-processes N
+--process-id I``; :mod:`ssjax.experiment.distributed`): a bad setting or a failed
+``jax.distributed`` start exits 2; a failure of process 0 at start-up ends the others with its
+message and code; a process that loses another exits 1 (or 134 when JAX's distributed service
+aborts it first). Only process 0 prints the summary.
+
 Before anything else :func:`main` applies the XLA:CPU tuning
 (:func:`ssjax.xla.configure_cpu_from_env`: one CPU device per core, single-loop time scans;
 ``SSJAX_XLA_TUNING=0`` turns it off) and selects matplotlib's Agg backend unless ``MPLBACKEND``
@@ -53,11 +59,36 @@ def _enable_x64(cfg) -> None:
         jax.config.update("jax_enable_x64", True)
 
 
+def _start_processes(args) -> int | None:
+    """``jax.distributed`` as the flags and ``SSJAX_*`` variables ask (before any JAX
+    computation); exit code 2 for a bad setting or a failed start, else None."""
+    from ssjax.experiment.distributed import DistributedError, initialize, settings_from_env
+
+    try:
+        dist = settings_from_env(
+            args.distributed, args.coordinator, args.num_processes, args.process_id
+        )
+        if dist is not None:
+            initialize(dist)
+    except DistributedError as e:
+        return _err(str(e), 2)
+    return None
+
+
+def _primary() -> bool:
+    import jax
+
+    return jax.process_index() == 0
+
+
 def _train(args) -> int:
     from ssjax.experiment.config import ConfigError
     from ssjax.experiment.report import json_safe
     from ssjax.experiment.runner import prepare, train
 
+    code = _start_processes(args)
+    if code is not None:
+        return code
     if args.sweep is not None:
         return _train_sweep(args)
     try:
@@ -69,6 +100,8 @@ def _train(args) -> int:
     code, summary = _guarded(train, cfg, workdir, args)
     if code is not None:
         return code
+    if not _primary():  # the primary process reports
+        return 0
     keys = ("median", "simulated_seconds", "wall_seconds")
     print(json.dumps(json_safe({k: summary[k] for k in keys})))
     print(
@@ -83,6 +116,7 @@ def _guarded(run, what, workdir, args):
     work directory (another run's config, in use, not a folder), 1 for a failed run."""
     from ssjax.experiment.checkpoint import CheckpointError
     from ssjax.experiment.config import ConfigError
+    from ssjax.experiment.distributed import PeerError, PeerLost
     from ssjax.experiment.runner import NumericalError, RunError, WorkdirError
 
     try:
@@ -97,6 +131,14 @@ def _guarded(run, what, workdir, args):
         return _err(str(e), 2), None
     except (NumericalError, CheckpointError) as e:
         return _err(str(e), 1), None
+    except PeerError as e:  # another process's failure, with its exit code
+        return _err(str(e), e.code), None
+    except PeerLost as e:
+        # at once: JAX's exit would wait for the lost process at a shutdown barrier, then abort
+        _err(str(e), 1)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(1)
 
 
 def _train_sweep(args) -> int:
@@ -120,6 +162,8 @@ def _train_sweep(args) -> int:
     code, rows = _guarded(train_sweep, conds, workdir, args)
     if code is not None:
         return code
+    if not _primary():
+        return 0
     print(format_table(rows), end="")
     print(f"wrote {workdir}/sweep.md, sweep.json and one folder per condition")
     return 0
@@ -295,6 +339,28 @@ def build_parser() -> argparse.ArgumentParser:
         "hyper-parameters run as one program; default workdir runs/<config name>_sweep",
     )
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g = t.add_argument_group(
+        "several processes (jax.distributed; see ssjax.experiment.distributed)",
+        "each process runs the same command; process 0 writes the work directory",
+    )
+    g.add_argument(
+        "--distributed",
+        action="store_true",
+        help="one of several processes; alone, JAX reads the cluster's environment (SLURM, "
+        "Open MPI, JAX_COORDINATOR_ADDRESS)",
+    )
+    g.add_argument(
+        "--coordinator", default=None, metavar="HOST:PORT",
+        help="process 0's address and a free port (SSJAX_COORDINATOR)",
+    )  # fmt: skip
+    g.add_argument(
+        "--num-processes", type=int, default=None, metavar="N",
+        help="number of processes (SSJAX_NUM_PROCESSES)",
+    )  # fmt: skip
+    g.add_argument(
+        "--process-id", type=int, default=None, metavar="I",
+        help="this process's index, 0 .. N-1 (SSJAX_PROCESS_ID)",
+    )  # fmt: skip
     t.set_defaults(func=_train)
 
     v = sub.add_parser("validate", help="check a config without running anything")

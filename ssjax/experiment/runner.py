@@ -7,7 +7,10 @@ fixed length, split only where logs, raster images or checkpoints are due; the s
 between segments is the whole :class:`ssjax.train.TrainState`, and the partial pattern period is
 part of the checkpoint (:class:`ssjax.metrics.PeriodAccumulator`), so a resumed run is
 bit-identical to an uninterrupted one (CPU). At the end :mod:`ssjax.experiment.report` writes
-the summary. Checkpoints are written by orbax from every process to a shared directory.
+the summary. With several processes (:mod:`ssjax.experiment.distributed`) every process runs
+this loop on its share of the seeds; the primary alone holds the lock, restores (the others
+receive the state), and writes checkpoints (of the state gathered to its host), logs and the
+report; a SIGINT/SIGTERM to any process stops all of them at the same segment.
 
 Reference: SUPERSPIKE.md; DESIGN.md (train, checkpoint, logging).
 """
@@ -42,6 +45,15 @@ from ssjax.experiment.config import (
     load_config,
     n_blocks,
     run_dtype,
+)
+from ssjax.experiment.distributed import (
+    PeerError,
+    agree,
+    allgather,
+    broadcast,
+    is_primary,
+    multi_process,
+    to_host,
 )
 from ssjax.experiment.paths import UnknownConfigError, find_config
 from ssjax.experiment.report import layer_names, output_raster, run_warnings, write_report
@@ -192,8 +204,31 @@ def train(
     """
     workdir = Path(workdir)
     dtype = run_dtype(cfg)
-    with open_workdir(workdir):
+
+    def start():
+        lock = open_workdir(workdir)
+        try:
+            check_workdir(cfg, workdir, override_config)
+        except BaseException:
+            lock.release()
+            raise
+        return lock
+
+    # several processes: only the primary locks and reads the folder (the others never touch it)
+    with agree(start, exit_code) or contextlib.nullcontext():
         return _train_locked(cfg, workdir, dtype, override_config, fallback, progress, inject_nan)
+
+
+def exit_code(exc: BaseException) -> int:
+    """The CLI's exit code for ``exc``: 2 for a config, work directory or set-up error, 1 for a
+    failed run, ``128 + signal`` for an interrupt (:class:`SystemExit`)."""
+    if isinstance(exc, PeerError):
+        return exc.code
+    if isinstance(exc, SystemExit):
+        return exc.code if isinstance(exc.code, int) and exc.code else 1
+    if isinstance(exc, (ConfigError, RunError, WorkdirError)):
+        return 2
+    return 1
 
 
 @dataclasses.dataclass
@@ -228,7 +263,6 @@ class Runs:
 
 
 def _train_locked(cfg, workdir, dtype, override_config, fallback, progress, inject_nan) -> dict:
-    check_workdir(cfg, workdir, override_config)
     trainer = dataclasses.replace(build_trainer(cfg), on_nonfinite=cfg.run.on_nonfinite)
     ids = seed_ids(cfg)
     config = config_to_dict(cfg)
@@ -248,13 +282,21 @@ def _train_locked(cfg, workdir, dtype, override_config, fallback, progress, inje
 
 def train_runs(runs: Runs, override_config, fallback, progress, inject_nan=None) -> list[dict]:
     """Train (or resume) ``runs`` in their work directories (already locked and checked by the
-    caller); returns each part's summary (:func:`ssjax.experiment.report.write_report`)."""
+    caller); returns each part's summary (:func:`ssjax.experiment.report.write_report`).
+
+    With several processes each calls it with the same ``runs``; the primary returns the
+    summaries, the others (which write nothing) empty dicts."""
     cfg, trainer, ids = runs.cfg, runs.trainer, runs.ids
+    primary = is_primary()
+    try:
+        mesh = seed_mesh(len(ids))
+    except ValueError as e:  # several processes and a run count they cannot share
+        raise RunError(str(e)) from None
     # patterns as events (ssjax.pattern): the trainer gathers each block's spikes on the device
     pattern_in, pattern_tgt = build_patterns(cfg, trainer.block_steps)
     total = n_blocks(cfg)
     warns = run_warnings(cfg, trainer, pattern_in.n_steps)
-    for w in warns:
+    for w in warns if primary else ():
         print(f"warning: {w}", file=sys.stderr)
 
     ckpt = Checkpointer(runs.checkpoints, keep=cfg.run.keep_checkpoints)
@@ -268,29 +310,35 @@ def train_runs(runs: Runs, override_config, fallback, progress, inject_nan=None)
             head = f"checkpoint step {step} in {ckpt.directory} was saved with a different config"
             raise RunError(_diff_message(head, diff, f"step {step}"))
 
-    latest = ckpt.latest()
-    if latest is not None:
-        with contextlib.suppress(CheckpointError):  # a corrupt newest step: restore says so
-            check(ckpt.read_meta(latest), latest)
-        start, state, meta = ckpt.restore(runs.template, fallback=fallback)
-        check(meta, start)
+    def restore():
+        latest, out = ckpt.latest(), (0, runs.template, None)
+        if latest is not None:
+            with contextlib.suppress(CheckpointError):  # a corrupt newest step: restore says so
+                check(ckpt.read_meta(latest), latest)
+            out = ckpt.restore(runs.template, fallback=fallback)
+            check(out[2], out[0])
+            print(f"resuming {runs.checkpoints.parent} from block {out[0]}")
+        # only now: a refused resume must leave the saved configs as they were
+        for part in runs.parts:
+            part.workdir.mkdir(parents=True, exist_ok=True)
+            dump_config(part.cfg, part.workdir / "config.yaml")
+        return out
+
+    restored = agree(restore, exit_code)  # the primary's; None on the other processes
+    start, state, meta = restored if restored is not None else (0, runs.template, None)
+    if meta is not None:
         history, partial = meta["history"], meta["partial"]
         history.setdefault("accuracy", [])
         wall_before = float(meta.get("wall_seconds", 0.0))
-        print(f"resuming {runs.checkpoints.parent} from block {start}")
-    else:
-        start, state = 0, runs.template
-    # only now: a refused resume must leave the saved configs as they were
-    for part in runs.parts:
-        part.workdir.mkdir(parents=True, exist_ok=True)
-        dump_config(part.cfg, part.workdir / "config.yaml")
-    mesh = seed_mesh(len(ids))
+    if multi_process():  # the primary's block and state (the others have a fresh template)
+        start, state = broadcast((np.int32(start), jax.tree.map(np.asarray, state)))
+        start = int(start)
     state = shard_state(state, mesh)
     hyper = None if runs.hyper is None else shard_state(runs.hyper, mesh)
     period_steps, dt = pattern_in.n_steps, trainer.net.neuron.dt
     acc = PeriodAccumulator(period_steps, partial)
     names = layer_names(trainer)
-    loggers = [
+    loggers = [  # the primary's alone
         RunLogger(
             part.workdir,
             seeds=ids[part.runs],
@@ -300,16 +348,16 @@ def train_runs(runs: Runs, override_config, fallback, progress, inject_nan=None)
             block_seconds=trainer.t_b,
             progress=progress and k == 0,
         )
-        for k, part in enumerate(runs.parts)
+        for k, part in enumerate(runs.parts if primary else ())
     ]
     seg_len = math.gcd(cfg.run.log_every, cfg.run.checkpoint_every, cfg.run.raster_every)
     target = pattern_tgt.to_dense(np.int8)  # counts or window codes, for the raster plots
     fns = {}
     stop = _Stop()
     old_handlers = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
-    t_wall, block = time.perf_counter(), start
+    t_wall, block, host, stopping = time.perf_counter(), start, None, 0
     try:
-        while block < total and stop.signum is None:
+        while block < total and not stopping:
             n = min(seg_len - block % seg_len, total - block)
             if n not in fns:
                 fns[n] = make_segment_fn(
@@ -323,36 +371,47 @@ def train_runs(runs: Runs, override_config, fallback, progress, inject_nan=None)
                 )
             new_state, m = fns[n](state)
             _wait((new_state, m))
-            m = jax.device_get(m)
-            bad = first_nonfinite(new_state, m, ids, block, trainer.t_b)
+            m = jax.device_get(to_host(m))  # whole on every process (all gather)
+            block += n
+            stopping = _agreed_stop(stop)
+            due_raster = block % cfg.run.raster_every == 0 or block == total
+            due_ckpt = block % cfg.run.checkpoint_every == 0 or block == total or stopping
+            # the state's host copy: a collective with several processes, so every process
+            # takes it at the same blocks
+            finite = bool(np.asarray(m.finite).all())
+            host = to_host(new_state) if due_raster or due_ckpt or not finite else new_state
+            bad = None if finite else first_nonfinite(host, m, ids, block - n, trainer.t_b)
             if bad and cfg.run.on_nonfinite == "halt":
-                raise NumericalError(bad + f"; the last good checkpoint is block {ckpt.latest()}")
-            state, block = new_state, block + n
+                last = ckpt.latest() if primary else None
+                raise NumericalError(bad + f"; the last good checkpoint is block {last}")
+            state = new_state
             for p, tot in add_seed_blocks(acc, m):
                 history["period"].append(p)
                 rec = period_record(tot, trainer.net.sizes, period_steps, dt, classify)
                 for key, value in rec.items():
                     history[key].append(value)
+            if not primary:
+                continue
             loggers[0].advance(n, cost=_median_last(history))
             if block % cfg.run.log_every == 0 or block == total:
                 values = _values(history, m, names)
                 for part, logger in zip(runs.parts, loggers, strict=True):
                     logger.log(block, {k: v[part.runs] for k, v in values.items()})
-            if block % cfg.run.raster_every == 0 or block == total:
+            if due_raster:
                 for part, logger in zip(runs.parts, loggers, strict=True):
                     first = part.runs.start
                     png = plots.output_vs_target(
-                        output_raster(trainer, state, pattern_in, first),
+                        output_raster(trainer, host, pattern_in, first),
                         target,
                         trainer.net.neuron.dt,
                         part.workdir / "raster.png",
                         title=f"seed {ids[first]}, block {block}",
                     )
                     logger.image(block, "raster/seed0", Path(png).read_bytes())
-            if block % cfg.run.checkpoint_every == 0 or block == total or stop.signum:
+            if due_ckpt:
                 ckpt.save(
                     block,
-                    state,
+                    host,
                     {
                         "config": runs.config,
                         "block": block,
@@ -367,10 +426,14 @@ def train_runs(runs: Runs, override_config, fallback, progress, inject_nan=None)
         for logger in loggers:
             logger.close()
     wall = wall_before + time.perf_counter() - t_wall
-    if stop.signum is not None:
-        name = signal.Signals(stop.signum).name
+    if stopping:
+        name = signal.Signals(stopping).name
         print(f"{name}: stopped at block {block}; checkpoint saved; run again to resume")
-        raise SystemExit(128 + stop.signum)
+        raise SystemExit(128 + stopping)
+    if host is None:  # nothing left to train (a finished run resumed)
+        host = to_host(state)
+    if not primary:
+        return [{} for _ in runs.parts]
     out = []
     for part in runs.parts:
         sl = part.runs
@@ -381,7 +444,7 @@ def train_runs(runs: Runs, override_config, fallback, progress, inject_nan=None)
                 part.workdir,
                 ids[sl],
                 slice_history(history, sl),
-                jax.tree.map(lambda a, sl=sl: a[sl], state),
+                jax.tree.map(lambda a, sl=sl: a[sl], host),
                 pattern_in,
                 pattern_tgt,
                 wall,
@@ -398,6 +461,13 @@ def slice_history(history: dict, sl: slice) -> dict:
         out[key] = [row[sl] for row in history[key]]
     out["rate_hz"] = [[layer[sl] for layer in row] for row in history["rate_hz"]]
     return out
+
+
+def _agreed_stop(stop: _Stop) -> int:
+    """The signal that stops the run after this segment (0: none). With several processes a
+    signal that reached any of them stops all of them, at the same segment."""
+    mine = stop.signum or 0
+    return int(allgather(np.int32(mine)).max()) if multi_process() else mine
 
 
 def _median_last(history):

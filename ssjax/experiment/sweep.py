@@ -30,6 +30,7 @@ Reference: issue 16; DESIGN.md (experiment layer).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import itertools
@@ -51,8 +52,9 @@ from ssjax.experiment.config import (
     run_dtype,
 )
 from ssjax.experiment.config.yaml_io import read_yaml
+from ssjax.experiment.distributed import agree, is_primary
 from ssjax.experiment.report import json_safe, seed_stats
-from ssjax.experiment.runner import Part, RunError, Runs, check_workdir, train_runs
+from ssjax.experiment.runner import Part, RunError, Runs, check_workdir, exit_code, train_runs
 from ssjax.experiment.seeds import init_states, seed_ids
 from ssjax.experiment.tb import TBWriter
 from ssjax.experiment.workdir import atomic_write, config_differences, open_workdir
@@ -339,7 +341,12 @@ def train_sweep(
     summary.json, history.json, plots), so a condition's folder reads like its own run's, plus
     the HParams plugin's summary of its swept values (``tensorboard --logdir <root>``: one run
     per condition, the seeds in one chart, the conditions compared in the HParams dashboard). A
-    killed sweep resumes from the groups' checkpoints, bit-identically (CPU)."""
+    killed sweep resumes from the groups' checkpoints, bit-identically (CPU).
+
+    With several processes (:mod:`ssjax.experiment.distributed`) each calls it with the same
+    conditions; every group's run count must be a multiple of the process count (RunError
+    before anything is written); the primary writes everything and returns the rows, the
+    others return ``[]``."""
     root = Path(root)
     if dirs is None:
         dirs = [condition_dir(i, c) for i, c in enumerate(conds)]
@@ -347,16 +354,38 @@ def train_sweep(
         {"name": c.name, "dir": d, "overrides": list(c.overrides)}
         for c, d in zip(conds, dirs, strict=True)
     ]
-    with open_workdir(root):
-        _check_sweep(root, listing, override_config)
-        atomic_write(root / SWEEP_JSON, json.dumps({"conditions": listing}, indent=2))
+    parts_of = groups(conds)
+    n_proc = jax.process_count()
+    for idx in parts_of:  # several processes: every group's runs shared evenly, checked first
+        n_runs = sum(conds[i].cfg.run.seeds for i in idx)
+        if n_runs % n_proc:
+            names = ", ".join(conds[i].name for i in idx)
+            raise RunError(
+                f"the group of conditions {names} has {n_runs} runs (conditions x seeds), "
+                f"which {n_proc} processes cannot share evenly; use a multiple of {n_proc}"
+            )
+
+    def start():  # the primary process alone reads and writes the folders
+        lock = open_workdir(root)
+        try:
+            _check_sweep(root, listing, override_config)
+            atomic_write(root / SWEEP_JSON, json.dumps({"conditions": listing}, indent=2))
+        except BaseException:
+            lock.release()
+            raise
+        return lock
+
+    def open_group(idx):
+        for i in idx:
+            check_workdir(conds[i].cfg, root / listing[i]["dir"], override_config)
+        for i in idx:
+            _write_hparams(root / listing[i]["dir"], conds[i])
+
+    with agree(start, exit_code) or contextlib.nullcontext():
         summaries: list = [None] * len(conds)
-        for idx in groups(conds):
+        for idx in parts_of:
             digest = hashlib.sha1("\n".join(conds[i].name for i in idx).encode()).hexdigest()
-            for i in idx:
-                check_workdir(conds[i].cfg, root / listing[i]["dir"], override_config)
-            for i in idx:
-                _write_hparams(root / listing[i]["dir"], conds[i])
+            agree(lambda idx=idx: open_group(idx), exit_code)
             cfg0 = conds[idx[0]].cfg
             g = group_runs(conds, idx, run_dtype(cfg0))
             parts, pos = [], 0
@@ -390,6 +419,8 @@ def train_sweep(
             for i, summary in zip(idx, train_runs(runs, override_config, fallback, progress),
                                   strict=True):  # fmt: skip
                 summaries[i] = summary
+        if not is_primary():
+            return []
         histories = [
             json.loads((root / c["dir"] / "history.json").read_text(encoding="utf-8"))
             for c in listing

@@ -221,3 +221,75 @@ def test_cli_sweep_runs_and_bad_condition_exits_2(tmp_path):
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert "| optimizer.r0=0.001 | 2 |" in r.stdout and (tmp_path / "s" / "sweep.md").is_file()
+
+
+@pytest.mark.slow  # about 1.5 min on 2 cores (two sweeps of two groups)
+def test_sigkilled_sweep_resumes_bit_identically(tmp_path):
+    """``ssjax train CONFIG --sweep ...`` killed (SIGKILL) while its second group trains, after
+    the first group finished and the second saved a checkpoint; the same command again resumes
+    and ends with what an uninterrupted sweep gives, bit for bit."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from ssjax.experiment.checkpoint import Checkpointer
+    from ssjax.experiment.sweep import condition_dir
+
+    path = tmp_path / "run.yaml"
+    path.write_text(RUN.replace("duration: 1.0", "duration: 3.0"))
+    axes = ["optimizer.r0=1e-3,2e-2", "network.sizes=[40, 3, 1],[40, 2, 1]"]
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+
+    def cmd(workdir):
+        return [sys.executable, "-m", "ssjax.experiment.cli", "train", str(path), "--no-progress",
+                "--workdir", str(workdir), "--sweep", *axes]  # fmt: skip
+
+    ref, run = tmp_path / "ref", tmp_path / "run"
+    r = subprocess.run(cmd(ref), env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    proc = subprocess.Popen(cmd(run), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline, total = time.time() + 600, 30
+    try:
+        while time.time() < deadline:
+            steps = sorted(Checkpointer(g).latest() or 0 for g in run.glob("group-*/checkpoints"))
+            if len(steps) == 2 and steps[-1] == total and 0 < steps[0] < total:
+                break  # the first group done, the second one part way
+            assert proc.poll() is None, "the sweep ended before it could be killed"
+            time.sleep(0.02)
+        else:
+            pytest.fail("no checkpoint of the second group in time")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+    r = subprocess.run(cmd(run), env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("resuming") == 2  # the finished group too (nothing left to train)
+    conds = conditions(path, sweep=parse_sweep_items(axes))
+    table = [json.loads((w / "sweep.json").read_text())["table"] for w in (ref, run)]
+    assert table[0] == table[1]
+    for i, c in enumerate(conds):
+        a, b = ref / condition_dir(i, c), run / condition_dir(i, c)
+        for f in ("summary.json", "history.json"):
+            x, y = (json.loads((d / f).read_text()) for d in (a, b))
+            x.pop("wall_seconds", None), y.pop("wall_seconds", None)
+            assert x == y, (c.name, f)
+    for g in ref.glob("group-*/checkpoints"):
+        other = run / g.relative_to(ref)
+        tmpl = _group_template(conds, g)
+        (sa, xa, _), (sb, xb, _) = (Checkpointer(d).restore(tmpl) for d in (g, other))
+        assert sa == sb == total
+        jax.tree.map(np.testing.assert_array_equal, xa, xb)
+
+
+def _group_template(conds, checkpoints):
+    """A fresh state of the group whose checkpoints are in ``checkpoints``."""
+    import hashlib
+
+    for idx in groups(conds):
+        digest = hashlib.sha1("\n".join(conds[i].name for i in idx).encode()).hexdigest()
+        if checkpoints.parent.name == f"group-{digest[:12]}":
+            return group_runs(conds, idx, jnp.float32).state
+    raise AssertionError(f"no group for {checkpoints}")
