@@ -20,14 +20,28 @@ All states are NamedTuples with a fixed structure, shapes and dtypes, so they ca
 Float hyper-parameters (``r0``, the decay ``gamma``, ``eps``, drop factors) may be traced values:
 range checks apply to concrete Python numbers only (configs are validated on load), so that a
 ``vmap`` over them, or one compiled program for many values, works.
+
+What optax has is optax's: the fixed rate is ``optax.scale_by_learning_rate``, the weight clip
+``optax.projections.projection_box`` (both bit-identical to ssjax's former code, tested).
+RMaxProp, burn-in and the reference code's drops are ssjax's own (optax has no max-decayed
+statistic, and its ``piecewise_constant_schedule`` rejects traced factors). :func:`rmsprop` stays
+ssjax's: ``optax.rmsprop(decay=gamma, eps_in_sqrt=False)`` is the same rule but scales by
+``1 / (sqrt(v) + eps)`` then by ``-lr``, which differs from ``-lr g / (sqrt(v) + eps)`` in the
+last bits (tests/test_optim.py measures it).
+
+By name (:func:`from_name`, :func:`schedule_from_name`, :func:`chain_from_names`): any of optax's
+optimisers, transformations and schedules listed in :data:`TRANSFORMS` and :data:`SCHEDULES`,
+with optax's keyword arguments checked against the factory's signature, plus ``rmaxprop`` and
+``drop_schedule``; for a configuration that names its optimiser (e.g. a trial trainer's adam).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, NamedTuple
 
 import jax
@@ -39,17 +53,24 @@ from ssjax.params import Check, check_fields, choice, ge, gt, param
 __all__ = [
     "Optimizer",
     "BurnInState",
-    "FixedRateState",
+    "OPTAX_OPTIMIZERS",
+    "OPTAX_SCHEDULES",
+    "OPTAX_TRANSFORMS",
     "OPTIMIZERS",
+    "SCHEDULES",
+    "TRANSFORMS",
     "RMSState",
     "burn_in",
+    "chain_from_names",
     "clip_weights",
     "decay",
     "drop_schedule",
     "fixed_rate",
+    "from_name",
     "make_optimizer",
     "rmaxprop",
     "rmsprop",
+    "schedule_from_name",
 ]
 
 OPTIMIZERS = ("rmaxprop", "rmsprop", "fixed")
@@ -61,12 +82,6 @@ class RMSState(NamedTuple):
     # (the ignores: a field named count shadows tuple.count, as in optax's own states)
     count: jax.Array  # type: ignore[assignment]  # int32 scalar: updates seen so far
     v: Any  # pytree like params: running (max-)mean of g**2
-
-
-class FixedRateState(NamedTuple):
-    """State of `fixed_rate`: int32 update count."""
-
-    count: jax.Array  # type: ignore[assignment]  # shadows tuple.count, as in optax's states
 
 
 class BurnInState(NamedTuple):
@@ -183,22 +198,15 @@ def rmsprop(
 def fixed_rate(learning_rate: optax.ScalarOrSchedule) -> optax.GradientTransformation:
     """Fixed (global) learning rate: ``update = -lr(k) * g``, elementwise over a pytree.
 
-    learning_rate is a float or an optax schedule of the block count k. The paper reports that this
-    works only in a narrow range of r0. Reference: Zenke & Ganguli (2018), per-parameter learning
-    rates; fzenke/pub2018superspike.
+    ``optax.scale_by_learning_rate`` of a schedule (a constant rate as
+    ``optax.constant_schedule``), so that the state always holds the update count (the
+    structure does not depend on whether the rate drops); bit-identical to ssjax's former
+    ``-lr * g`` (tested). learning_rate is a float (it may be traced) or an optax schedule of
+    the block count k. The paper reports that this works only in a narrow range of r0.
+    Reference: Zenke & Ganguli (2018), per-parameter learning rates; fzenke/pub2018superspike.
     """
-
-    def init_fn(params):
-        del params
-        return FixedRateState(count=jnp.zeros([], jnp.int32))
-
-    def update_fn(updates, state, params=None):
-        del params
-        lr = _lr_at(learning_rate, state.count)
-        new_updates = jax.tree.map(lambda g: (-lr.astype(g.dtype) * g).astype(g.dtype), updates)
-        return new_updates, FixedRateState(count=optax.safe_increment(state.count))
-
-    return optax.GradientTransformation(init_fn, update_fn)
+    schedule = learning_rate if callable(learning_rate) else optax.constant_schedule(learning_rate)
+    return optax.scale_by_learning_rate(schedule)
 
 
 def burn_in(inner: optax.GradientTransformation, n_blocks: int) -> optax.GradientTransformation:
@@ -288,8 +296,13 @@ class Optimizer:
 
 
 def clip_weights(params, w_min: float = -0.1, w_max: float = 0.1):
-    """Clip every leaf of a params pytree to [w_min, w_max] (volts; [-0.1, 0.1] V in the paper)."""
-    return jax.tree.map(lambda w: jnp.clip(w, min=w_min, max=w_max), params)
+    """Clip every leaf of a params pytree to [w_min, w_max] (volts; [-0.1, 0.1] V in the paper).
+
+    ``optax.projections.projection_box`` (``jnp.clip`` per leaf) with the bounds given per leaf.
+    """
+    return optax.projections.projection_box(
+        params, jax.tree.map(lambda _: w_min, params), jax.tree.map(lambda _: w_max, params)
+    )
 
 
 def make_optimizer(
@@ -333,3 +346,119 @@ def make_optimizer(
     else:
         rule = fixed_rate(lr)
     return burn_in(rule, int(burn_in_blocks))
+
+
+# ------------------------------------------------------------------------------------ by name
+
+OPTAX_OPTIMIZERS = (
+    "adabelief", "adadelta", "adafactor", "adagrad", "adam", "adamax", "adamaxw", "adamw",
+    "adan", "amsgrad", "fromage", "lamb", "lars", "lion", "noisy_sgd", "novograd",
+    "optimistic_adam", "optimistic_gradient_descent", "polyak_sgd", "radam", "rmsprop",
+    "rprop", "sgd", "sign_sgd", "signum", "sm3", "yogi",
+)  # fmt: skip
+OPTAX_TRANSFORMS = (
+    "adaptive_grad_clip", "add_decayed_weights", "add_noise", "centralize", "clip",
+    "clip_by_block_rms", "clip_by_global_norm", "ema", "identity", "keep_params_nonnegative",
+    "normalize_by_update_norm", "scale", "scale_by_adam", "scale_by_adamax", "scale_by_amsgrad",
+    "scale_by_belief", "scale_by_learning_rate", "scale_by_lion", "scale_by_novograd",
+    "scale_by_radam", "scale_by_rms", "scale_by_rss", "scale_by_sign", "scale_by_stddev",
+    "scale_by_trust_ratio", "scale_by_yogi", "trace", "zero_nans",
+)  # fmt: skip
+OPTAX_SCHEDULES = (
+    "constant_schedule", "cosine_decay_schedule", "cosine_onecycle_schedule",
+    "exponential_decay", "linear_onecycle_schedule", "linear_schedule",
+    "piecewise_constant_schedule", "piecewise_interpolate_schedule", "polynomial_schedule",
+    "warmup_constant_schedule", "warmup_cosine_decay_schedule",
+    "warmup_exponential_decay_schedule",
+)  # fmt: skip
+
+#: name -> factory of a gradient transformation: optax's optimisers and transformations (the
+#: installed optax's, same name and keywords) and ssjax's RMaxProp, which optax lacks.
+TRANSFORMS: dict[str, Any] = {
+    **{n: getattr(optax, n) for n in OPTAX_OPTIMIZERS + OPTAX_TRANSFORMS if hasattr(optax, n)},
+    "rmaxprop": rmaxprop,
+}
+#: name -> factory of a learning-rate schedule of the update count: optax's, and ssjax's drops.
+SCHEDULES: dict[str, Any] = {
+    **{n: getattr(optax, n) for n in OPTAX_SCHEDULES if hasattr(optax, n)},
+    "drop_schedule": drop_schedule,
+}
+
+
+def _call(kind: str, registry: dict, name: str, kwargs: dict):
+    """``registry[name](**kwargs)``, with the unknown name or keyword named in a ValueError."""
+    if not isinstance(name, str) or name not in registry:
+        raise ValueError(f"unknown {kind} {name!r}; choose one of {', '.join(sorted(registry))}")
+    factory = registry[name]
+    params = inspect.signature(factory).parameters
+    named = [p for p in params.values() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    if not any(p.kind == p.VAR_KEYWORD for p in params.values()):
+        bad = [k for k in kwargs if k not in {p.name for p in named}]
+        if bad:
+            accepted = ", ".join(p.name for p in named) or "none"
+            raise ValueError(
+                f"{kind} {name!r}: unknown keyword argument {bad[0]!r} (it accepts: {accepted})"
+            )
+    missing = [p.name for p in named if p.default is p.empty and p.name not in kwargs]
+    if missing:
+        raise ValueError(f"{kind} {name!r}: missing keyword argument {missing[0]!r}")
+    return factory(**kwargs)
+
+
+def schedule_from_name(name: str, **kwargs) -> optax.Schedule:
+    """The learning-rate schedule ``name`` of :data:`SCHEDULES` with its keyword arguments.
+
+    E.g. ``schedule_from_name("cosine_decay_schedule", init_value=1e-3, decay_steps=1000)``
+    (optax's keywords, checked against the factory's signature: an unknown name, an unknown
+    keyword or a missing one is a ValueError naming it). Schedules take the update count.
+    """
+    return _call("schedule", SCHEDULES, name, kwargs)
+
+
+def from_name(name: str, **kwargs) -> optax.GradientTransformation:
+    """The gradient transformation ``name`` of :data:`TRANSFORMS` with its keyword arguments.
+
+    Any optax optimiser or transformation listed there by its optax name and keywords
+    (``from_name("adam", learning_rate=1e-3, b1=0.9)``, ``from_name("sgd",
+    learning_rate=0.1, momentum=0.9)``, ``from_name("clip_by_global_norm", max_norm=1.0)``),
+    or ``"rmaxprop"`` (:func:`rmaxprop`: ``learning_rate``, ``tau_rms``, ``t_b`` in seconds,
+    ``eps``, ``gamma``). A keyword value that is a mapping with a ``"schedule"`` entry is
+    built by :func:`schedule_from_name` (``learning_rate={"schedule": "exponential_decay",
+    "init_value": 1e-3, "transition_steps": 100, "decay_rate": 0.5}``). The keywords are
+    checked against the factory's signature: an unknown name, an unknown keyword or a missing
+    one is a ValueError naming it. ``"rmsprop"`` is optax's (eps inside the root by default;
+    ``eps_in_sqrt=False, decay=gamma`` is the paper's rule up to rounding, :func:`rmsprop`).
+    Float hyper-parameters may be traced (optax's transformations take arrays).
+    """
+    kwargs = {
+        k: schedule_from_name(**_schedule_spec(v)) if _is_schedule_spec(v) else v
+        for k, v in kwargs.items()
+    }
+    return _call("optimizer", TRANSFORMS, name, kwargs)
+
+
+def _is_schedule_spec(v) -> bool:
+    return isinstance(v, Mapping) and "schedule" in v
+
+
+def _schedule_spec(v: Mapping) -> dict:
+    spec = dict(v)
+    return {"name": spec.pop("schedule"), **spec}
+
+
+def chain_from_names(specs: Sequence) -> optax.GradientTransformation:
+    """``optax.chain`` of :func:`from_name` transformations, in order.
+
+    Each spec is a name or a mapping ``{"name": ..., **kwargs}``, e.g. ``[{"name":
+    "clip_by_global_norm", "max_norm": 1.0}, {"name": "adamw", "learning_rate": 1e-3}]``.
+    """
+    parts = []
+    for i, spec in enumerate(specs):
+        if isinstance(spec, str):
+            parts.append(from_name(spec))
+        elif isinstance(spec, Mapping) and "name" in spec:
+            kw = {k: v for k, v in spec.items() if k != "name"}
+            parts.append(from_name(spec["name"], **kw))
+        else:
+            raise ValueError(f"chain entry {i}: a name or a mapping with 'name', got {spec!r}")
+    return optax.chain(*parts)

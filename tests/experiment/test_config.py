@@ -576,7 +576,7 @@ def test_dump_load_round_trip(tmp_path):
 def test_config_to_dict_is_plain_and_yaml_dumpable():
     d = config_to_dict(default_config())
     assert list(d) == ["network", "neuron", "surrogate", "rule", "regularizer", "optimizer",
-                       "task", "run"]  # fmt: skip
+                       "task", "readout", "trials", "run"]  # fmt: skip
     assert d["network"]["sizes"] == [100, 4, 1] and d["optimizer"]["drops"] == [[400.0, 0.1]]
     assert isinstance(d["task"]["target_times"], list)
     assert yaml.safe_load(yaml.safe_dump(d)) == d
