@@ -82,6 +82,11 @@ class TrialRunState(NamedTuple):
     best_accuracy: Array
     best_epoch: Array
 
+    @property
+    def weights(self) -> Weights:
+        """The trained (latest) weights ``[S, N_l, N_{l+1}]``."""
+        return self.train.weights
+
 
 def seed_keys(ids) -> tuple[Array, Array]:
     """``(init_keys, data_keys)`` ``[S, 2]``: ``jax.random.split(PRNGKey(id))`` per seed id."""
@@ -184,7 +189,9 @@ def epoch_metrics(metrics) -> tuple[np.ndarray, np.ndarray]:
 
 def _keep_best(run: TrialRunState, acc: np.ndarray, epoch: int) -> TrialRunState:
     """Take each seed's weights where its validation accuracy beats its best so far."""
-    better = jnp.asarray(acc > np.asarray(run.best_accuracy, np.float64))
+    # compared in the stored float type, so that a tie stays a tie (the first maximum wins)
+    acc = np.asarray(acc).astype(np.asarray(run.best_accuracy).dtype)
+    better = jnp.asarray(acc > np.asarray(run.best_accuracy))
     best = jax.tree.map(
         lambda w, b: jnp.where(better.reshape((-1,) + (1,) * (w.ndim - 1)), w, b),
         run.train.weights,
@@ -193,7 +200,7 @@ def _keep_best(run: TrialRunState, acc: np.ndarray, epoch: int) -> TrialRunState
     return TrialRunState(
         run.train,
         best,
-        jnp.where(better, jnp.asarray(acc, run.best_accuracy.dtype), run.best_accuracy),
+        jnp.where(better, jnp.asarray(acc), run.best_accuracy),
         jnp.where(better, jnp.int32(epoch), run.best_epoch),
     )
 

@@ -186,8 +186,16 @@ def _randman_kw(task: RandmanTrialsParams, dt: float) -> dict:
 def _load_randman(task: RandmanTrialsParams, dt: float, dtype) -> TrialData:
     key = jax.random.PRNGKey(task.input_seed)
     kw = _randman_kw(task, dt)
-    train = randman_trials(key, **kw)
-    test = randman_heldout_trials(key, task.n_heldout, **kw) if task.n_heldout > 0 else None
+    try:
+        train = randman_trials(key, **kw)
+    except ValueError as exc:
+        raise TaskError("task.randman_duration", str(exc)) from None
+    test = None
+    if task.n_heldout > 0:
+        try:
+            test = randman_heldout_trials(key, task.n_heldout, **kw)
+        except ValueError as exc:
+            raise TaskError("task.n_heldout", str(exc)) from None
     return TrialData(train, test)
 
 
