@@ -1,8 +1,10 @@
 """ssjax: SuperSpike (Zenke & Ganguli 2018) surrogate-gradient learning for spiking networks in JAX.
 
 The public surface, bottom up: the spike nonlinearity, filters, LIF neurons, layered networks,
-losses, the learning rules (SuperSpike with its feedback strategies, BPTT), learning-rate rules,
-and the online trainer. Units are SI (seconds, volts); arrays are time-major ``[T, *B, N]``.
+losses, the LI readout and classification losses of labelled trials, the learning rules
+(SuperSpike with its feedback strategies and per-class errors, BPTT), learning-rate rules and
+optax's optimisers by name, and the online trainer. Units are SI (seconds, volts); arrays are
+time-major ``[T, *B, N]``.
 
 Importing ssjax changes nothing outside it (no environment variables, JAX config or matplotlib
 backend) and imports nothing heavy: each name loads its module on first use.
@@ -18,6 +20,20 @@ import typing
 if typing.TYPE_CHECKING:  # the names, for type checkers and IDEs; at run time: __getattr__
     from ssjax.data.trials import TrialSet
     from ssjax.experiment.load import Evaluation, LoadedRun, evaluate, load_run
+    from ssjax.class_errors import (
+        class_target_error,
+        class_targets,
+        class_window_code,
+        class_window_error,
+    )
+    from ssjax.classification import (
+        READOUTS,
+        ClassifierLoss,
+        cross_entropy,
+        first_spike_times,
+        get_readout,
+        spike_counts,
+    )
     from ssjax.filters import alpha_kernel, double_exp_filter, epsilon_kernel, exp_filter
     from ssjax.losses import (
         VanRossum,
@@ -39,7 +55,16 @@ if typing.TYPE_CHECKING:  # the names, for type checkers and IDEs; at run time: 
     )
     from ssjax.neuron import LIFParams, LIFState, lif_init, lif_step
     from ssjax.neurons import ALIFParams, ALIFState, Neuron, alif_step
-    from ssjax.optim import Optimizer, make_optimizer, rmaxprop, rmsprop
+    from ssjax.optim import (
+        Optimizer,
+        chain_from_names,
+        from_name,
+        make_optimizer,
+        rmaxprop,
+        rmsprop,
+        schedule_from_name,
+    )
+    from ssjax.readout import li_init, li_readout, li_scan, li_step
     from ssjax.rules.base import Block, LearningRule, RuleOutput
     from ssjax.rules.bptt import BPTTConfig, BPTTState, bptt, bptt_grad, bptt_loss, with_reset_grad
     from ssjax.rules.feedback import FEEDBACKS, init_feedback, layer_errors
@@ -78,6 +103,16 @@ _EXPORTS = {
     "init_trial_state": "ssjax.trial",
     "train_epoch": "ssjax.trial",
     "evaluate_trials": "ssjax.trial",
+    "class_target_error": "ssjax.class_errors",
+    "class_targets": "ssjax.class_errors",
+    "class_window_code": "ssjax.class_errors",
+    "class_window_error": "ssjax.class_errors",
+    "READOUTS": "ssjax.classification",
+    "ClassifierLoss": "ssjax.classification",
+    "cross_entropy": "ssjax.classification",
+    "first_spike_times": "ssjax.classification",
+    "get_readout": "ssjax.classification",
+    "spike_counts": "ssjax.classification",
     "alpha_kernel": "ssjax.filters",
     "double_exp_filter": "ssjax.filters",
     "epsilon_kernel": "ssjax.filters",
@@ -109,6 +144,13 @@ _EXPORTS = {
     "make_optimizer": "ssjax.optim",
     "rmaxprop": "ssjax.optim",
     "rmsprop": "ssjax.optim",
+    "chain_from_names": "ssjax.optim",
+    "from_name": "ssjax.optim",
+    "schedule_from_name": "ssjax.optim",
+    "li_init": "ssjax.readout",
+    "li_readout": "ssjax.readout",
+    "li_scan": "ssjax.readout",
+    "li_step": "ssjax.readout",
     "Block": "ssjax.rules.base",
     "LearningRule": "ssjax.rules.base",
     "RuleOutput": "ssjax.rules.base",
@@ -231,4 +273,21 @@ __all__ = [
     "van_rossum_distance",
     "van_rossum_loss",
     "with_reset_grad",
+    "READOUTS",
+    "ClassifierLoss",
+    "chain_from_names",
+    "class_target_error",
+    "class_targets",
+    "class_window_code",
+    "class_window_error",
+    "cross_entropy",
+    "first_spike_times",
+    "from_name",
+    "get_readout",
+    "li_init",
+    "li_readout",
+    "li_scan",
+    "li_step",
+    "schedule_from_name",
+    "spike_counts",
 ]

@@ -103,7 +103,8 @@ def test_gradient_matches_finite_differences(name):
         def f(o):
             return p.loss(o, y, DT)
 
-        g = np.asarray(jax.grad(f)(jnp.asarray(out)))
+        f = jax.jit(f)
+        g = np.asarray(jax.jit(jax.grad(f))(jnp.asarray(out)))
         assert np.abs(g).max() > 0
         h = 1e-6 * (1e-2 if READOUTS[name].outputs == "membrane" else 1.0)
         idx = [tuple(rng.integers(0, n) for n in out.shape) for _ in range(12)]
@@ -122,10 +123,10 @@ def test_first_spike_times_and_their_surrogate_gradient_in_closed_form():
         s[[4, 7], 0, 0] = 1.0  # first spike at step 4
         s[0, 0, 1] = 1.0  # at step 0
         # output 2 silent
-        t = np.asarray(first_spike_times(jnp.asarray(s), DT))
+        t = np.asarray(jax.jit(first_spike_times, static_argnums=1)(jnp.asarray(s), DT))
         np.testing.assert_allclose(t, [[4 * DT, 0.0, 10 * DT]], rtol=0, atol=1e-15)
         np.testing.assert_allclose(t, _np_first(s, DT))
-        jac = np.asarray(jax.jacobian(lambda x: first_spike_times(x, DT))(jnp.asarray(s)))
+        jac = np.asarray(jax.jit(jax.jacobian(lambda x: first_spike_times(x, DT)))(jnp.asarray(s)))
         # d t_c / d s[k, c]: (k - t*) dt before the first spike t*, (t* - t2) dt at it (t2: the
         # next spike, or T), 0 after; (k - T) dt if silent
         k = np.arange(10)
@@ -157,3 +158,25 @@ def test_unknown_readout_and_bad_parameters_are_named():
         ClassifierLoss("first_spike", tau=0.0)
     with pytest.raises(ParamError, match=r"readout\.scale"):
         ClassifierLoss(scale=-1.0)
+
+
+def test_first_spike_readout_learns_through_the_spike_surrogate():
+    # output spikes of a LIF layer: the gradient reaches the weights through sigma', also for
+    # outputs that never fire (where the first spike time alone would have no slope)
+    from ssjax.network import Network, init_weights, simulate
+
+    net = Network((20, 3))
+    w = (0.02 * init_weights(net, jax.random.PRNGKey(0))[0],)
+    rng = np.random.default_rng(3)
+    x = jnp.asarray((rng.random((200, 4, 20)) < 0.05).astype(np.float32))
+    labels = jnp.asarray([0, 1, 2, 0])
+    p = ClassifierLoss("first_spike")
+
+    @jax.jit
+    def loss(w):
+        _, rec = simulate(net, w, x)
+        return p.loss(rec.spikes[-1], labels, net.neuron.dt), rec.spikes[-1]
+
+    g, out = jax.grad(loss, has_aux=True)(w)
+    assert float(out.sum()) == 0  # silent outputs, yet a gradient
+    assert bool(jnp.all(jnp.isfinite(g[0]))) and float(jnp.abs(g[0]).min(axis=0).max()) > 0

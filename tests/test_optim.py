@@ -15,13 +15,18 @@ import pytest
 
 from ssjax.optim import (
     OPTIMIZERS,
+    SCHEDULES,
+    TRANSFORMS,
     burn_in,
+    chain_from_names,
     clip_weights,
     drop_schedule,
     fixed_rate,
+    from_name,
     make_optimizer,
     rmaxprop,
     rmsprop,
+    schedule_from_name,
 )
 
 TAU, TB, EPS = 30.0, 0.5, 1e-12
@@ -62,7 +67,7 @@ def _run(opt, grads, params=None):
     update = jax.jit(opt.update)
     states, ups = [], []
     for g in grads:
-        u, state = update(jnp.asarray(g), state)
+        u, state = update(jnp.asarray(g), state, params)
         states.append(state)
         ups.append(np.asarray(u))
     return states, np.stack(ups)
@@ -187,6 +192,52 @@ def test_fixed_rate_is_minus_lr_g():
     states, ups = _run(fixed_rate(0.25), grads)
     np.testing.assert_array_equal(ups, -np.float32(0.25) * grads)  # 0.25 is exact: no rounding
     assert [int(s.count) for s in states] == [1, 2, 3, 4, 5]
+
+
+def _former_fixed_rate(lr, count, g):
+    """ssjax's fixed rate before it became optax's ``scale_by_learning_rate``."""
+    lr = jnp.asarray(lr(count) if callable(lr) else lr)
+    return (-lr.astype(g.dtype) * g).astype(g.dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fixed_rate_is_bit_identical_to_the_former_formula(dtype):
+    # rates that round (not powers of two), constant, dropped, and traced under vmap
+    with jax.enable_x64(dtype == np.float64):
+        rng = np.random.default_rng(11)
+        grads = _grad_sequence(rng, 9, (3, 5), dtype)
+        for lr in (1.3e-3, drop_schedule(7.7e-3, ((4, 0.37),))):
+            _, ups = _run(fixed_rate(lr), grads)
+            for k, g in enumerate(grads):
+                ref = _former_fixed_rate(lr, jnp.int32(k), jnp.asarray(g))
+                np.testing.assert_array_equal(ups[k], np.asarray(ref))
+        r0s = jnp.asarray([1.3e-3, 2.9e-2, 0.7], dtype)
+
+        def one(r0, g):
+            opt = fixed_rate(drop_schedule(r0, ((1, 0.37),)))
+            u, st = opt.update(g, opt.init(g))
+            return opt.update(g, st)[0]
+
+        ups = jax.vmap(one, in_axes=(0, None))(r0s, jnp.asarray(grads[0]))
+        for r0, u in zip(r0s, ups, strict=True):
+            sched = drop_schedule(r0, ((1, 0.37),))
+            ref = _former_fixed_rate(sched, jnp.int32(1), jnp.asarray(grads[0]))
+            np.testing.assert_array_equal(u, ref)
+
+
+def test_rmsprop_differs_from_optax_rmsprop_in_the_last_bits_only():
+    # the same rule (eps outside the root, decay gamma), evaluated in another order: ours stays
+    # on the training path; the difference, measured in float32 units in the last place
+    rng = np.random.default_rng(12)
+    grads = _grad_sequence(rng, 60, (16, 16), np.float32)
+    gamma = jnp.float32(GAMMA)  # as the trainer passes it: traced, in the run's dtype
+    states, ups = _run(rmsprop(1e-3, eps=EPS, gamma=gamma), grads)
+    ref_states, ref = _run(optax.rmsprop(1e-3, decay=gamma, eps=EPS, eps_in_sqrt=False), grads)
+    np.testing.assert_array_max_ulp(ups, ref, maxulp=16)
+    assert (ups != ref).any()  # not bit-identical: why the training path keeps ssjax's
+    v = np.stack([np.asarray(s.v) for s in states])
+    nu = np.stack([np.asarray(s[0].nu) for s in ref_states])
+    np.testing.assert_array_max_ulp(v, nu, maxulp=32)
 
 
 @pytest.mark.parametrize("make", [fixed_rate, rmaxprop, rmsprop])
@@ -393,3 +444,87 @@ def test_make_optimizer_defaults_match_rules():
         _, ups = _run(make_optimizer(name, 1e-3), grads)
         _, ref = _run(rule(1e-3), grads)
         np.testing.assert_array_equal(ups, ref)
+
+
+# ------------------------------------------------------------------------------------ by name
+
+
+def test_from_name_is_the_optax_transformation_with_its_keywords():
+    rng = np.random.default_rng(13)
+    grads = rng.standard_normal((6, 3, 4)).astype(np.float32)
+    cases = [
+        ("adam", {"learning_rate": 1e-3, "b1": 0.8}, optax.adam(1e-3, b1=0.8)),
+        (
+            "adamw",
+            {"learning_rate": 1e-3, "weight_decay": 1e-2},
+            optax.adamw(1e-3, weight_decay=1e-2),
+        ),
+        ("sgd", {"learning_rate": 0.1, "momentum": 0.9}, optax.sgd(0.1, momentum=0.9)),
+        ("clip_by_global_norm", {"max_norm": 1.0}, optax.clip_by_global_norm(1.0)),
+        ("rmaxprop", {"learning_rate": 2e-3, "tau_rms": 10.0}, rmaxprop(2e-3, tau_rms=10.0)),
+    ]
+    for name, kw, ref in cases:
+        params = jnp.asarray(grads[0])
+        _, ups = _run(from_name(name, **kw), grads, params)
+        _, want = _run(ref, grads, params)
+        np.testing.assert_array_equal(ups, want)
+    assert "rmaxprop" in TRANSFORMS and "adam" in TRANSFORMS and "drop_schedule" in SCHEDULES
+
+
+def test_schedules_and_chains_by_name():
+    sched = schedule_from_name(
+        "exponential_decay", init_value=1.0, transition_steps=2, decay_rate=0.5
+    )
+    ref = optax.exponential_decay(1.0, 2, 0.5)
+    assert [float(sched(k)) for k in range(5)] == [float(ref(k)) for k in range(5)]
+    assert float(schedule_from_name("drop_schedule", r0=1.0, drops=((2, 0.1),))(3)) == np.float32(
+        0.1
+    )
+    spec = {"schedule": "piecewise_constant_schedule", "init_value": 0.5,
+            "boundaries_and_scales": {2: 0.5}}  # fmt: skip
+    grads = np.ones((4, 3), np.float32)
+    _, ups = _run(from_name("sgd", learning_rate=spec), grads)
+    np.testing.assert_array_equal(ups[:, 0], [-0.5, -0.5, -0.25, -0.25])
+    chain = chain_from_names(
+        [{"name": "clip", "max_delta": 0.5}, {"name": "sgd", "learning_rate": 2.0}]
+    )
+    _, ups = _run(chain, grads)
+    np.testing.assert_array_equal(ups, -1.0)  # clipped to 0.5, then times -2
+    _, ups = _run(chain_from_names(["identity"]), grads)
+    np.testing.assert_array_equal(ups, grads)
+    with pytest.raises(ValueError, match="chain entry 0"):
+        chain_from_names([42])
+
+
+def test_by_name_errors_name_the_name_and_the_keyword():
+    with pytest.raises(ValueError, match=r"unknown optimizer 'adamm'; choose one of .*adam,"):
+        from_name("adamm", learning_rate=1e-3)
+    with pytest.raises(ValueError, match=r"optimizer 'adam': unknown keyword argument 'lr' "
+                       r"\(it accepts: learning_rate, b1,"):  # fmt: skip
+        from_name("adam", lr=1e-3)
+    with pytest.raises(
+        ValueError, match=r"optimizer 'sgd': missing keyword argument 'learning_rate'"
+    ):
+        from_name("sgd", momentum=0.9)
+    with pytest.raises(ValueError, match=r"unknown schedule 'cosine'"):
+        schedule_from_name("cosine", init_value=1.0)
+    with pytest.raises(
+        ValueError, match=r"schedule 'linear_schedule': unknown keyword argument 'x'"
+    ):
+        from_name("sgd", learning_rate={"schedule": "linear_schedule", "x": 1})
+
+
+def test_traced_learning_rate_of_a_named_optimizer_vmaps():
+    rng = np.random.default_rng(14)
+    g = jnp.asarray(rng.standard_normal((3, 4)).astype(np.float32))
+    rates = jnp.asarray([1e-3, 3e-2, 0.2], jnp.float32)
+
+    def two_steps(lr):
+        opt = from_name("adam", learning_rate=lr, b1=0.5)
+        u, st = opt.update(g, opt.init(g))
+        return opt.update(g * 2, st)[0]
+
+    ups = jax.jit(jax.vmap(two_steps))(rates)
+    for lr, u in zip(rates, ups, strict=True):
+        np.testing.assert_allclose(u, two_steps(lr), rtol=1e-6)
+    assert not np.allclose(ups[0], ups[1])

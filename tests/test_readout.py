@@ -65,3 +65,27 @@ def test_blocks_carry_the_state():
     st, u2 = li_readout(p, s[77:], w, st)
     np.testing.assert_array_equal(np.concatenate([u1, u2]), u_all)
     jax.tree.map(np.testing.assert_array_equal, st, st_all)
+
+
+def test_max_over_time_loss_gradient_through_the_readout_matches_finite_differences():
+    from ssjax.classification import ClassifierLoss
+
+    with jax.enable_x64(True):
+        rng = np.random.default_rng(2)
+        s = jnp.asarray((rng.random((150, 3, 8)) < 0.05).astype(np.float64))
+        w = rng.normal(0, 0.02, (8, 4))
+        labels = jnp.asarray([0, 3, 1])
+        p, readout = LIFParams(tau_mem=20e-3), ClassifierLoss("max", scale=500.0)
+
+        @jax.jit
+        def loss(w):
+            return readout.loss(li_readout(p, s, w)[1], labels, p.dt)
+
+        g = np.asarray(jax.grad(loss)(jnp.asarray(w)))
+        h = 1e-7
+        for i in [(0, 0), (3, 1), (7, 3), (5, 2)]:
+            e = np.zeros_like(w)
+            e[i] = h
+            fd = (float(loss(jnp.asarray(w + e))) - float(loss(jnp.asarray(w - e)))) / (2 * h)
+            assert g[i] == pytest.approx(fd, rel=1e-5, abs=1e-8)
+        assert np.abs(g).max() > 1e-3
