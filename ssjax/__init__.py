@@ -18,8 +18,6 @@ import importlib.util
 import typing
 
 if typing.TYPE_CHECKING:  # the names, for type checkers and IDEs; at run time: __getattr__
-    from ssjax.data.trials import TrialSet
-    from ssjax.experiment.load import Evaluation, LoadedRun, evaluate, load_run
     from ssjax.class_errors import (
         class_target_error,
         class_targets,
@@ -34,6 +32,8 @@ if typing.TYPE_CHECKING:  # the names, for type checkers and IDEs; at run time: 
         get_readout,
         spike_counts,
     )
+    from ssjax.data.trials import TrialSet
+    from ssjax.experiment.load import Evaluation, LoadedRun, evaluate, load_run
     from ssjax.filters import alpha_kernel, double_exp_filter, epsilon_kernel, exp_filter
     from ssjax.losses import (
         VanRossum,
