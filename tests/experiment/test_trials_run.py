@@ -284,8 +284,8 @@ def test_shipped_shd_config_reads_data_rooted_paths(tmp_path, monkeypatch):
 def test_killed_cli_run_resumes_bit_identical(tmp_path, sig):
     """A real signal to ``ssjax train`` after the first checkpoint, then a rerun, equals the
     uninterrupted run (SIGTERM: stops after saving; SIGKILL: dies, resumes from the newest
-    checkpoint). 60 epochs, a checkpoint each, so that the signal lands mid-run."""
-    cfg_path = write_config(tmp_path / "data", trials__epochs=60)
+    checkpoint). 16 epochs, a checkpoint each, so that the signal lands mid-run."""
+    cfg_path = write_config(tmp_path / "data", trials__epochs=16)
     work = tmp_path / "whole"
     train_trials(load_config(cfg_path), work, progress=False)
     other = tmp_path / "killed"
@@ -301,7 +301,7 @@ def test_killed_cli_run_resumes_bit_identical(tmp_path, sig):
         time.sleep(0.05)
     proc.communicate(timeout=240)
     steps = Checkpointer(other / "checkpoints").steps()
-    assert steps and steps[-1] < 60, "the run must be stopped before its end"
+    assert steps and steps[-1] < 16, "the run must be stopped before its end"
     assert subprocess.run(cmd, env=env, capture_output=True, timeout=240).returncode == 0
     a, ma = state_leaves(work)
     b, mb = state_leaves(other)

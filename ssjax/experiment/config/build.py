@@ -139,7 +139,9 @@ def build_trainer(cfg: Config) -> TrainSpec:
         raise ConfigError(
             label(cfg),
             "task.kind",
-            f"{cfg.task.kind!r} is a trial task: build_trial_spec, not build_trainer",
+            f"{cfg.task.kind!r} is a trial task (ssjax.tasks.trials), which the pattern "
+            "trainer and sweeps do not take: run it with `ssjax train` without --sweep "
+            "(build_trial_spec in Python)",
         )
     try:
         net = _network(cfg)
