@@ -117,7 +117,20 @@ def finished(tmp_path_factory):
     [
         ({"optimizer__name": "adamm"}, "optimizer.name", "did you mean 'adam'"),
         ({"optimizer__kwargs": {"beta1": 0.9}}, "optimizer.kwargs", "'beta1'"),
-        ({"optimizer__kwargs": {"learning_rate": 0.1}}, "optimizer.kwargs", "learning_rate"),
+        ({"optimizer__kwargs": {"learning_rate": 0.1}}, "optimizer.kwargs", "a schedule"),
+        (
+            {"optimizer__kwargs": {"learning_rate": {"schedule": "constant_schedule"}}},
+            "optimizer.learning_rate",
+            "not both",
+        ),
+        (
+            {
+                "optimizer__learning_rate": 1e-3,
+                "optimizer__kwargs": {"learning_rate": {"schedule": "constant_schedule"}},
+            },
+            "optimizer.kwargs",
+            "missing keyword argument 'value'",
+        ),
         ({"trials__batch_size": 0}, "trials.batch_size", ">= 1"),
         ({"trials__validation_fraction": 1.0}, "trials.validation_fraction", "< 1"),
         ({"trials__validation_fraction": 0.01}, "trials.validation_fraction", "0 for valid"),
@@ -167,6 +180,15 @@ def test_optimizer_kwargs_reach_optax(tmp_path):
     w = (np.ones(3, np.float32),)
     upd, _ = tx.update((np.ones(3, np.float32),), tx.init(w), w)
     assert np.allclose(upd[0], -5e-3)  # adam's first step: -lr sign(g)
+    sched = {"schedule": "constant_schedule", "value": 2e-2}
+    cfg = load_config(
+        write_config(
+            tmp_path, optimizer__learning_rate=1e-3, optimizer__kwargs={"learning_rate": sched}
+        )
+    )
+    tx = build_trial_optimizer(cfg)
+    upd, _ = tx.update((np.ones(3, np.float32),), tx.init(w), w)
+    assert np.allclose(upd[0], -2e-2)  # the schedule's rate
 
 
 # ---------------------------------------------------------------------------- end to end
@@ -324,3 +346,20 @@ def test_keep_best_takes_the_first_maximum_per_seed():
     assert np.asarray(run.best_epoch).tolist() == [2, 1]
     assert np.asarray(run.best_accuracy).tolist() == pytest.approx([0.8, 0.9])
     np.testing.assert_array_equal(np.asarray(run.best_weights[0])[:, 0], [2.0, 1.0])
+
+
+@pytest.mark.slow
+def test_vmap_seed_batching_equals_map_to_rounding(tmp_path):
+    """run.seed_batching vmap (the accelerators' default) against map (CPU's): the same run to
+    float rounding."""
+    hist = {}
+    for mode in ("map", "vmap"):
+        cfg_path = write_config(tmp_path / "data", run__seed_batching=mode, trials__epochs=2)
+        train_trials(load_config(cfg_path), tmp_path / mode, progress=False)
+        hist[mode] = json.loads((tmp_path / mode / "history.json").read_text())
+    for key in ("train_loss", "val_loss"):
+        np.testing.assert_allclose(hist["vmap"][key], hist["map"][key], rtol=1e-4)
+    a, _ = state_leaves(tmp_path / "map")
+    b, _ = state_leaves(tmp_path / "vmap")
+    for x, y in zip(a.train.weights, b.train.weights, strict=True):
+        np.testing.assert_allclose(np.asarray(y), np.asarray(x), rtol=1e-4, atol=1e-6)

@@ -285,13 +285,26 @@ def _validate(raw, file, source, overridden=()) -> Config:
 
 def trial_optimizer(optimizer):
     """The optax transformation of a trial config's ``optimizer`` section:
-    ``ssjax.optim.from_name(name, learning_rate=learning_rate, **kwargs)``; ValueError with the
-    key (``(dotted key, message)`` in ``args``) when it cannot be built."""
-    kwargs = dict(optimizer.kwargs)
-    if "learning_rate" in kwargs:
-        raise ValueError("optimizer.kwargs", "holds learning_rate: set optimizer.learning_rate")
+    ``ssjax.optim.from_name(name, learning_rate=learning_rate, **kwargs)``, where
+    ``kwargs.learning_rate`` may replace the number by a schedule (``{schedule: name, ...}``,
+    :func:`ssjax.optim.schedule_from_name`); ValueError with the key (``(dotted key,
+    message)`` in ``args``) when it cannot be built."""
+    kwargs = {"learning_rate": optimizer.learning_rate, **optimizer.kwargs}
+    if "learning_rate" in optimizer.kwargs:  # only a schedule: a number is learning_rate's
+        lr = optimizer.kwargs["learning_rate"]
+        if not (isinstance(lr, dict) and "schedule" in lr):
+            raise ValueError(
+                "optimizer.kwargs",
+                "learning_rate here must be a schedule ({schedule: name, ...}); a number is "
+                "optimizer.learning_rate",
+            )
+        if optimizer.learning_rate != 1e-3:
+            raise ValueError(
+                "optimizer.learning_rate",
+                "set either it or a schedule in optimizer.kwargs.learning_rate, not both",
+            )
     try:
-        return from_name(optimizer.name, learning_rate=optimizer.learning_rate, **kwargs)
+        return from_name(optimizer.name, **kwargs)
     except (TypeError, ValueError) as exc:
         key = "optimizer.learning_rate" if "'learning_rate'" in str(exc) else "optimizer.kwargs"
         raise ValueError(key, str(exc)) from None
