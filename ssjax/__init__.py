@@ -94,16 +94,6 @@ if typing.TYPE_CHECKING:  # the names, for type checkers and IDEs; at run time: 
 # name -> defining module; imported on first use, so that `import ssjax` (and the `ssjax`
 # command before it parses its arguments or installs its signal handlers) does not import JAX
 _EXPORTS = {
-    "class_target_error": "ssjax.class_errors",
-    "class_targets": "ssjax.class_errors",
-    "class_window_code": "ssjax.class_errors",
-    "class_window_error": "ssjax.class_errors",
-    "READOUTS": "ssjax.classification",
-    "ClassifierLoss": "ssjax.classification",
-    "cross_entropy": "ssjax.classification",
-    "first_spike_times": "ssjax.classification",
-    "get_readout": "ssjax.classification",
-    "spike_counts": "ssjax.classification",
     # reading runs back: the experiment layer's public entry points
     "Evaluation": "ssjax.experiment.load",
     "LoadedRun": "ssjax.experiment.load",
@@ -115,6 +105,16 @@ _EXPORTS = {
     "init_trial_state": "ssjax.trial",
     "train_epoch": "ssjax.trial",
     "evaluate_trials": "ssjax.trial",
+    "class_target_error": "ssjax.class_errors",
+    "class_targets": "ssjax.class_errors",
+    "class_window_code": "ssjax.class_errors",
+    "class_window_error": "ssjax.class_errors",
+    "READOUTS": "ssjax.classification",
+    "ClassifierLoss": "ssjax.classification",
+    "cross_entropy": "ssjax.classification",
+    "first_spike_times": "ssjax.classification",
+    "get_readout": "ssjax.classification",
+    "spike_counts": "ssjax.classification",
     "alpha_kernel": "ssjax.filters",
     "double_exp_filter": "ssjax.filters",
     "epsilon_kernel": "ssjax.filters",

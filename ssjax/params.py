@@ -21,6 +21,7 @@ canonical form, or raises :class:`TypeProblem` with what was expected.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import operator
 import types
@@ -30,6 +31,7 @@ from typing import Any
 
 __all__ = [
     "Check",
+    "FrozenDict",
     "ParamError",
     "TypeProblem",
     "check_fields",
@@ -229,6 +231,19 @@ def check_fields(obj, **others) -> None:
     check_scopes({scope: obj}, types.SimpleNamespace(**{scope: obj}, **others))
 
 
+class FrozenDict(dict):
+    """A read-only dict that hashes (by its JSON text): the value of a ``dict`` parameter, so
+    that a frozen dataclass holding one still hashes (a jit static argument, a config)."""
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(json.dumps(self, sort_keys=True, default=repr))
+
+    def _read_only(self, *args, **kwargs):
+        raise TypeError("a parameter's mapping is read-only")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _read_only  # type: ignore[assignment]
+
+
 def _plain(v):
     return [_plain(x) for x in v] if isinstance(v, (tuple, list)) else v
 
@@ -249,6 +264,8 @@ def _describe(tp) -> str:
         return "a boolean (true or false)"
     if tp is str:
         return "a string"
+    if tp is dict:
+        return "a mapping of names to values"
     args = typing.get_args(tp)
     if typing.get_origin(tp) is tuple:
         if len(args) == 2 and args[1] is Ellipsis:
@@ -262,7 +279,8 @@ def _describe(tp) -> str:
 
 def parse(tp, v):
     """``v`` as type ``tp`` (float, int, bool, str, ``X | None``, ``tuple[X, ...]``,
-    ``tuple[X, Y]``): lists become tuples, integers floats where a float is declared, and
+    ``tuple[X, Y]``, ``dict``: a mapping with string keys, its values kept as YAML gives them,
+    tuples as lists): lists become tuples, integers floats where a float is declared, and
     anything else raises TypeProblem (a bool is not a number; a float must be finite)."""
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if origin in (typing.Union, types.UnionType):
@@ -288,6 +306,10 @@ def parse(tp, v):
         if not isinstance(v, str):
             raise TypeProblem("a string")
         return v
+    if tp is dict:
+        if not isinstance(v, dict) or not all(isinstance(k, str) for k in v):
+            raise TypeProblem("a mapping of names to values")
+        return FrozenDict({k: _plain(x) for k, x in v.items()})
     if origin is tuple:
         if not isinstance(v, (list, tuple)):
             raise TypeProblem(_describe(tp))

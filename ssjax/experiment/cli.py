@@ -37,6 +37,7 @@ def _err(msg: str, code: int) -> int:
 
 def _validate(args) -> int:
     from ssjax.experiment.config import ConfigError, config_to_dict, n_blocks
+    from ssjax.experiment.config.schema import is_trial
     from ssjax.experiment.runner import prepare
 
     try:
@@ -44,6 +45,13 @@ def _validate(args) -> int:
     except ConfigError as e:
         return _err(str(e), 2)
     d = config_to_dict(cfg)
+    if is_trial(cfg):
+        print(
+            f"{args.config}: valid; {cfg.run.seeds} seed(s), {cfg.trials.epochs} epochs of "
+            f"batches of {cfg.trials.batch_size} trials, rule {d['rule']['name']}, readout "
+            f"{cfg.readout.name}, optimizer {cfg.optimizer.name}, network {d['network']['sizes']}"
+        )
+        return 0
     print(
         f"{args.config}: valid; {cfg.run.seeds} seed(s), {n_blocks(cfg)} blocks of "
         f"{cfg.run.block} s, rule {d['rule']['name']}, network {d['network']['sizes']}"
@@ -101,6 +109,13 @@ def _train(args) -> int:
     if code is not None:
         return code
     if not _primary():  # the primary process reports
+        return 0
+    if summary.get("mode") == "trials":
+        print(json.dumps(json_safe({k: summary[k] for k in ("median", "wall_seconds")})))
+        print(
+            f"wrote {workdir}/summary.json, history.json, learning_curve.png; "
+            f"tensorboard --logdir {workdir}/tb"
+        )
         return 0
     keys = ("median", "simulated_seconds", "wall_seconds")
     print(json.dumps(json_safe({k: summary[k] for k in keys})))

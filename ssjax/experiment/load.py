@@ -11,6 +11,11 @@ input the caller gives::
     ev = ssjax.evaluate(run, inputs, targets=targets)  # inputs [T, N_in] or [T, B, N_in]
     ev.van_rossum  # [S, *B, N_out]
 
+A trial run (``task.kind`` of :mod:`ssjax.tasks.trials`) is read the same way: its
+``trainer`` is the :class:`ssjax.trial.TrialSpec`, its ``state`` the
+:class:`ssjax.experiment.trials.TrialRunState` (``state.weights`` the trained weights,
+``state.best_weights`` the best validation accuracy's), ``block`` the epochs trained.
+
 Nothing in the work directory is written, locked or cleaned: a run still training in another
 process can be read (its checkpoints are committed atomically), and a killed run is read from
 its last complete checkpoint.
@@ -32,6 +37,8 @@ from ssjax.experiment.checkpoint import Checkpointer, CheckpointError
 from ssjax.experiment.config import (
     Config,
     build_trainer,
+    build_trial_optimizer,
+    build_trial_spec,
     config_to_dict,
     load_config,
     n_blocks,
@@ -43,7 +50,9 @@ from ssjax.losses import van_rossum_distance
 from ssjax.metrics import window_correct
 from ssjax.network import Network, simulate
 from ssjax.pattern import EventPattern
-from ssjax.train import TrainSpec, TrainState
+from ssjax.tasks import registry
+from ssjax.train import TrainSpec
+from ssjax.trial import TrialSpec
 
 __all__ = ["Evaluation", "LoadError", "LoadedRun", "evaluate", "load_run"]
 
@@ -72,8 +81,8 @@ class LoadedRun:
 
     workdir: Path
     config: Config
-    trainer: TrainSpec
-    state: TrainState
+    trainer: TrainSpec | TrialSpec
+    state: Any  # TrainState, or a trial run's TrialRunState
     seeds: tuple[int, ...]
     block: int
     total_blocks: int
@@ -91,9 +100,14 @@ class LoadedRun:
         return self.block >= self.total_blocks
 
     @property
+    def trials(self) -> bool:
+        """Whether this is a trial run (``block`` counts epochs, ``trainer`` is a TrialSpec)."""
+        return isinstance(self.trainer, TrialSpec)
+
+    @property
     def simulated_seconds(self) -> float:
-        """Simulated time trained so far (s)."""
-        return self.block * self.trainer.t_b
+        """Simulated time trained so far (s); a trial run: 0 (it counts epochs)."""
+        return 0.0 if isinstance(self.trainer, TrialSpec) else self.block * self.trainer.t_b
 
     def weights(self, seed: int = 0) -> tuple:
         """The trained weights of seed index ``seed`` (0 ... S-1): ``[N_l, N_{l+1}]`` arrays (V)."""
@@ -177,6 +191,8 @@ def load_run(workdir, *, step: int | None = None, fallback: bool = False) -> Loa
     if not (workdir / "config.yaml").is_file():
         raise LoadError(f"{workdir}: no config.yaml (not an ssjax run folder)")
     cfg = load_config(workdir / "config.yaml")
+    if registry.get(cfg.task.kind).trials:
+        return _load_trial_run(workdir, cfg, step, fallback)
     trainer = build_trainer(cfg)
     ids = seed_ids(cfg)
     dtype = run_dtype(cfg)
@@ -216,6 +232,36 @@ def load_run(workdir, *, step: int | None = None, fallback: bool = False) -> Loa
         total_blocks=n_blocks(cfg),
         history=history,
         summary=summary,
+    )
+
+
+def _load_trial_run(workdir: Path, cfg: Config, step, fallback) -> LoadedRun:
+    """:func:`load_run` of a trial run (:mod:`ssjax.experiment.trials`)."""
+    from ssjax.experiment.trials import init_run_state
+
+    spec, tx = build_trial_spec(cfg), build_trial_optimizer(cfg)
+    ids, dtype = seed_ids(cfg), run_dtype(cfg)
+    if not (workdir / "checkpoints").is_dir():
+        raise LoadError(f"{workdir}: no checkpoints/ folder (the run never saved one)")
+    ckpt = Checkpointer(workdir / "checkpoints")
+    diff = config_differences(ckpt.read_meta(step).get("config", {}), config_to_dict(cfg))
+    if diff:
+        lines = "; ".join(f"{k}: {a!r} (checkpoint) vs {b!r} (config.yaml)" for k, a, b in diff)
+        raise LoadError(f"{workdir}: config.yaml differs from the checkpoint's config: {lines}")
+    template = jax.eval_shape(lambda: init_run_state(spec, tx, ids, dtype, cfg.trials.batch_size))
+    epoch, state, meta = ckpt.restore(template, step, fallback=fallback)
+    summary_path = workdir / "summary.json"
+    finished = epoch >= cfg.trials.epochs
+    return LoadedRun(
+        workdir=workdir,
+        config=cfg,
+        trainer=spec,
+        state=state,
+        seeds=tuple(ids),
+        block=epoch,
+        total_blocks=cfg.trials.epochs,
+        history=meta.get("history", {}),
+        summary=_read_json(summary_path) if finished and summary_path.is_file() else None,
     )
 
 
@@ -282,6 +328,8 @@ def evaluate(
                 f"targets must be {x.shape[:-1] + (net.sizes[-1],)} ([T, *B, N_out]), "
                 f"got {tuple(tgt.shape)}"
             )
+        if isinstance(run.trainer, TrialSpec):
+            raise ValueError("targets: a trial run has a classification readout, not targets")
         loss = run.trainer.make_rule().loss
         vr = jax.vmap(
             lambda s: van_rossum_distance(
@@ -300,8 +348,11 @@ def evaluate(
 
 def describe(run: LoadedRun) -> str:
     """One line about ``run``: folder, sizes, seeds, blocks trained and whether it finished."""
-    state = "finished" if run.finished else f"stopped at block {run.block} of {run.total_blocks}"
+    unit = "epoch" if run.trials else "block"
+    state = "finished" if run.finished else f"stopped at {unit} {run.block} of {run.total_blocks}"
     return (
         f"{os.fspath(run.workdir)}: {run.config.rule.name} on {list(run.network.sizes)}, "
-        f"{len(run.seeds)} seeds, {run.simulated_seconds:g} s simulated ({state})"
+        f"{len(run.seeds)} seeds, "
+        + (f"{run.block} epochs" if run.trials else f"{run.simulated_seconds:g} s simulated")
+        + f" ({state})"
     )

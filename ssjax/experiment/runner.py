@@ -61,6 +61,7 @@ from ssjax.experiment.seeds import init_states, make_segment_fn, seed_ids, seed_
 from ssjax.experiment.tb import RunLogger
 from ssjax.experiment.workdir import WorkdirError, config_differences, open_workdir
 from ssjax.metrics import PeriodAccumulator, add_seed_blocks, period_record
+from ssjax.tasks import registry
 from ssjax.train import Hyper, TrainSpec, TrainState
 
 
@@ -181,6 +182,10 @@ def train(
 ) -> dict:
     """Run (or resume) the configured training in ``workdir``; returns the summary dict.
 
+    A trial task (``task.kind`` of :mod:`ssjax.tasks.trials`) goes to
+    :func:`ssjax.experiment.trials.train_trials` (epochs of labelled trials; its files are
+    listed there); what follows is the pattern runs'.
+
     ``workdir`` receives ``config.yaml``, ``checkpoints/``, ``metrics.jsonl`` and ``tb/`` as the
     run goes, and at the end ``summary.json`` (final values per seed and medians; for randman
     and xor tasks ``final.heldout_accuracy``, for random feedback ``final.feedback_all_negative``;
@@ -202,6 +207,19 @@ def train(
     WorkdirError (not a writable folder, or in use), CheckpointError, NumericalError. A
     second SIGINT/SIGTERM while it trains ends the process (see ``_Stop``).
     """
+    if registry.get(cfg.task.kind).trials:  # labelled trials: epochs of the trial trainer
+        from ssjax.experiment.trials import train_trials
+
+        if inject_nan is not None:
+            raise ValueError("inject_nan is a hook of the pattern runs")
+        if jax.process_count() > 1:
+            raise RunError(
+                f"task.kind {cfg.task.kind!r}: trial runs use one process; start it without "
+                "--distributed (its seeds run as one program on this host)"
+            )
+        return train_trials(
+            cfg, workdir, override_config=override_config, fallback=fallback, progress=progress
+        )
     workdir = Path(workdir)
     dtype = run_dtype(cfg)
 

@@ -119,7 +119,8 @@ class RunLogger:
     output past ``start_block`` is removed first (see the module docstring). ``seeds`` names the
     per-seed entries (tags ``<name>/seed<k>``); ``layer_names`` is kept for callers' tags
     (``rate_hz/<layer>``); ``block_seconds`` converts blocks to simulated time. The progress
-    bar writes to stderr; outside a terminal it refreshes at most every 30 s so that log files
+    bar (in ``unit``: blocks, or a trial run's epochs, with ``block_seconds`` 0: no simulated
+    time) writes to stderr; outside a terminal it refreshes at most every 30 s so that log files
     are not flooded.
     """
 
@@ -133,6 +134,7 @@ class RunLogger:
         start_block: int,
         block_seconds: float,
         progress: bool = True,
+        unit: str = "block",
     ):
         self.workdir = os.fspath(workdir)
         self.seeds = [int(s) for s in seeds]
@@ -155,7 +157,7 @@ class RunLogger:
         self._bar = tqdm(
             initial=self.start_block,
             total=int(total_blocks),
-            unit="block",
+            unit=unit,
             file=sys.stderr,
             disable=not progress,
             mininterval=0.5 if tty else 30.0,
@@ -206,9 +208,13 @@ class RunLogger:
         """Move the progress bar by ``n_blocks``; ``cost`` (default: the median ``ema_cost`` of
         the last :meth:`log`) is shown with the simulated time."""
         cost = self._cost if cost is None else float(cost)
-        post = f"t={(self._bar.n + n_blocks) * self.block_seconds:.1f}s"
+        post = (
+            f"t={(self._bar.n + n_blocks) * self.block_seconds:.1f}s "
+            if self.block_seconds > 0
+            else ""
+        )
         if cost is not None:
-            post += f" cost={cost:.4g}"
+            post += f"cost={cost:.4g}"
         self._bar.set_postfix_str(post, refresh=False)
         self._bar.update(int(n_blocks))
 

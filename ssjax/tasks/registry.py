@@ -34,6 +34,12 @@ A new task kind is one module plus its line in :data:`KINDS`; its :class:`TaskKi
   trainer's ``"window"`` error, :func:`ssjax.losses.window_error`) rather than spike trains.
 - ``heldout(task, dt, dtype, data) -> (inputs [T, N_in], code [T, N_out])`` (optional, window
   kinds): a held-out stream scored after training (``task.n_heldout`` >= 1).
+
+**Trial kinds** (``trials=True``, :mod:`ssjax.tasks.trials`: ``shd``, ``ras_folder``,
+``randman_trials``) are data sets of labelled trials rather than a looped pattern: they have no
+``build``; their ``load`` returns a :class:`ssjax.tasks.trials.TrialData` (the training
+:class:`~ssjax.data.TrialSet` and an optional test set), and ``ssjax train`` runs them through
+the trial trainer (:mod:`ssjax.trial`, :mod:`ssjax.experiment.trials`).
 """
 
 from __future__ import annotations
@@ -57,6 +63,7 @@ __all__ = [
     "reads",
     "register",
     "task_view",
+    "trial_kinds",
     "window_kinds",
 ]
 
@@ -67,6 +74,9 @@ KINDS = {
     "xor": "ssjax.tasks.xor",
     "image": "ssjax.tasks.image",
     "randman": "ssjax.tasks.randman",
+    "shd": "ssjax.tasks.trials",
+    "ras_folder": "ssjax.tasks.trials",
+    "randman_trials": "ssjax.tasks.trials",
 }
 
 Arrays = tuple[np.ndarray, np.ndarray]
@@ -123,11 +133,12 @@ class TaskKind:
 
     name: str
     params: Any  # the kind's frozen dataclass of task keys
-    build: Callable[..., Patterns]
+    build: Callable[..., Patterns] | None = None  # None: a trial kind
     checks: tuple = ()
     load: Callable | None = None
     window: bool = False
     heldout: Callable[..., Arrays] | None = None
+    trials: bool = False  # labelled trials (load returns TrialData), not a pattern
 
 
 _REGISTERED: dict[str, TaskKind] = {}
@@ -142,6 +153,11 @@ def register(kind: TaskKind) -> TaskKind:
         )
     if getattr(kind.params, "SCOPE", None) != "task" or not dataclasses.is_dataclass(kind.params):
         raise TypeError(f"task kind {kind.name!r}: params must be a dataclass with SCOPE 'task'")
+    if (kind.build is None) != kind.trials or (kind.trials and kind.load is None):
+        raise TypeError(
+            f"task kind {kind.name!r}: a pattern kind has build, a trial kind (trials=True) has "
+            "load and no build"
+        )
     _REGISTERED[kind.name] = kind
     return kind
 
@@ -165,6 +181,11 @@ def names() -> tuple[str, ...]:
 def window_kinds() -> tuple[str, ...]:
     """The kinds whose targets are window annotations (classification), in :data:`KINDS` order."""
     return tuple(n for n in KINDS if get(n).window)
+
+
+def trial_kinds() -> tuple[str, ...]:
+    """The kinds of labelled trials (``trials=True``), in :data:`KINDS` order."""
+    return tuple(n for n in KINDS if get(n).trials)
 
 
 def reads(kind: TaskKind) -> tuple[str, ...]:

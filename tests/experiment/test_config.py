@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
+import ssjax.experiment.config as C
 from ssjax.experiment import paths
 from ssjax.experiment.config import (
     Config,
@@ -28,6 +29,7 @@ from ssjax.experiment.config import (
 from ssjax.losses import VanRossum
 from ssjax.rules.bptt import BPTTConfig
 from ssjax.rules.superspike import SuperSpikeConfig
+from ssjax.tasks import registry
 from ssjax.train import TrainSpec
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -70,7 +72,8 @@ def write_ras(path, lines):
 
 def _data_missing(cfg_path):
     data = yaml.safe_load(cfg_path.read_text()) or {}
-    files = [(data.get("task") or {}).get(k) for k in ("input", "target", "image")]
+    keys = ("input", "target", "image", "train_file", "test_file", "folder", "test_folder")
+    files = [(data.get("task") or {}).get(k) for k in keys]
     try:
         resolved = [paths.resolve_data_path(f, str(cfg_path.parent)) for f in files if f]
     except paths.DataRootError:
@@ -85,6 +88,12 @@ def test_every_shipped_config_loads_and_builds(path):
     assert path.read_text().startswith("#"), "each config starts with a header comment"
     cfg = load_config(path)
     assert cfg.source == str(path)
+    if registry.get(cfg.task.kind).trials:  # labelled trials (tests/experiment/test_trials_run.py)
+        spec = C.build_trial_spec(cfg)
+        train, val, _ = C.build_trial_sets(cfg)
+        assert (train.n_units, train.n_classes) == (spec.net.sizes[0], spec.net.sizes[-1])
+        assert val is None or val.n_trials > 0
+        return
     tr = build_trainer(cfg)
     x, y = build_task(cfg)
     assert tr.net.sizes[0] == x.shape[1] and tr.net.sizes[-1] == y.shape[1]
@@ -576,7 +585,7 @@ def test_dump_load_round_trip(tmp_path):
 def test_config_to_dict_is_plain_and_yaml_dumpable():
     d = config_to_dict(default_config())
     assert list(d) == ["network", "neuron", "surrogate", "rule", "regularizer", "optimizer",
-                       "task", "run"]  # fmt: skip
+                       "task", "readout", "trials", "run"]  # fmt: skip
     assert d["network"]["sizes"] == [100, 4, 1] and d["optimizer"]["drops"] == [[400.0, 0.1]]
     assert isinstance(d["task"]["target_times"], list)
     assert yaml.safe_load(yaml.safe_dump(d)) == d

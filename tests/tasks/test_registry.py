@@ -15,9 +15,15 @@ from ssjax.tasks.timing import timing_task
 
 
 def test_every_entry_is_registered_by_its_module():
-    assert registry.names() == ("timing", "ras", "xor", "image", "randman") == C.TASK_KINDS
+    patterns = ("timing", "ras", "xor", "image", "randman")
+    trials = ("shd", "ras_folder", "randman_trials")
+    assert registry.names() == patterns + trials == C.TASK_KINDS
+    assert registry.trial_kinds() == trials
     for name, module in registry.KINDS.items():
         kind = registry.get(name)
+        if kind.trials:  # labelled trials: load only (ssjax.tasks.trials)
+            assert kind.build is None and kind.load.__module__ == module
+            continue
         assert kind.name == name and kind.build.__module__ == module
         assert callable(kind.build) and (kind.load is None or callable(kind.load))
         assert (kind.heldout is not None) <= kind.window  # held-out sets are window tasks'
@@ -59,7 +65,7 @@ def test_task_view_holds_the_declared_keys_only():
 
 
 def test_unknown_kinds():
-    with pytest.raises(KeyError, match="one of timing, ras, xor, image, randman"):
+    with pytest.raises(KeyError, match="one of timing, ras, xor, image, randman, shd"):
         registry.get("mnist")
     with pytest.raises(ValueError, match=r"no entry in ssjax.tasks.registry.KINDS"):
         registry.register(registry.TaskKind("mnist", (), build=lambda *a: None))

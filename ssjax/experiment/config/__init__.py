@@ -1,9 +1,9 @@
 """Typed run configuration: YAML files, ``--set section.key=value`` overrides, validation, build.
 
-A config has eight sections (network, neuron, surrogate, rule, regularizer, optimizer, task,
-run), generated from the library's parameter declarations (:mod:`.schema`); it is loaded and
-validated once (:mod:`.validate`), dumped and compared (:mod:`.yaml_io`), and turned into the
-library's objects and the task's arrays (:mod:`.build`).
+A config has ten sections (network, neuron, surrogate, rule, regularizer, optimizer, task,
+readout, trials, run), generated from the library's parameter declarations (:mod:`.schema`);
+it is loaded and validated once (:mod:`.validate`), dumped and compared (:mod:`.yaml_io`), and
+turned into the library's objects and the task's arrays (:mod:`.build`).
 """
 
 from ssjax.experiment.config.build import (
@@ -13,6 +13,9 @@ from ssjax.experiment.config.build import (
     build_patterns,
     build_task,
     build_trainer,
+    build_trial_optimizer,
+    build_trial_sets,
+    build_trial_spec,
     make,
     n_blocks,
     run_dtype,
@@ -24,11 +27,13 @@ from ssjax.experiment.config.schema import (
     NetworkConfig,
     NeuronConfig,
     OptimizerConfig,
+    ReadoutConfig,
     RegularizerConfig,
     RuleConfig,
     RunConfig,
     SurrogateConfig,
     TaskConfig,
+    TrialsConfig,
 )
 from ssjax.experiment.config.validate import default_config, load_config, validate_config
 from ssjax.experiment.config.yaml_io import config_to_dict, diff_configs, dump_config
@@ -44,13 +49,18 @@ __all__ = [
     "OptimizerConfig",
     "RegularizerConfig",
     "RuleConfig",
+    "ReadoutConfig",
     "RunConfig",
     "SurrogateConfig",
     "TaskConfig",
+    "TrialsConfig",
     "build_heldout",
     "build_patterns",
     "build_task",
     "build_trainer",
+    "build_trial_optimizer",
+    "build_trial_sets",
+    "build_trial_spec",
     "config_to_dict",
     "default_config",
     "diff_configs",

@@ -14,9 +14,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ssjax.classification import ClassifierLoss
+from ssjax.data.trials import TrialSet
 from ssjax.experiment.config.errors import ConfigError
 from ssjax.experiment.config.schema import RULE_TYPES, Config
-from ssjax.experiment.config.validate import label, validate_config
+from ssjax.experiment.config.validate import label, trial_optimizer, validate_config
 from ssjax.network import Network
 from ssjax.neurons import MODELS
 from ssjax.optim import Optimizer
@@ -25,7 +27,9 @@ from ssjax.rules.regulariser import Regularizer
 from ssjax.rules.superspike import SuperSpikeConfig
 from ssjax.spike import Surrogate
 from ssjax.tasks import registry
+from ssjax.tasks.trials import TrialData, split_validation
 from ssjax.train import TrainSpec
+from ssjax.trial import TrialSpec
 
 __all__ = [
     "TASK_KINDS",
@@ -34,6 +38,9 @@ __all__ = [
     "build_patterns",
     "build_task",
     "build_trainer",
+    "build_trial_optimizer",
+    "build_trial_sets",
+    "build_trial_spec",
     "make",
     "n_blocks",
     "run_dtype",
@@ -58,14 +65,86 @@ def n_blocks(cfg: Config) -> int:
     return int(round(cfg.run.duration / cfg.run.block))
 
 
+def _network(cfg: Config) -> Network:
+    neuron = make(MODELS[cfg.neuron.model], cfg.neuron, surrogate=make(Surrogate, cfg.surrogate))
+    return make(Network, cfg.network, neuron=neuron)
+
+
+def _trial_config(cfg: Config) -> Config:
+    cfg = validate_config(cfg)
+    if not registry.get(cfg.task.kind).trials:
+        raise ConfigError(
+            label(cfg), "task.kind", f"{cfg.task.kind!r} is a pattern task, not a trial task"
+        )
+    return cfg
+
+
+def build_trial_spec(cfg: Config) -> TrialSpec:
+    """The :class:`ssjax.trial.TrialSpec` of a trial config (``task.kind`` of
+    :mod:`ssjax.tasks.trials`): network, ``rule.name``, the ``readout`` section, SuperSpike's
+    settings (``rule``, ``regularizer``, ``trials.error``) and the ``trials`` window, target times
+    and ``carry_state``."""
+    cfg = _trial_config(cfg)
+    t = cfg.trials
+    try:
+        net = _network(cfg)
+        ss = make(
+            SuperSpikeConfig,
+            cfg.rule,
+            error=t.error,
+            regularizer=make(Regularizer, cfg.regularizer),
+        )
+        return TrialSpec(
+            net,
+            rule=cfg.rule.name,
+            readout=make(ClassifierLoss, cfg.readout),
+            superspike=ss,
+            window_start=t.window_start,
+            window_stop=t.window_stop,
+            target_times=t.target_times,
+            carry_state=t.carry_state,
+        )
+    except ValueError as exc:
+        raise ConfigError(label(cfg), None, f"invalid configuration: {exc}") from None
+
+
+def build_trial_optimizer(cfg: Config):
+    """The optax transformation of a trial config: ``ssjax.optim.from_name(optimizer.name,
+    learning_rate=optimizer.learning_rate, **optimizer.kwargs)`` (checked at validation)."""
+    cfg = _trial_config(cfg)
+    try:
+        return trial_optimizer(cfg.optimizer)
+    except ValueError as exc:
+        key, msg = exc.args
+        raise ConfigError(label(cfg), key, msg) from None
+
+
+def build_trial_sets(cfg: Config) -> tuple[TrialSet, TrialSet | None, TrialSet | None]:
+    """``(train, validation, test)`` trials of a trial config: the kind's data (read at
+    validation), the validation split cut from its training trials
+    (:func:`ssjax.tasks.trials.split_validation`: ``trials.validation_fraction``, stratified,
+    from ``trials.split_seed``); None where there is none."""
+    cfg = _trial_config(cfg)
+    assert cfg._checked is not None  # validate_config attaches it
+    data = cfg._checked.data
+    assert isinstance(data, TrialData)  # a trial kind's load returns it
+    train, val = split_validation(data.train, cfg.trials.validation_fraction, cfg.trials.split_seed)
+    return train, val, data.test
+
+
 def build_trainer(cfg: Config) -> TrainSpec:
     """The :class:`ssjax.train.TrainSpec` the config describes (validates first)."""
     cfg = validate_config(cfg)
-    try:
-        neuron = make(
-            MODELS[cfg.neuron.model], cfg.neuron, surrogate=make(Surrogate, cfg.surrogate)
+    if registry.get(cfg.task.kind).trials:
+        raise ConfigError(
+            label(cfg),
+            "task.kind",
+            f"{cfg.task.kind!r} is a trial task (ssjax.tasks.trials), which the pattern "
+            "trainer and sweeps do not take: run it with `ssjax train` without --sweep "
+            "(build_trial_spec in Python)",
         )
-        net = make(Network, cfg.network, neuron=neuron)
+    try:
+        net = _network(cfg)
         error = "window" if cfg.task.kind in WINDOW_TASKS else "van_rossum"
         rule_cls = RULE_TYPES[cfg.rule.name]
         nested = {"error": error}

@@ -1,4 +1,4 @@
-"""The config's schema: eight sections generated from the library's parameter declarations.
+"""The config's schema: ten sections generated from the library's parameter declarations.
 
 Each section is a frozen dataclass whose fields are the :func:`ssjax.params.param` fields of one
 or more library dataclasses, with their types, defaults (the paper's values, SI units) and range
@@ -17,11 +17,24 @@ section                 declared by
                         (:class:`ssjax.rules.superspike.SuperSpikeConfig`,
                         :class:`ssjax.rules.bptt.BPTTConfig`; ``error`` follows the task)
 ``regularizer``         :class:`ssjax.rules.regulariser.Regularizer` (SuperSpike only)
-``optimizer``           :class:`ssjax.optim.Optimizer`
+``optimizer``           ``name``, ``learning_rate``, ``kwargs`` (:class:`OptimizerKeys`),
+                        and :class:`ssjax.optim.Optimizer`'s keys
 ``task``                ``kind``, and the union of the task kinds' ``params``
                         (:mod:`ssjax.tasks.registry`)
+``readout``             :class:`ssjax.classification.ClassifierLoss` (trial kinds)
+``trials``              :class:`TrialsConfig` below: trial training (trial kinds)
 ``run``                 :class:`RunConfig` below: the experiment's own keys
 ======================  ==================================================================
+
+Two modes share the schema, chosen by ``task.kind``. Pattern kinds (``timing``, ``ras``,
+``xor``, ``image``, ``randman``) train online on a looped pattern (:mod:`ssjax.train`): they
+read ``optimizer``'s :class:`~ssjax.optim.Optimizer` keys and every ``run`` key. Trial kinds
+(``shd``, ``ras_folder``, ``randman_trials``, :mod:`ssjax.tasks.trials`) train on labelled
+trials in epochs (:mod:`ssjax.trial`): they read ``readout``, ``trials``, the optimiser by name
+(``optimizer.name``: any of :data:`ssjax.optim.TRANSFORMS`, with ``optimizer.learning_rate``
+and the other keyword arguments in ``optimizer.kwargs``) and of ``run`` only ``seeds``,
+``seed``, ``keep_checkpoints``, ``dtype`` and ``seed_batching``; with ``rule.name: bptt`` no
+other ``rule`` key (the readout is the loss).
 
 A union section holds every variant's keys so that a config is one fixed structure (dump,
 diff, checkpoints); a key the chosen variant does not declare must keep its default
@@ -33,13 +46,17 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar
 
+from ssjax.classification import ClassifierLoss
+from ssjax.data.batches import SPIKE_MODES
 from ssjax.network import Network
 from ssjax.neurons import MODELS
-from ssjax.optim import Optimizer
+from ssjax.optim import OPTIMIZERS, TRANSFORMS, Optimizer
 from ssjax.params import (
     Check,
+    FrozenDict,
     borrow,
     choice,
+    ge,
     gt,
     int_ge,
     param,
@@ -57,13 +74,18 @@ __all__ = [
     "NetworkConfig",
     "NeuronConfig",
     "OptimizerConfig",
+    "OptimizerKeys",
+    "ReadoutConfig",
     "RegularizerConfig",
     "RuleConfig",
     "RunConfig",
     "SECTIONS",
     "SurrogateConfig",
     "TaskConfig",
+    "TrialsConfig",
     "MOVED",
+    "RUN_TRIAL_KEYS",
+    "is_trial",
     "RULE_TYPES",
     "variant_keys",
 ]
@@ -71,13 +93,21 @@ __all__ = [
 RULE_TYPES = RULE_CONFIGS  # rule.name -> its config dataclass (ssjax.train's registry)
 
 
-def _section(name: str, sources: list[type], exclude: tuple[str, ...] = ()) -> Any:
+def _section(
+    name: str,
+    sources: list[type],
+    exclude: tuple[str, ...] = (),
+    overrides: tuple[str, ...] = (),
+) -> Any:
     """A frozen dataclass ``name`` with the param fields of ``sources`` (first declaration of a
-    key wins; a key two sources declare must be one declaration, borrowed)."""
+    key wins; a key two sources declare must be one declaration, borrowed, unless it is in
+    ``overrides``: the first source's declaration replaces the later ones)."""
     fields: dict[str, tuple[dataclasses.Field, Any]] = {}
     for src in sources:
         for f, tp in params_of(src):
             if f.name in exclude:
+                continue
+            if f.name in fields and f.name in overrides:
                 continue
             if f.name in fields:
                 if not same_declaration(fields[f.name][0], f):
@@ -159,6 +189,88 @@ class RunConfig:
     seed_batching: str = param("auto", choice(("auto", "vmap", "map")), doc="see the class")
 
 
+def is_trial(c) -> bool:
+    """Whether the config ``c`` (``c.task.kind``) is a trial kind (:mod:`ssjax.tasks.trials`)."""
+    return registry.get(c.task.kind).trials
+
+
+def _optimizer_names(c) -> tuple[str, ...]:
+    return tuple(sorted(TRANSFORMS)) if is_trial(c) else OPTIMIZERS
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizerKeys:
+    """The ``optimizer`` keys that depend on the mode: ``name`` (pattern kinds: ssjax's rules,
+    :class:`ssjax.optim.Optimizer`; trial kinds: a name of :data:`ssjax.optim.TRANSFORMS`, built
+    by :func:`ssjax.optim.from_name` with ``learning_rate`` and ``kwargs``)."""
+
+    SCOPE: ClassVar[str] = "optimizer"
+
+    name: str = param(
+        "rmaxprop",
+        Check(
+            lambda v, c: v in _optimizer_names(c),
+            lambda c: "one of " + ", ".join(repr(o) for o in _optimizer_names(c)),
+            ("task.kind",),
+        ),
+        doc="pattern tasks: rmaxprop | rmsprop | fixed; trial tasks: an optax optimiser's name",
+    )
+    learning_rate: float = param(1e-3, gt(0), doc="trial tasks: the optimiser's learning rate")
+    kwargs: dict = param(
+        default_factory=FrozenDict,
+        doc="trial tasks: the optimiser's other keyword arguments (optax's names)",
+    )
+
+
+def _window_stop_ok(v, c) -> bool:
+    return v is None or v > c.trials.window_start
+
+
+@dataclasses.dataclass(frozen=True)
+class TrialsConfig:
+    """The ``trials`` section: training on labelled trials (trial task kinds).
+
+    An epoch is one pass over the training split in minibatches of ``batch_size`` (order from
+    :func:`ssjax.data.epoch_key` of the seed's key and the epoch); ``validation_fraction`` of the
+    training trials (stratified, drawn from ``split_seed``) are held out and scored every
+    ``eval_every`` epochs and after the last; the best validation accuracy's weights are kept.
+    ``error``, ``window_start``/``window_stop`` and ``target_times`` are SuperSpike's per-class
+    error (:class:`ssjax.trial.TrialSpec`).
+    """
+
+    SCOPE: ClassVar[str] = "trials"
+
+    batch_size: int = param(32, int_ge(1), doc="trials per minibatch")
+    epochs: int = param(10, int_ge(1), doc="passes over the training split")
+    eval_every: int = param(1, int_ge(1), doc="epochs between validation scores (and the last)")
+    checkpoint_every: int = param(1, int_ge(1), doc="epochs between checkpoints (and the last)")
+    validation_fraction: float = param(
+        0.1,
+        Check(lambda v, c: 0 <= v < 1, ">= 0 and < 1"),
+        doc="share of the training trials held out for validation (0: none)",
+    )
+    split_seed: int = param(0, int_ge(0), doc="seed of the validation split")
+    drop_last: bool = param(False, doc="drop an epoch's last, partial batch (else padded)")
+    spikes: str = param("count", choice(SPIKE_MODES), doc="input spikes per step: count | binary")
+    carry_state: bool = param(False, doc="carry each batch slot's state into the next batch")
+    error: str = param(
+        "window", choice(("window", "van_rossum")), doc="superspike: the per-class error"
+    )
+    window_start: float = param(0.0, ge(0, " s"), doc="superspike window: start (s)")
+    window_stop: float | None = param(
+        None,
+        Check(_window_stop_ok, "None or > trials.window_start", ("trials.window_start",)),
+        doc="superspike window: stop (s); None: the trial's end",
+    )
+    target_times: tuple[float, ...] = param(
+        (0.01,),
+        Check(lambda v, c: len(v) > 0 and min(v) >= 0, "a non-empty list of times >= 0 s"),
+        doc="superspike van_rossum: the correct output's target spike times (s)",
+    )
+
+
+RUN_TRIAL_KEYS = ("seeds", "seed", "keep_checkpoints", "dtype", "seed_batching")
+
 _TASK_PARAMS = [registry.get(k).params for k in registry.names()]
 
 NetworkConfig = _section("NetworkConfig", [Network])
@@ -166,8 +278,9 @@ NeuronConfig = _section("NeuronConfig", [_NeuronModel, *MODELS.values()])
 SurrogateConfig = _section("SurrogateConfig", [Surrogate], exclude=("forward",))
 RuleConfig = _section("RuleConfig", [_RuleName, *RULE_CONFIGS.values()], exclude=("error",))
 RegularizerConfig = _section("RegularizerConfig", [Regularizer])
-OptimizerConfig = _section("OptimizerConfig", [Optimizer])
+OptimizerConfig = _section("OptimizerConfig", [OptimizerKeys, Optimizer], overrides=("name",))
 TaskConfig = _section("TaskConfig", [_TaskKind, *_TASK_PARAMS])
+ReadoutConfig = _section("ReadoutConfig", [ClassifierLoss])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -188,6 +301,8 @@ class Config:
     regularizer: Any = dataclasses.field(default_factory=RegularizerConfig)
     optimizer: Any = dataclasses.field(default_factory=OptimizerConfig)
     task: Any = dataclasses.field(default_factory=TaskConfig)
+    readout: Any = dataclasses.field(default_factory=ReadoutConfig)
+    trials: TrialsConfig = dataclasses.field(default_factory=TrialsConfig)
     run: RunConfig = dataclasses.field(default_factory=RunConfig)
     source: str | None = dataclasses.field(default=None, compare=False)  # the YAML path
     # set by validation only (init=False: dataclasses.replace resets it to None)
@@ -214,16 +329,27 @@ MOVED = {
 }
 
 
+def _names(cls) -> tuple[str, ...]:
+    return tuple(f.name for f, _ in params_of(cls))
+
+
 def variant_keys(cfg_values) -> dict[str, tuple[str, ...]]:
     """Per union section, the keys the chosen variant declares: ``{"rule": (...), "task":
-    (...), "regularizer": (...), "neuron": (...)}`` for ``cfg_values`` with ``.rule.name``,
-    ``.task.kind`` and ``.neuron.model``."""
+    (...), "regularizer": (...), "neuron": (...), "optimizer", "readout", "trials", "run"}`` for
+    ``cfg_values`` with ``.rule.name``, ``.task.kind`` and ``.neuron.model`` (the last four
+    depend on the mode, pattern or trial, of ``task.kind``)."""
     rule = RULE_TYPES[cfg_values.rule.name]
     kind = registry.get(cfg_values.task.kind)
-    reg = [f.name for f, _ in params_of(Regularizer)] if rule is SuperSpikeConfig else []
+    reg = _names(Regularizer) if rule is SuperSpikeConfig else ()
+    trial = kind.trials
+    rule_keys = _names(rule) if rule is SuperSpikeConfig or not trial else ()
     return {
-        "rule": ("name", *(f.name for f, _ in params_of(rule))),
+        "rule": ("name", *rule_keys),
         "task": ("kind", *registry.reads(kind)),
         "regularizer": tuple(reg),
-        "neuron": ("model", *(f.name for f, _ in params_of(MODELS[cfg_values.neuron.model]))),
+        "neuron": ("model", *_names(MODELS[cfg_values.neuron.model])),
+        "optimizer": _names(OptimizerKeys) if trial else _names(Optimizer),
+        "readout": _names(ClassifierLoss) if trial else (),
+        "trials": _names(TrialsConfig) if trial else (),
+        "run": RUN_TRIAL_KEYS if trial else _names(RunConfig),
     }

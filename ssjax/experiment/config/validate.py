@@ -34,16 +34,36 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from ssjax.classification import READOUTS
+from ssjax.data.batches import n_batches
 from ssjax.experiment import paths
 from ssjax.experiment.config.errors import ConfigError
-from ssjax.experiment.config.schema import MOVED, SECTIONS, Config, _Checked, variant_keys
+from ssjax.experiment.config.schema import (
+    MOVED,
+    SECTIONS,
+    Config,
+    _Checked,
+    is_trial,
+    variant_keys,
+)
 from ssjax.experiment.config.yaml_io import config_to_dict, plain, read_yaml
+from ssjax.optim import from_name
 from ssjax.params import Check, ParamError, TypeProblem, check_scopes, parse
 from ssjax.tasks import registry
+from ssjax.tasks.trials import TrialData, split_validation
 
-__all__ = ["default_config", "load_config", "validate_config"]
+__all__ = ["default_config", "load_config", "trial_optimizer", "validate_config"]
 
-_PATH_KEYS = ("task.input", "task.target", "task.image")
+_PATH_KEYS = (
+    "task.input",
+    "task.target",
+    "task.image",
+    "task.train_file",
+    "task.test_file",
+    "task.folder",
+    "task.test_folder",
+    "task.labels_file",
+)
 
 
 def _sizes_ok(v, c) -> bool:
@@ -66,6 +86,14 @@ def _route_ok(v, c) -> bool:
     return v == "stepwise" or not _needs_stepwise(c)
 
 
+def _readout_ok(v, c) -> bool:
+    """Trial kinds: SuperSpike trains output spikes; the LI readout takes LIF's membrane."""
+    if not is_trial(c):
+        return True
+    spikes = READOUTS[v].outputs == "spikes"
+    return spikes if c.rule.name == "superspike" else spikes or c.neuron.model == "lif"
+
+
 # Rules between sections that no single parameter owns: (dotted key, check).
 _CROSS = [
     (
@@ -85,6 +113,20 @@ _CROSS = [
             _sizes_ok,
             lambda c: f"first == task.n_in = {c.task.n_in} and last == task.n_out = {c.task.n_out}",
             ("task.n_in", "task.n_out"),
+        ),
+    ),
+    (
+        "readout.name",
+        Check(
+            _readout_ok,
+            lambda c: (
+                "'count_ce', 'count_mse' or 'first_spike' with rule.name 'superspike' (it "
+                "trains the output spikes)"
+                if c.rule.name == "superspike"
+                else f"a spike readout with neuron.model {c.neuron.model!r} (the LI readout "
+                "takes LIF's membrane)"
+            ),
+            ("rule.name", "task.kind", "neuron.model"),
         ),
     ),
 ]
@@ -164,10 +206,16 @@ def _check_values(raw, file, overridden=()) -> Config:
                 continue
             unused.append(f"{sec}.{f.name}")
             if vals[sec][f.name] != getattr(default, f.name):
+                mode = "a trial" if is_trial(c) else "a pattern"
                 who = {
-                    "rule": f"rule.name {c.rule.name!r}",
+                    "rule": f"rule.name {c.rule.name!r}"
+                    + (" with a trial task.kind (the readout is the loss)" if is_trial(c) else ""),
                     "task": f"task.kind {c.task.kind!r}",
                     "neuron": f"neuron.model {c.neuron.model!r}",
+                    **{
+                        s: f"task.kind {c.task.kind!r} ({mode} task)"
+                        for s in ("optimizer", "readout", "trials", "run")
+                    },
                 }
                 owner = who.get(sec, f"rule.name {c.rule.name!r} (no regulariser)")
                 fail(
@@ -227,9 +275,85 @@ def _validate(raw, file, source, overridden=()) -> Config:
             data = kind.load(task, cfg.neuron.dt, np.dtype(cfg.run.dtype))
         except registry.TaskError as exc:
             raise ConfigError(file, exc.key, exc.message) from None
+    if kind.trials:
+        assert isinstance(data, TrialData)  # a trial kind's load returns it
+        _check_trials(cfg, data, file, overridden)
     cfg = dataclasses.replace(cfg, source=source)
     object.__setattr__(cfg, "_checked", _Checked(data))  # a new object: nobody else holds it
     return cfg
+
+
+def trial_optimizer(optimizer):
+    """The optax transformation of a trial config's ``optimizer`` section:
+    ``ssjax.optim.from_name(name, learning_rate=learning_rate, **kwargs)``, where
+    ``kwargs.learning_rate`` may replace the number by a schedule (``{schedule: name, ...}``,
+    :func:`ssjax.optim.schedule_from_name`); ValueError with the key (``(dotted key,
+    message)`` in ``args``) when it cannot be built."""
+    kwargs = {"learning_rate": optimizer.learning_rate, **optimizer.kwargs}
+    if "learning_rate" in optimizer.kwargs:  # only a schedule: a number is learning_rate's
+        lr = optimizer.kwargs["learning_rate"]
+        if not (isinstance(lr, dict) and "schedule" in lr):
+            raise ValueError(
+                "optimizer.kwargs",
+                "learning_rate here must be a schedule ({schedule: name, ...}); a number is "
+                "optimizer.learning_rate",
+            )
+        if optimizer.learning_rate != 1e-3:
+            raise ValueError(
+                "optimizer.learning_rate",
+                "set either it or a schedule in optimizer.kwargs.learning_rate, not both",
+            )
+    try:
+        return from_name(optimizer.name, **kwargs)
+    except (TypeError, ValueError) as exc:
+        key = "optimizer.learning_rate" if "'learning_rate'" in str(exc) else "optimizer.kwargs"
+        raise ValueError(key, str(exc)) from None
+
+
+def _check_trials(cfg: Config, data: TrialData, file, overridden) -> None:
+    """What a trial config's values say about its data: a validation split that holds trials,
+    batches, the SuperSpike window and target times inside a trial, and the optimiser."""
+    t = cfg.trials
+    try:
+        trial_optimizer(cfg.optimizer)
+    except ValueError as exc:
+        key, msg = exc.args
+        raise _error(file, key, msg, overridden) from None
+    train, val = split_validation(data.train, t.validation_fraction, t.split_seed)
+    n = data.train.n_trials
+    if val is not None and (val.n_trials == 0 or train.n_trials == 0):
+        raise _error(
+            file,
+            "trials.validation_fraction",
+            f"{t.validation_fraction} of {n} trials leaves {val.n_trials} for validation and "
+            f"{train.n_trials} for training; both need at least one",
+            overridden,
+        )
+    if n_batches(train.n_trials, t.batch_size, t.drop_last) == 0:
+        raise _error(
+            file,
+            "trials.batch_size",
+            f"{t.batch_size} > the {train.n_trials} training trials with trials.drop_last: "
+            "an epoch would have no batch",
+            overridden,
+        )
+    if cfg.rule.name != "superspike":
+        return
+    duration = data.train.duration
+    if t.error == "window" and t.window_start >= duration:
+        raise _error(
+            file,
+            "trials.window_start",
+            f"must be < the trial length {duration:g} s, got {t.window_start!r}",
+            overridden,
+        )
+    if t.error == "van_rossum" and max(t.target_times) >= duration:
+        raise _error(
+            file,
+            "trials.target_times",
+            f"must lie in [0, {duration:g} s) (the trial), got {list(t.target_times)}",
+            overridden,
+        )
 
 
 def label(cfg: Config) -> str:

@@ -85,7 +85,9 @@ def read_yaml(text: str, where: str):
 
 
 def plain(v):
-    """Tuples as lists, recursively (YAML and JSON friendly)."""
+    """Tuples as lists and mappings as plain dicts, recursively (YAML and JSON friendly)."""
+    if isinstance(v, dict):
+        return {k: plain(x) for k, x in v.items()}
     return [plain(x) for x in v] if isinstance(v, (tuple, list)) else v
 
 
