@@ -102,6 +102,7 @@ def build_trial_spec(cfg: Config) -> TrialSpec:
             window_start=t.window_start,
             window_stop=t.window_stop,
             target_times=t.target_times,
+            error_tail=t.error_tail,
             carry_state=t.carry_state,
         )
     except ValueError as exc:

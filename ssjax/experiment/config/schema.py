@@ -267,6 +267,11 @@ class TrialsConfig:
         Check(lambda v, c: len(v) > 0 and min(v) >= 0, "a non-empty list of times >= 0 s"),
         doc="superspike van_rossum: the correct output's target spike times (s)",
     )
+    error_tail: float = param(
+        0.05,
+        ge(0, " s"),
+        doc="superspike: silence after a trial in which the error meets traces (s)",
+    )
 
 
 RUN_TRIAL_KEYS = ("seeds", "seed", "keep_checkpoints", "dtype", "seed_batching")
