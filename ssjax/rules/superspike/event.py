@@ -137,15 +137,14 @@ def event_currents(max_rows: int, s: Array, w: Array, per_spike: bool = False) -
 
 
 def each_spike(s_rows: Array, visit, acc):
-    """Fold ``visit(acc, cols, vals, valid)`` over the spikes of ``s_rows`` ``[R, N]``, two per
-    row per pass: each pass takes every row's lowest and highest remaining nonzero column
-    (``cols``, ``vals``, ``valid``: ``[2, R]``; ``valid`` False where a row has no spike left,
-    ``vals`` 0 there), then removes them, until none is left (a ``lax.while_loop`` of
-    ``ceil(n / 2)`` passes for the most spikes ``n`` on one row, 1-3 for inputs at 5 Hz).
+    """Fold ``visit(acc, cols, vals, valid)`` over the spikes of ``s_rows`` ``[R, N]``, one per
+    row per pass: each pass takes every row's lowest remaining nonzero column (``cols``,
+    ``vals``, ``valid``: ``[R]``; ``valid`` False where a row has no spike left, ``vals`` 0
+    there), then removes it, until none is left (a ``lax.while_loop`` of as many passes as the
+    most spikes on one row). For the few rows :func:`step_spikes` does not decode.
 
-    Min and max reductions over ``[R, N]`` vectorise on CPU where an ``argmax`` or a
-    ``nonzero`` over the ``R N`` entries does not (the latter 50x slower at ``2500 x 1000``,
-    measured), and the spikes are visited without a product over mostly zeros.
+    One min reduction per pass: it vectorises on CPU, where an ``argmax``, a ``nonzero`` over
+    the ``R N`` entries, or a min and a max in one pass are 10-50x slower (measured).
     """
     n = s_rows.shape[1]
     col = jnp.arange(n, dtype=jnp.int32)
@@ -153,13 +152,11 @@ def each_spike(s_rows: Array, visit, acc):
     def body(carry):
         nz, acc = carry
         lo = jnp.min(jnp.where(nz, col, n), axis=1)
-        hi = jnp.max(jnp.where(nz, col, -1), axis=1)
-        cols = jnp.stack([jnp.minimum(lo, n - 1), jnp.maximum(hi, 0)])
-        valid = jnp.stack([lo < n, hi > lo])
-        vals = jnp.take_along_axis(s_rows, cols.T, axis=1).T
-        acc = visit(acc, cols, jnp.where(valid, vals, 0.0), valid)
-        nz = nz & (col != lo[:, None]) & (col != hi[:, None])
-        return nz, acc
+        valid = lo < n
+        cols = jnp.minimum(lo, n - 1)
+        vals = jnp.take_along_axis(s_rows, cols[:, None], axis=1)[:, 0]
+        acc = visit(acc, cols, jnp.where(valid, vals, 0), valid)
+        return nz & (col != lo[:, None]), acc
 
     nz = s_rows != 0
     return jax.lax.while_loop(lambda c: jnp.any(c[0]), body, (nz, acc))[1]
@@ -168,14 +165,14 @@ def each_spike(s_rows: Array, visit, acc):
 def per_spike(s_rows: Array, rhs: Array) -> Array:
     """``s_rows^T @ rhs`` (``[R, N_pre]``, ``[R, C]`` -> ``[N_pre, C]``) for sparse ``s_rows``:
     each spike adds its count times its row of ``rhs`` to its neuron's sum (:func:`each_spike`,
-    a scatter-add of ``[2R, C]`` per pass), ``spikes x C`` additions instead of
+    a scatter-add of ``[R, C]`` per pass), ``spikes x C`` additions instead of
     ``N_pre x R x C`` multiply-adds. Exact: the same terms, summed in another order.
     """
     n_pre = s_rows.shape[1]
 
     def visit(acc, cols, vals, valid):
         seg = jnp.where(valid, cols, n_pre)  # out of range: dropped
-        return acc.at[seg].add(vals[..., None] * rhs[None], mode="drop")
+        return acc.at[seg].add(vals[:, None] * rhs, mode="drop")
 
     return each_spike(s_rows, visit, jnp.zeros((n_pre, rhs.shape[1]), rhs.dtype))
 
@@ -186,9 +183,7 @@ def each_spike_currents(s_rows: Array, w: Array) -> Array:
     Exact: the same terms, summed in another order."""
 
     def visit(acc, cols, vals, valid):
-        # two gathers, not one [2, R, N] summed over its first axis: XLA:CPU fuses that sum
-        # with the gather into a loop 100x slower (measured)
-        return acc + vals[0][:, None] * w[cols[0]] + vals[1][:, None] * w[cols[1]]
+        return acc + vals[:, None] * w[cols]
 
     return each_spike(s_rows, visit, jnp.zeros((s_rows.shape[0], w.shape[1]), w.dtype))
 
