@@ -14,9 +14,16 @@ The steps are gathered into a list whose capacity is picked per block from a lad
 (:func:`capacities`, a ``lax.switch``, :func:`on_capacity`); a block with more spike-carrying
 steps than ``max_spikes`` (the largest capacity) falls back to the dense sum (a ``lax.cond``),
 so the route is always exact (equal to the dense one to float rounding, tested). The reverse
-scan writes only the listed steps' rows; for a presynaptic layer of at least :data:`_PER_SPIKE`
-neurons, the listed rows that carry one spike are added to that neuron's sum instead of a
-product over mostly zeros (:func:`per_spike`).
+scan writes only the listed steps' rows.
+
+At the spikes (one seed, a presynaptic layer of at least :data:`_PER_SPIKE` neurons): a step of
+1000 inputs at 5 Hz carries one or two spikes among 1000, so a product over the listed steps
+still multiplies mostly zeros (1000 x 2000 x 768 per 0.5 s block for the scale benchmark's
+input layer). :func:`step_spikes` decodes each step's one or two spiking neurons from one
+product with ``[1, j, j^2]`` (exact power sums), and the sums (:func:`spike_sums`), the input
+currents (:func:`per_spike_currents`) and the top hidden layer's error from the output spikes
+(:func:`event_layer_errors`) are gathers and scatter-adds of rows at those spikes; the rare
+steps with more spikes go through short lists (:func:`each_spike`).
 
 Shapes are time-major ``[K, N]`` for one sample; ``max_spikes`` counts steps. The closed forms
 are LIF's (:data:`SUPPORTED_NEURONS`).
