@@ -383,12 +383,14 @@ def _scale_md(recs: list[dict]) -> list[str]:
         p = prof[-1]
         out += [
             f"The gather is {100 * p['gather_ms'] / p['block_step_ms']:.0f}% of `block_step`; "
-            "the rule's update (timed alone, with its own fixed costs) is about all of it, the "
-            "optimiser and the metrics are within the timing noise."
+            "the rule's update (timed alone, with its own fixed costs) is most of the rest."
             + (
                 f" The speed goal (0.15) is not reached: {_f(speed[-1]['wall_per_sim_s'])} wall "
                 "s per simulated s, set by the rule's event route."
                 if speed and speed[-1]["wall_per_sim_s"] > 0.15
+                else f" The speed goal (0.15) is met: {_f(speed[-1]['wall_per_sim_s'])} wall s "
+                "per simulated s."
+                if speed
                 else ""
             ),
             "",

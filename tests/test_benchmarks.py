@@ -140,6 +140,9 @@ def test_scale_task_and_section(tmp_path):
     text = "\n".join(run._scale_md(recs))
     assert "| 2 | 4 | 0.2 | 700 |" in text and "ssjax validate" in text
     assert "The gather is 10%" in text and "not reached: 0.2" in text
+    recs[0] = {**recs[0], "wall_per_sim_s": 0.1}
+    text = "\n".join(run._scale_md(recs))
+    assert "is met: 0.1 wall s" in text and "not reached" not in text
 
 
 @pytest.mark.slow  # about 1-2 min: 15 conditions compiled one by one, then as 3 programs

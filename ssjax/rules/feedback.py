@@ -57,6 +57,12 @@ def init_feedback(key: Array, net: Network, kind: str, dtype=jnp.float32) -> tup
     return ()
 
 
+def feedback_matrix(weights: Weights, feedback: tuple, kind: str, l: int) -> Array:
+    """``[N_l, N_{l+1}]``: the matrix whose transpose carries layer ``l + 1``'s error to layer
+    ``l`` (``W[l]`` for ``symmetric``, else the stored matrix); not for ``none``."""
+    return weights[l] if kind == "symmetric" else feedback[l - 1]
+
+
 def layer_errors(e_out: Array, weights: Weights, feedback: tuple, kind: str) -> tuple:
     """Errors of every LIF layer, bottom to top, from the output error ``e_out``.
 
@@ -75,7 +81,6 @@ def layer_errors(e_out: Array, weights: Weights, feedback: tuple, kind: str) -> 
         if kind == "none":
             e = jnp.zeros(e_out.shape[:-1] + (weights[l].shape[0],), e_out.dtype)
         else:
-            f = weights[l] if kind == "symmetric" else feedback[l - 1]
-            e = matmul(errs[0], f.T)
+            e = matmul(errs[0], feedback_matrix(weights, feedback, kind, l).T)
         errs.insert(0, e)
     return tuple(errs)

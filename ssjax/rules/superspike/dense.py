@@ -61,7 +61,12 @@ from ssjax.rules.superspike.config import (
     SuperSpikeHyper,
     SuperSpikeState,
 )
-from ssjax.rules.superspike.event import _PER_SPIKE, event_currents, event_sums
+from ssjax.rules.superspike.event import (
+    _PER_SPIKE,
+    event_currents,
+    event_layer_errors,
+    event_sums,
+)
 
 _HIGHEST = jax.lax.Precision.HIGHEST
 
@@ -127,11 +132,18 @@ def scan_products(params, spikes: Array, psp0: tuple, post_args: PostArgs, sig_f
     return with_carried(params, free, summed, fin, psp0, [c * b for b in b0], a0), sums
 
 
-def _block_common(net, cfg, hyper, weights, inputs, targets, state, n_currents, shared_inputs):
+def _block_common(
+    net, cfg, hyper, weights, inputs, targets, state, n_currents, shared_inputs, event_errors
+):
     """Simulate the block (event-driven currents for the first ``n_currents`` layers) and compute
-    everything the dense and event routes share."""
+    everything the dense and event routes share; ``event_errors``: the top hidden layer's error
+    from the output's spikes (:func:`ssjax.rules.superspike.event.event_layer_errors`)."""
     dt = net.neuron.dt
-    currents = (functools.partial(event_currents, cfg.max_spikes),) * n_currents
+    # per spike (a sum of weight rows) for one seed; under a seed vmap one product of the shared
+    # rows serves every seed's weights
+    currents = (
+        functools.partial(event_currents, cfg.max_spikes, per_spike=not shared_inputs),
+    ) * n_currents
     # the simulation is not differentiated, so the scans may write their outputs over their
     # inputs; not under a seed vmap, where the carried [seeds, K, N] arrays are seed-major and
     # 64 seeds of 100-4-1 ran 1.1-1.2x slower (measured, CPU)
@@ -143,7 +155,13 @@ def _block_common(net, cfg, hyper, weights, inputs, targets, state, n_currents, 
     e_out, err = double_exp_filter(
         delta, cfg.tau_rise, cfg.tau_decay, dt, state=state.err, overwrite=overwrite
     )
-    errs = layer_errors(e_out, weights, state.feedback, cfg.feedback)
+    if event_errors and net.n_layers > 1 and cfg.feedback != "none":
+        filt = (cfg.tau_rise, cfg.tau_decay, dt)
+        errs = event_layer_errors(
+            delta, state.err, e_out, weights, state.feedback, cfg.feedback, filt
+        )
+    else:
+        errs = layer_errors(e_out, weights, state.feedback, cfg.feedback)
     arriving = arriving_spikes(net, state.net, inputs, rec)
     return net_state, err, win, rec, errs, arriving
 
@@ -221,8 +239,14 @@ def block_blocked(
     """
     hyper = cfg.hyper(net) if hyper is None else hyper
     n_currents = max(event_layers, int(shared_inputs))
+    # one seed, every layer event-driven, and outputs enough for a product to cost more than
+    # sums of rows: the hidden error from the output's spikes too (under a seed vmap they are
+    # per seed)
+    event_errors = (
+        event_layers == net.n_layers and not shared_inputs and net.sizes[-1] >= _PER_SPIKE
+    )
     net_state, err, win, rec, errs, arriving = _block_common(
-        net, cfg, hyper, weights, inputs, targets, state, n_currents, shared_inputs
+        net, cfg, hyper, weights, inputs, targets, state, n_currents, shared_inputs, event_errors
     )
     k, n_layers = inputs.shape[0], net.n_layers
     grads, layers = [], []

@@ -11,7 +11,10 @@ Routes, all exact (they agree to float rounding, tested):
   (:mod:`ssjax.rules.superspike.event`). ``method: event`` applies this to every layer, except
   under a seed ``vmap`` with shared inputs (``shared_inputs``): there the deeper layers'
   presynaptic spikes are per seed and the capacity switch would run every branch, so only the
-  input layer (whose spikes all seeds share) is event-driven.
+  input layer (whose spikes all seeds share) is event-driven. For one seed, layers of at least
+  ``event._PER_SPIKE`` neurons take their currents and sums at the spikes themselves, and the
+  top hidden layer's error is computed from the output spikes before filtering
+  (:func:`ssjax.rules.superspike.event.event_layer_errors`).
 
 Output layer = gradient: for the output layer, with ``reset_grad=False``, the same surrogate,
 no Hebbian delay, no regulariser, and a block that starts with zero traces (PSP, eligibility)

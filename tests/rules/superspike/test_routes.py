@@ -53,7 +53,17 @@ CASES = [
     ((40, 6, 3), 8e-4, 8e-4, "random", {"rho": 1.0}),
     ((40, 6, 3), 0.0, 5e-4, "uniform", {"rho": 0.5, "error_dependent": True}),
     ((30, 5, 4, 2), 3e-4, 0.0, "symmetric", {"rho": 1.0, "layers": "all"}),
-]
+    # >= _PER_SPIKE inputs and outputs: input currents and sums at the spikes, the hidden
+    # error from the output spikes (event route; a shorter check in the default suite below)
+    pytest.param(
+        (130, 6, 130), 0.0, 0.0, "symmetric", {"rho": 0.5, "error_dependent": True},
+        marks=pytest.mark.slow,
+    ),
+    pytest.param(
+        (130, 6, 130), 3e-4, 2e-4, "random", {"rho": 1.0, "layers": "all"},
+        marks=pytest.mark.slow,
+    ),
+]  # fmt: skip
 
 
 @pytest.mark.parametrize("x64", [False, pytest.param(True, marks=pytest.mark.slow)])
@@ -90,6 +100,31 @@ def test_stepwise_dense_event_agree_over_consecutive_blocks(
                     s_a,
                     s_x,
                 )
+
+
+@pytest.mark.parametrize("feedback", [pytest.param("symmetric", marks=pytest.mark.slow), "random"])
+def test_event_route_at_the_spikes_equals_stepwise(feedback):
+    """>= _PER_SPIKE inputs and outputs: the input currents and the input layer's sums taken at
+    the spikes, the hidden error from the output spikes; with the regulariser and delays."""
+    sizes = (130, 6, 130)
+    assert min(sizes[0], sizes[-1]) >= event_route._PER_SPIKE
+    net = Network(sizes, LIFParams(delay=3e-4))
+    het = Regularizer(rho=1.0, layers="all")
+    cfg = SuperSpikeConfig(feedback=feedback, hebbian_delay=2e-4, regularizer=het)
+    w = tuple(4 * a for a in init_weights(net, jax.random.PRNGKey(0)))
+    s_a = s_c = init_rule_state(
+        net, cfg, jnp.float32, init_feedback(jax.random.PRNGKey(1), net, feedback)
+    )
+    for x, y in _blocks(2, sizes[0], sizes[-1], jnp.float32, k=1000):
+        g_a, s_a, aux = _stepwise(net, cfg, w, x, y, s_a)
+        g_c, s_c, _ = _event(net, cfg, w, x, y, s_c)
+        assert all(float(s.sum()) > 0 for s in aux.record.spikes)
+        assert int(jnp.sum(event_route.step_spikes(x).n > 2)) > 0  # steps with 3+ spikes
+        for l in range(net.n_layers):
+            scale = float(jnp.abs(g_a[l]).max())
+            assert scale > 0
+            np.testing.assert_allclose(g_c[l], g_a[l], rtol=0, atol=2e-5 * scale)
+        jax.tree.map(lambda p, q: np.testing.assert_allclose(p, q, rtol=2e-5, atol=2e-8), s_a, s_c)
 
 
 # 130: the input layer sums per spike; 60 (13 s) runs with the long checks
