@@ -208,17 +208,12 @@ def load_run(workdir, *, step: int | None = None, fallback: bool = False) -> Loa
         runs, saved = slice(pos, pos + len(ids)), saved[name]
     else:
         total = len(ids)
-    diff = config_differences(saved, config_to_dict(cfg))
-    if diff:
-        lines = "; ".join(f"{k}: {a!r} (checkpoint) vs {b!r} (config.yaml)" for k, a, b in diff)
-        raise LoadError(f"{workdir}: config.yaml differs from the checkpoint's config: {lines}")
+    _check_saved_config(workdir, saved, cfg)
     # shapes only: every run of a group shares the structure, so seed ids do not matter here
     template = jax.eval_shape(lambda: init_states(trainer, list(range(total)), dtype))
     block, state, meta = ckpt.restore(template, step, fallback=fallback)
     state = jax.tree.map(lambda a: a[runs], state)
-    summary_path = workdir / "summary.json"
-    finished = block >= n_blocks(cfg)
-    summary = _read_json(summary_path) if finished and summary_path.is_file() else None
+    summary = _summary(workdir, block >= n_blocks(cfg))
     history = meta.get("history", {})
     if name is not None:
         history = _slice_history(history, runs)
@@ -235,6 +230,20 @@ def load_run(workdir, *, step: int | None = None, fallback: bool = False) -> Loa
     )
 
 
+def _check_saved_config(workdir: Path, saved: dict, cfg: Config) -> None:
+    """LoadError unless the checkpoint's config ``saved`` equals ``config.yaml``'s ``cfg``."""
+    diff = config_differences(saved, config_to_dict(cfg))
+    if diff:
+        lines = "; ".join(f"{k}: {a!r} (checkpoint) vs {b!r} (config.yaml)" for k, a, b in diff)
+        raise LoadError(f"{workdir}: config.yaml differs from the checkpoint's config: {lines}")
+
+
+def _summary(workdir: Path, finished: bool) -> dict | None:
+    """``summary.json`` of a finished run, else None."""
+    path = workdir / "summary.json"
+    return _read_json(path) if finished and path.is_file() else None
+
+
 def _load_trial_run(workdir: Path, cfg: Config, step, fallback) -> LoadedRun:
     """:func:`load_run` of a trial run (:mod:`ssjax.experiment.trials`)."""
     from ssjax.experiment.trials import init_run_state
@@ -244,14 +253,9 @@ def _load_trial_run(workdir: Path, cfg: Config, step, fallback) -> LoadedRun:
     if not (workdir / "checkpoints").is_dir():
         raise LoadError(f"{workdir}: no checkpoints/ folder (the run never saved one)")
     ckpt = Checkpointer(workdir / "checkpoints")
-    diff = config_differences(ckpt.read_meta(step).get("config", {}), config_to_dict(cfg))
-    if diff:
-        lines = "; ".join(f"{k}: {a!r} (checkpoint) vs {b!r} (config.yaml)" for k, a, b in diff)
-        raise LoadError(f"{workdir}: config.yaml differs from the checkpoint's config: {lines}")
+    _check_saved_config(workdir, ckpt.read_meta(step).get("config", {}), cfg)
     template = jax.eval_shape(lambda: init_run_state(spec, tx, ids, dtype, cfg.trials.batch_size))
     epoch, state, meta = ckpt.restore(template, step, fallback=fallback)
-    summary_path = workdir / "summary.json"
-    finished = epoch >= cfg.trials.epochs
     return LoadedRun(
         workdir=workdir,
         config=cfg,
@@ -261,7 +265,7 @@ def _load_trial_run(workdir: Path, cfg: Config, step, fallback) -> LoadedRun:
         block=epoch,
         total_blocks=cfg.trials.epochs,
         history=meta.get("history", {}),
-        summary=_read_json(summary_path) if finished and summary_path.is_file() else None,
+        summary=_summary(workdir, epoch >= cfg.trials.epochs),
     )
 
 

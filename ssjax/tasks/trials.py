@@ -134,6 +134,15 @@ def _read(fn, key: str, path: str, **kw) -> TrialSet:
         raise TaskError(key, str(exc)) from None
 
 
+def _train_and_test(fn, kw: dict, train: tuple, test: tuple) -> TrialData:
+    """The training set and the optional test set, each ``(config key, path or None)``, read by
+    ``fn(path, **kw)``."""
+    return TrialData(
+        _read(fn, train[0], train[1], **kw),
+        None if test[1] is None else _read(fn, test[0], test[1], **kw),
+    )
+
+
 def _load_shd(task: ShdParams, dt: float, dtype) -> TrialData:
     kw = dict(
         n_units=task.n_in,
@@ -143,12 +152,8 @@ def _load_shd(task: ShdParams, dt: float, dtype) -> TrialData:
         rounding=task.rounding,
         on_out_of_range=task.on_out_of_range,
     )
-    path = _file(task.train_file, "task.train_file", "shd")
-    train = _read(load_hdf5, "task.train_file", path, **kw)
-    test = None
-    if task.test_file is not None:
-        test = _read(load_hdf5, "task.test_file", task.test_file, **kw)
-    return TrialData(train, test)
+    train = ("task.train_file", _file(task.train_file, "task.train_file", "shd"))
+    return _train_and_test(load_hdf5, kw, train, ("task.test_file", task.test_file))
 
 
 def _load_ras_folder(task: RasFolderParams, dt: float, dtype) -> TrialData:
@@ -162,14 +167,8 @@ def _load_ras_folder(task: RasFolderParams, dt: float, dtype) -> TrialData:
         rounding=task.rounding,
         on_out_of_range=task.on_out_of_range,
     )
-    folder = _file(task.folder, "task.folder", "ras_folder")
-    train = _read(load_ras_folder, "task.folder", folder, **kw)
-    test = (
-        None
-        if task.test_folder is None
-        else _read(load_ras_folder, "task.test_folder", task.test_folder, **kw)
-    )
-    return TrialData(train, test)
+    train = ("task.folder", _file(task.folder, "task.folder", "ras_folder"))
+    return _train_and_test(load_ras_folder, kw, train, ("task.test_folder", task.test_folder))
 
 
 def _randman_kw(task: RandmanTrialsParams, dt: float) -> dict:
